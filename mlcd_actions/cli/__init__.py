@@ -1,0 +1,187 @@
+"""The ``mlcd`` command: a lazy click group and the one place that maps errors to exit codes.
+
+Subcommands are imported only when named (click's "Lazily Loading Subcommands"
+recipe), and their modules import no pandas, sklearn, mlflow or dvc at module level,
+so ``mlcd --help`` stays fast. Every option also reads ``MLCD_<OPTION>`` and
+``mlcd.yaml`` (see :mod:`mlcd_actions.config`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Any
+
+import click
+
+from mlcd_actions import __version__, secrets
+from mlcd_actions.errors import EXIT_USAGE, MlcdError
+
+# command name -> "module:attribute"; a module not yet present is simply not listed
+COMMANDS: dict[str, str] = {
+    "init": "mlcd_actions.cli.init:cmd",
+    "ingest": "mlcd_actions.cli.ingest:cmd",
+    "schema": "mlcd_actions.cli.schema:group",
+    "validate": "mlcd_actions.cli.validate:cmd",
+    "prepare": "mlcd_actions.cli.prepare:cmd",
+    "check-data": "mlcd_actions.cli.check_data:cmd",
+    "version-data": "mlcd_actions.cli.version_data:cmd",
+    "build-training": "mlcd_actions.cli.build_training:cmd",
+    "train": "mlcd_actions.cli.train:cmd",
+    "evaluate": "mlcd_actions.cli.evaluate:cmd",
+    "check-fairness": "mlcd_actions.cli.check_fairness:cmd",
+    "register": "mlcd_actions.cli.register:cmd",
+    "build-app": "mlcd_actions.cli.build_app:cmd",
+    "deploy": "mlcd_actions.cli.deploy:cmd",
+    "smoke-test": "mlcd_actions.cli.smoke_test:cmd",
+    "rollback": "mlcd_actions.cli.rollback:cmd",
+    "predict": "mlcd_actions.cli.predict:cmd",
+    "serve": "mlcd_actions.cli.serve:cmd",
+    "monitor": "mlcd_actions.cli.monitor:cmd",
+    "report": "mlcd_actions.cli.report:cmd",
+    "run": "mlcd_actions.cli.run:cmd",
+}
+# options that must not read MLCD_<NAME> (they would collide with CI outputs)
+_NO_ENVVAR = {"help"}
+
+
+def env_name(param_name: str) -> str:
+    return "MLCD_" + param_name.upper()
+
+
+def _with_envvars(cmd: click.Command) -> click.Command:
+    """Give every parameter (recursively) the env var ``MLCD_<NAME>`` unless it has one."""
+    for param in cmd.params:
+        if param.envvar is None and param.name and param.name not in _NO_ENVVAR:
+            param.envvar = env_name(param.name)
+            if isinstance(param, click.Option):
+                param.show_envvar = True
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _with_envvars(sub)
+    return cmd
+
+
+class LazyGroup(click.Group):
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+        self._loaded: dict[str, click.Command] = {}
+
+    def _available(self, name: str) -> bool:
+        module = self.lazy[name].split(":")[0]
+        return importlib.util.find_spec(module) is not None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*self.commands, *(n for n in self.lazy if self._available(n))])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        if name not in self.lazy or not self._available(name):
+            return None
+        if name not in self._loaded:
+            module, attr = self.lazy[name].split(":")
+            cmd = getattr(importlib.import_module(module), attr)
+            self._loaded[name] = _with_envvars(cmd)
+        return self._loaded[name]
+
+
+def _option_key(param: click.Parameter) -> str:
+    return (param.name or "").replace("_", "-")
+
+
+def _validator(cmd: click.Command, param: click.Parameter):
+    def check(value: Any) -> Any:
+        ctx = click.Context(cmd)
+        if param.multiple or getattr(param, "nargs", 1) == -1:
+            values = value if isinstance(value, list) else [value]
+            return [param.type.convert(v, param, ctx) for v in values]
+        if isinstance(value, (list, dict)):
+            raise ValueError(f"expected one value, got a {type(value).__name__}")
+        try:
+            return param.type.convert(value, param, ctx)
+        except click.BadParameter as exc:
+            raise ValueError(exc.format_message()) from exc
+
+    return check
+
+
+def option_spec(group: LazyGroup, ctx: click.Context) -> dict[str, Any]:
+    """``{command: {option: validator}}`` for every command, for config validation."""
+    spec: dict[str, Any] = {}
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        if isinstance(cmd, click.Group):
+            sub_spec: dict[str, Any] = {"__group__": True}
+            for sub_name, sub in cmd.commands.items():
+                sub_spec[sub_name] = {_option_key(p): _validator(sub, p) for p in sub.params
+                                      if p.name not in ("help",)}
+            spec[name] = sub_spec
+        elif cmd is not None:
+            spec[name] = {_option_key(p): _validator(cmd, p) for p in cmd.params
+                          if p.name not in ("help",)}
+    return spec
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mlcd")
+@click.option("--config", "config_path", envvar="MLCD_CONFIG", type=click.Path(dir_okay=False),
+              default=None, help="Config file (default: ./mlcd.yaml when present).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Continuous delivery for machine learning: one command per pipeline stage.
+
+    Exit codes: 0 passed, 1 a gate failed, 2 usage or configuration error,
+    3 an outside service or source failed. The last line on stdout is the verdict.
+    """
+    if ctx.resilient_parsing or any(a in ("--help", "-h") for a in ctx.args):
+        return
+    from mlcd_actions import config
+
+    path = config.find(config_path)
+    if path is None:
+        return
+    cfg = config.load(path)
+    ctx.default_map = config.validate(cfg, option_spec(ctx.command, ctx))
+    ctx.meta["mlcd.config"] = cfg
+
+
+def _stage_of(args: list[str]) -> str:
+    for a in args:
+        if not a.startswith("-"):
+            return a
+    return "cli"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. Returns the documented exit code; exits with it when run as ``mlcd``."""
+    code = _main(list(sys.argv[1:] if argv is None else argv))
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _main(args: list[str]) -> int:
+    try:
+        rv = cli.main(args=args, prog_name="mlcd", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("mlcd: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        # usage errors: click's own line on stderr, the verdict on stdout
+        ctx = getattr(exc, "ctx", None)
+        stage = " ".join(ctx.command_path.split()[1:]) if ctx else ""
+        stage = stage or _stage_of(args)
+        message = " ".join(secrets.mask(exc.format_message()).split())
+        click.echo(f"Error: {message}", err=True)
+        click.echo(f"mlcd {stage}: failed — usage: {message}")
+        return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
+    except MlcdError as exc:
+        click.echo(f"mlcd {_stage_of(args)}: failed — {secrets.mask(exc.one_line())}")
+        return exc.exit_code
+    return rv if isinstance(rv, int) else 0

@@ -1,0 +1,137 @@
+"""What every ``mlcd <stage>`` command shares: ``--report-dir``, running the stage library,
+writing reports, emitting to CI, the verdict line and the exit code.
+
+A stage command is ~30 lines: options, then a call into ``mlcd_actions.stages``::
+
+    @stage_command("ingest")
+    @click.argument("source_uri")
+    @click.option("--out", required=True, help="...")
+    def cmd(source_uri, out):
+        from mlcd_actions.stages import ingest   # heavy imports inside, never at module top
+        return ingest.run(source_uri, out=out)
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from mlcd_actions import secrets
+from mlcd_actions.errors import EXIT_FAILED, MlcdError
+from mlcd_actions.report import DEFAULT_DIR, now_iso
+from mlcd_actions.results import ERROR, FAILED, Finding, StageResult
+
+log = logging.getLogger("mlcd")
+
+
+def log_path(report_dir: str | os.PathLike) -> Path:
+    explicit = os.environ.get("MLCD_LOG_FILE")
+    if explicit:
+        return Path(explicit)
+    return Path(report_dir).parent / "logs" / "mlcd.log"
+
+
+def _open_log(report_dir: str | os.PathLike) -> Path | None:
+    path = log_path(report_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    for h in list(log.handlers):
+        if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve():
+            return path
+        if isinstance(h, logging.FileHandler):
+            log.removeHandler(h)
+            h.close()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return path
+
+
+def report_dir_option(f: Callable) -> Callable:
+    return click.option("--report-dir", default=DEFAULT_DIR, show_default=True,
+                        type=click.Path(file_okay=False),
+                        help="Where <stage>.json, <stage>.md and the JUnit report go.")(f)
+
+
+def execute(stage: str, fn: Callable[[], StageResult], report_dir: str | os.PathLike,
+            *, echo: Callable[[str], None] = click.echo) -> int:
+    """Run ``fn``, turn what happens into a StageResult, report it, print the verdict.
+
+    Returns the exit code. Known errors become one line; the traceback goes to the log.
+    """
+    from mlcd_actions import ci, report
+
+    started = now_iso()
+    t0 = time.monotonic()
+    logfile = _open_log(report_dir)
+    log.info("mlcd %s: start", stage)
+    try:
+        result = fn()
+        if not isinstance(result, StageResult):
+            raise TypeError(f"stage {stage} returned {type(result).__name__}, not StageResult")
+    except MlcdError as exc:
+        log.error("mlcd %s: %s\n%s", stage, secrets.mask(exc.one_line()),
+                  secrets.mask(traceback.format_exc()))
+        result = StageResult(stage, status=ERROR if exc.exit_code != EXIT_FAILED else FAILED,
+                             reason=exc.one_line(), exit_code=exc.exit_code)
+        if exc.file:
+            result.findings.append(Finding(exc.one_line(), file=exc.file, line=exc.line,
+                                           title=f"mlcd {stage}"))
+    except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+        log.error("mlcd %s: unexpected error\n%s", stage, secrets.mask(traceback.format_exc()))
+        first = (str(exc).strip().splitlines() or [""])[0]
+        where = f"; traceback in {logfile}" if logfile else ""
+        result = StageResult(stage, status=ERROR,
+                             reason=f"internal error: {type(exc).__name__}: {first}{where}",
+                             exit_code=EXIT_FAILED)
+    duration = time.monotonic() - t0
+    result.details.setdefault("duration_s", round(duration, 3))
+    try:
+        report.write(result, report_dir, started_at=started, duration_s=duration)
+        ci.emit(result, report_dir, duration_s=duration, echo=echo)
+    except OSError as exc:
+        log.error("mlcd %s: cannot write report: %s", stage, exc)
+        echo(f"mlcd {stage}: warning — cannot write the report to {report_dir}: {exc}")
+    log.info("%s (%.2fs)", secrets.mask(result.verdict()), duration)
+    echo(secrets.mask(result.verdict()))
+    return result.code()
+
+
+def stage_command(name: str, *, report_name: str | None = None, **command_kwargs):
+    """Decorator: a click command whose callback returns a StageResult.
+
+    Adds ``--report-dir``; the wrapped callback's heavy imports happen inside ``execute``
+    so that their failures are reported like any other.
+    """
+
+    def decorate(f: Callable[..., StageResult]) -> click.Command:
+        @functools.wraps(f)
+        def callback(report_dir: str, **kwargs) -> int:
+            return execute(report_name or name, lambda: f(**kwargs), report_dir)
+
+        cmd = click.command(name, **command_kwargs)(report_dir_option(callback))
+        return cmd
+
+    return decorate
+
+
+def split_multi(values) -> list[str]:
+    """Options given many times may also come as one comma/space separated value."""
+    out: list[str] = []
+    for v in values or ():
+        if isinstance(v, (list, tuple)):
+            out.extend(split_multi(v))
+        else:
+            out.extend(p for p in str(v).replace(",", " ").split() if p)
+    return out

@@ -1,0 +1,63 @@
+"""Errors that know their exit code.
+
+Exit codes are public (DESIGN §3): 0 passed, 1 a gate or the stage failed,
+2 usage or configuration error (bad input included), 3 an outside service or
+source failed. A stage raises one of these with a single clear line naming the
+file, column, row or service; the CLI maps it to its exit code in one place
+(``mlcd_actions.cli.main``) and sends the traceback to the log file only.
+"""
+
+from __future__ import annotations
+
+EXIT_PASSED = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_SERVICE = 3
+
+
+class MlcdError(Exception):
+    """Base class: one clear line for the user, an exit code for the shell."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = self.message
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return " ".join(text.split())
+
+
+class StageFailed(MlcdError):
+    """The stage could not do its work for a reason that is the user's code or data (exit 1)."""
+
+    exit_code = EXIT_FAILED
+
+
+class GateFailed(MlcdError):
+    """A gate failed (exit 1). Stages usually return a failed StageResult instead."""
+
+    exit_code = EXIT_FAILED
+
+
+class ConfigError(MlcdError):
+    """Usage, configuration or bad input (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class DataError(ConfigError):
+    """An input file is missing, unreadable, malformed or of the wrong shape (exit 2)."""
+
+
+class ServiceError(MlcdError):
+    """An outside service or source failed: unreachable, timed out, refused auth (exit 3)."""
+
+    exit_code = EXIT_SERVICE

@@ -1,0 +1,1 @@
+"""Stage libraries: each module has ``run(...) -> StageResult`` and never imports click."""

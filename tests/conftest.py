@@ -1,0 +1,78 @@
+"""Shared fixtures. Service fixtures (S3, HTTP, MLflow) live in tests/services.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytest_plugins = ["tests.services"]
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Every test runs in its own empty directory, with HOME there too (never the real one),
+    outside any CI (tests that want CI behaviour set the variables themselves)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("MLCD_PROGRESS", "0")
+    for var in list(os.environ):
+        if var.startswith(("GITHUB_", "GITLAB_", "CI_", "MLCD_")) and var != "MLCD_PROGRESS":
+            monkeypatch.delenv(var, raising=False)
+    for var in ("CI", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(var, raising=False)
+    from mlcd_actions import secrets
+
+    secrets.clear()
+    yield work
+    secrets.clear()
+
+
+class Result:
+    def __init__(self, code: int, stdout: str, stderr: str) -> None:
+        self.exit_code = code
+        self.stdout = stdout
+        self.stderr = stderr
+        self.output = stdout + stderr
+
+    @property
+    def verdict(self) -> str:
+        lines = [line for line in self.stdout.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+    def __repr__(self) -> str:  # shown by pytest when an assert fails
+        return f"<exit {self.exit_code}>\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+
+@pytest.fixture
+def mlcd():
+    """Run ``mlcd ARGS...`` in-process; returns exit code, stdout, stderr and the verdict."""
+    from mlcd_actions.cli import main
+
+    def run(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
+        runner = CliRunner()
+        code_holder = {}
+
+        def invoke():
+            code_holder["code"] = main([str(a) for a in args])
+
+        with runner.isolation(input=input, env=env) as (out, err, *_):
+            invoke()
+            stdout = out.getvalue().decode()
+            stderr = err.getvalue().decode() if err is not None else ""
+        return Result(code_holder["code"], stdout, stderr)
+
+    return run
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA

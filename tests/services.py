@@ -1,0 +1,138 @@
+"""Real services on loopback for the tests: an HTTP file server, an S3-compatible server
+(moto's standalone server, a separate process) and an ``mlflow server``.
+
+Each starts on a free 127.0.0.1 port, waits with a bounded loop and stops at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+# ------------------------------------------------------------------ HTTP
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve ``root`` (a fresh directory) over HTTP on loopback; yields (base_url, root)."""
+    root = tmp_path / "http-root"
+    root.mkdir()
+    handler = lambda *a, **k: _Handler(*a, directory=str(root), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ------------------------------------------------------------------ S3
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """An S3-compatible server (moto_server) on loopback; yields its endpoint URL."""
+    exe = shutil.which("moto_server", path=str(BIN)) or shutil.which("moto_server")
+    if exe is None:
+        pytest.fail("moto_server not installed (pip install 'moto[server]')")
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=fh,
+                                stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, 60, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def s3(s3_endpoint, monkeypatch):
+    """Credentials for the loopback S3 server, and a boto3 client. Yields (endpoint, client)."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    yield s3_endpoint, client
+
+
+# ------------------------------------------------------------------ MLflow
+
+def start_mlflow(root: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    port = port or free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    log = open(root / "server.log", "ab")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+    proc._mlcd_log = log  # type: ignore[attr-defined]
+    try:
+        wait_for_port(port, 90, proc)
+    except Exception:
+        stop(proc)
+        raise
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` on a loopback port, shared by the session; yields its URI."""
+    proc, uri = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    try:
+        yield uri
+    finally:
+        stop(proc)
+        proc._mlcd_log.close()  # type: ignore[attr-defined]
