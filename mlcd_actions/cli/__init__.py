@@ -137,8 +137,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     Exit codes: 0 passed, 1 a gate failed, 2 usage or configuration error,
     3 an outside service or source failed. The last line on stdout is the verdict.
     """
-    if ctx.resilient_parsing or any(a in ("--help", "-h") for a in ctx.args):
-        return
+    argv = (ctx.obj or {}).get("argv", sys.argv[1:])
+    if ctx.resilient_parsing or any(a in ("--help", "-h") for a in argv):
+        return  # help never fails on a broken config
     from mlcd_actions import config
 
     path = config.find(config_path)
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: list[str]) -> int:
     try:
-        rv = cli.main(args=args, prog_name="mlcd", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="mlcd", standalone_mode=False, obj={"argv": args})
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
