@@ -136,3 +136,105 @@ def mlflow_server(tmp_path_factory):
     finally:
         stop(proc)
         proc._mlcd_log.close()  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------ Docker
+
+BASE_IMAGE = "mlcd-base:bookworm"
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def _docker_ping(url: str) -> bool:
+    try:
+        import docker
+
+        client = docker.DockerClient(base_url=url, timeout=10)
+        client.ping()
+        client.close()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not usable"
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_host(tmp_path_factory):
+    """A Docker engine for the tests: ``$DOCKER_HOST`` when it answers, else a ``dockerd``
+    started here under a temp dir (root needed; CI runs as root). Yields the URL."""
+    existing = os.environ.get("DOCKER_HOST")
+    if existing and _docker_ping(existing):
+        yield existing
+        return
+    dockerd = shutil.which("dockerd")
+    if dockerd is None:
+        pytest.fail("no Docker engine: set DOCKER_HOST or install docker.io (./run test does)")
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="mlcd-dk-", dir="/tmp"))
+    sock = root / "docker.sock"
+    url = f"unix://{sock}"
+    log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [dockerd, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+         "--pidfile", str(root / "docker.pid"), "-H", url],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not _docker_ping(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                raise RuntimeError("dockerd did not start: "
+                                   + (root / "dockerd.log").read_text()[-2000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        stop(proc)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def build_base_image(client, tag: str = BASE_IMAGE) -> str:
+    """A Debian bookworm image with python3 + pip, built locally with debootstrap (no
+    registry is reachable). The root file system is cached in ``.tools/``."""
+    try:
+        client.images.get(tag)
+        return tag
+    except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound
+        pass
+    cache = _REPO / ".tools" / "bookworm-python3-rootfs.tar"
+    if not cache.exists():
+        debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
+        if not Path(debootstrap).exists():
+            pytest.fail("debootstrap not installed (./run test installs it)")
+        import tempfile
+
+        work = Path(tempfile.mkdtemp(prefix="mlcd-rootfs-", dir="/tmp"))
+        rootfs = work / "rootfs"
+        subprocess.run([debootstrap, "--variant=minbase",
+                        "--include=python3,python3-pip,python3-venv,ca-certificates",
+                        "bookworm", str(rootfs)], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.STDOUT, timeout=900)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tmp), "."], check=True)
+        os.replace(tmp, cache)
+        shutil.rmtree(work, ignore_errors=True)
+    with open(cache, "rb") as fh:
+        client.api.import_image_from_data(fh.read(), repository=tag.split(":")[0],
+                                          tag=tag.split(":")[1],
+                                          changes=['CMD ["python3"]'])
+    return tag
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_host):
+    import docker
+
+    client = docker.DockerClient(base_url=docker_host, timeout=600)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client):
+    """Tag of the locally built base image (python3 + pip on Debian bookworm)."""
+    return build_base_image(docker_client)
