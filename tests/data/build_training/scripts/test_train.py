@@ -1,0 +1,5 @@
+import train
+
+
+def test_has_main():
+    assert callable(train.main)
