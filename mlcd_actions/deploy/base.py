@@ -1,0 +1,172 @@
+"""Deploy targets: the interface, the deployment record, and the per-environment state.
+
+A target starts the new version, waits until it is healthy, and only then stops the
+previous one; when the new one never gets healthy it is removed and the previous one
+keeps serving. What is deployed where is kept per environment in
+``.mlcd/deployments/<environment>.json`` (current, previous, history) and, when the
+model is registered, in the MLflow registry (the environment's alias and a
+``mlcd.previous.<alias>`` tag), so ``rollback`` works from either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mlcd_actions.errors import ConfigError, StageFailed
+from mlcd_actions.fsutil import write_json
+
+STATE_DIR = ".mlcd/deployments"
+HISTORY = 20
+
+
+@dataclass
+class DeploySpec:
+    """What to deploy, where. ``image`` for container targets, ``model_uri`` for ``local``."""
+
+    environment: str
+    image: str | None = None
+    model_uri: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    lineage_id: str | None = None
+    host: str = "127.0.0.1"
+    port: int | None = None
+    health_timeout: float = 120.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Deployment:
+    """One deployed version: enough to reach it, stop it and redeploy it."""
+
+    environment: str
+    target: str
+    url: str
+    image: str | None = None
+    model_uri: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    lineage_id: str | None = None
+    handle: dict[str, Any] = field(default_factory=dict)  # pid, container id, ...
+    deployed_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "Deployment | None":
+        if not data:
+            return None
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
+
+    def spec(self) -> DeploySpec:
+        return DeploySpec(self.environment, image=self.image, model_uri=self.model_uri,
+                          model_name=self.model_name, model_version=self.model_version,
+                          lineage_id=self.lineage_id)
+
+
+class Target:
+    """A deploy target adapter. Subclasses set ``name`` and implement ``start``/``stop``."""
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[str] = "image"  # "image" or "model_uri"
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def start(self, spec: DeploySpec) -> Deployment:
+        """Start ``spec`` beside whatever runs now; return once it is healthy."""
+        raise NotImplementedError
+
+    def stop(self, deployment: Deployment) -> None:
+        """Stop a deployment; a deployment that is already gone is not an error."""
+        raise NotImplementedError
+
+    def is_running(self, deployment: Deployment) -> bool:
+        return probe(deployment.url + "/health", 2.0)
+
+
+# --------------------------------------------------------------------------- health
+
+def probe(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - our own URL
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_healthy(url: str, timeout: float, *, alive=lambda: True, what: str = "app") -> None:
+    """Poll ``url/health`` until 200; StageFailed after ``timeout`` or when ``alive()`` fails."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while time.monotonic() < deadline:
+        if probe(url + "/health", 2.0):
+            return
+        if not alive():
+            raise StageFailed(f"{what} exited before it became healthy at {url}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 2.0)
+    raise StageFailed(f"{what} not healthy at {url}/health after {timeout:.0f}s")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- state
+
+def state_path(environment: str, state_dir: str | Path = STATE_DIR) -> Path:
+    if not environment or "/" in environment or environment.startswith("."):
+        raise ConfigError(f"--environment {environment!r} is not a valid environment name")
+    return Path(state_dir) / f"{environment}.json"
+
+
+def load_state(environment: str, state_dir: str | Path = STATE_DIR) -> dict[str, Any]:
+    path = state_path(environment, state_dir)
+    if not path.exists():
+        return {"environment": environment, "current": None, "previous": None, "history": []}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable deployment state: {exc}") from exc
+    data.setdefault("history", [])
+    return data
+
+
+def save_state(environment: str, current: Deployment, previous: Deployment | None,
+               state: dict[str, Any], state_dir: str | Path = STATE_DIR) -> Path:
+    history = [current.to_dict(), *state.get("history", [])][:HISTORY]
+    return write_json(state_path(environment, state_dir), {
+        "environment": environment,
+        "current": current.to_dict(),
+        "previous": previous.to_dict() if previous else None,
+        "history": history,
+    })
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def cleanup_on_error(target: Target, deployment: Deployment):
+    """Remove a just-started deployment when what follows it fails."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            target.stop(deployment)
+        raise

@@ -1,0 +1,87 @@
+"""``local``: the app as a background process on this machine (the demo and the tests).
+
+Runs ``mlcd serve --model-uri URI`` detached (its own session, log file beside the
+deployment state), waits for ``/health``, then the previous process is stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mlcd_actions.deploy.base import (
+    STATE_DIR, Deployment, DeploySpec, Target, free_port, now_iso, wait_healthy,
+)
+from mlcd_actions.errors import ConfigError
+
+
+class LocalTarget(Target):
+    name = "local"
+    needs = "model_uri"
+
+    def start(self, spec: DeploySpec) -> Deployment:
+        if not spec.model_uri:
+            raise ConfigError("--target local needs --model-uri")
+        port = spec.port or free_port(spec.host)
+        logdir = (Path(self.options.get("state_dir") or STATE_DIR) / "logs").resolve()
+        logdir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        log_path = logdir / f"{spec.environment}-{port}-{stamp}.log"
+        predlog = logdir / f"{spec.environment}-predictions.jsonl"
+        cmd = [sys.executable, "-m", "mlcd_actions", "serve", "--model-uri", spec.model_uri,
+               "--host", spec.host, "--port", str(port), "--prediction-log", str(predlog)]
+        for opt, value in (("--model-name", spec.model_name),
+                           ("--model-version", spec.model_version),
+                           ("--lineage-id", spec.lineage_id)):
+            if value:
+                cmd += [opt, str(value)]
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("GITHUB_", "GITLAB_")) and k not in (
+                   "MLCD_MODEL_URI", "MLCD_PORT", "MLCD_HOST", "MLCD_REPORT_DIR")}
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True)
+        url = f"http://{spec.host}:{port}"
+        dep = Deployment(spec.environment, self.name, url, model_uri=spec.model_uri,
+                         model_name=spec.model_name, model_version=spec.model_version,
+                         lineage_id=spec.lineage_id,
+                         handle={"pid": proc.pid, "log": str(log_path),
+                                 "prediction_log": str(predlog)},
+                         deployed_at=now_iso())
+        try:
+            wait_healthy(url, spec.health_timeout, alive=lambda: proc.poll() is None,
+                         what=f"mlcd serve (log: {log_path})")
+        except BaseException:
+            self.stop(dep)
+            raise
+        return dep
+
+    def stop(self, deployment: Deployment) -> None:
+        pid = deployment.handle.get("pid")
+        if not pid:
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return
+            except ChildProcessError:  # not our child: poll for existence instead
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+            time.sleep(0.1)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
