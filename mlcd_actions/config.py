@@ -241,13 +241,18 @@ def validate(cfg: Config, commands: Mapping[str, Mapping[str, Validator] | Mappi
                     continue
                 merged = {k: v for k, v in globals_.items() if k in sub_spec}
                 merged.update(defaults.get(name, {}).get(sub, {}))
-                group_map[sub] = {k.replace("-", "_"): v for k, v in merged.items()}
+                group_map[sub] = {_param_name(sub_spec, k): v for k, v in merged.items()}
             default_map[name] = group_map
         else:
             merged = {k: v for k, v in globals_.items() if k in spec}
             merged.update(defaults.get(name, {}))
-            default_map[name] = {k.replace("-", "_"): v for k, v in merged.items()}
+            default_map[name] = {_param_name(spec, k): v for k, v in merged.items()}
     return default_map
+
+
+def _param_name(spec: Mapping[str, Any], key: str) -> str:
+    """click's parameter name for a config key (validators may carry it)."""
+    return getattr(spec.get(key), "param_name", None) or key.replace("-", "_")
 
 
 def _options(values: Mapping, spec: Mapping, keys: tuple[str, ...], fail, suggest) -> dict:

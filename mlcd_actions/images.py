@@ -31,7 +31,7 @@ MODEL_DIR = "/opt/mlcd/model"
 VENV = "/opt/mlcd/venv"
 LABEL_PREFIX = "mlcd."
 # what the serving app needs besides the package itself
-SERVING_EXTRAS = ("uvicorn>=0.29", "httptools>=0.6", "uvloop>=0.19")
+SERVING_EXTRAS = ("httptools>=0.6", "uvloop>=0.19")
 
 
 def project_root() -> Path | None:
@@ -123,8 +123,8 @@ COPY wheelhouse/ /tmp/wheelhouse/
 RUN python3 -m venv {VENV} \\
  && {install} \\
  && rm -rf /tmp/wheelhouse \\
- && mkdir -p /var/log/mlcd \\
- && chown {APP_UID}:{APP_UID} /var/log/mlcd
+ && mkdir -p /var/log/mlcd /var/lib/mlcd \\
+ && chown {APP_UID}:{APP_UID} /var/log/mlcd /var/lib/mlcd
 
 # 2. the model itself, read-only for the app user
 COPY model/ {MODEL_DIR}/
@@ -133,7 +133,8 @@ ENV PATH="{VENV}/bin:$PATH" \\
     PYTHONUNBUFFERED=1 \\
     MLCD_MODEL_URI={MODEL_DIR}{extra_env}
 
-# 3. run as a non-root user
+# 3. run as a non-root user, in a directory it may write (reports, logs)
+WORKDIR /var/lib/mlcd
 USER {APP_UID}:{APP_UID}
 EXPOSE {PORT}
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \\

@@ -46,9 +46,11 @@ def table_files(path: str | os.PathLike) -> list[Path]:
     """The table files a path stands for: itself, or the tables in a directory."""
     p = Path(path)
     if p.is_dir():
+        # a directory holds data files; a .json there is metadata (an ingest manifest)
+        data_suffixes = PARQUET + CSV + JSONL
         files = sorted(f for f in p.iterdir()
                        if f.is_file() and not f.name.startswith((".", "_"))
-                       and any(s.lower() in TABLE_SUFFIXES for s in f.suffixes))
+                       and any(s.lower() in data_suffixes for s in f.suffixes))
         if not files:
             raise DataError(f"{p}: directory holds no .parquet, .csv or .jsonl files")
         return files

@@ -46,15 +46,25 @@ COMMANDS: dict[str, str] = {
 _NO_ENVVAR = {"help"}
 
 
-def env_name(param_name: str) -> str:
-    return "MLCD_" + param_name.upper()
+def option_key(param: click.Parameter) -> str:
+    """The public name of a parameter: ``--model-uri`` -> ``model-uri`` (also the mlcd.yaml
+    key, the action input and, upper-cased, the ``MLCD_MODEL_URI`` env var)."""
+    if isinstance(param, click.Option):
+        longs = [o for o in param.opts if o.startswith("--")]
+        if longs:
+            return longs[0][2:]
+    return (param.name or "").replace("_", "-")
+
+
+def env_name(key: str) -> str:
+    return "MLCD_" + key.replace("-", "_").upper()
 
 
 def _with_envvars(cmd: click.Command) -> click.Command:
-    """Give every parameter (recursively) the env var ``MLCD_<NAME>`` unless it has one."""
+    """Give every parameter (recursively) the env var ``MLCD_<OPTION>`` unless it has one."""
     for param in cmd.params:
         if param.envvar is None and param.name and param.name not in _NO_ENVVAR:
-            param.envvar = env_name(param.name)
+            param.envvar = env_name(option_key(param))
             if isinstance(param, click.Option):
                 param.show_envvar = True
     if isinstance(cmd, click.Group):
@@ -88,10 +98,6 @@ class LazyGroup(click.Group):
         return self._loaded[name]
 
 
-def _option_key(param: click.Parameter) -> str:
-    return (param.name or "").replace("_", "-")
-
-
 def _validator(cmd: click.Command, param: click.Parameter):
     def check(value: Any) -> Any:
         ctx = click.Context(cmd)
@@ -105,6 +111,7 @@ def _validator(cmd: click.Command, param: click.Parameter):
         except click.BadParameter as exc:
             raise ValueError(exc.format_message()) from exc
 
+    check.param_name = param.name  # type: ignore[attr-defined]
     return check
 
 
@@ -116,11 +123,11 @@ def option_spec(group: LazyGroup, ctx: click.Context) -> dict[str, Any]:
         if isinstance(cmd, click.Group):
             sub_spec: dict[str, Any] = {"__group__": True}
             for sub_name, sub in cmd.commands.items():
-                sub_spec[sub_name] = {_option_key(p): _validator(sub, p) for p in sub.params
+                sub_spec[sub_name] = {option_key(p): _validator(sub, p) for p in sub.params
                                       if p.name not in ("help",)}
             spec[name] = sub_spec
         elif cmd is not None:
-            spec[name] = {_option_key(p): _validator(cmd, p) for p in cmd.params
+            spec[name] = {option_key(p): _validator(cmd, p) for p in cmd.params
                           if p.name not in ("help",)}
     return spec
 

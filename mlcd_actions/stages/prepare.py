@@ -10,7 +10,7 @@ Order of work:
 3. rows without a label are dropped (counted in the report);
 4. the split: seeded and, for classification labels, stratified by default; or by a
    hashed id (``--split-by-id COL``) so a row keeps its side across data versions;
-5. declarative steps (``--step``, ``steps:`` in mlcd.yaml), fitted on the training side
+5. declarative steps (``--step``, ``step:`` in mlcd.yaml), fitted on the training side
    only and applied to both sides (no test-set leakage):
 
    ``impute:<cols>=mean|median|most_frequent|constant:<value>``

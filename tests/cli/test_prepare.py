@@ -40,7 +40,7 @@ def test_prepare_writes_both_sets_and_ci_outputs(mlcd, repo, tmp_path):
 
 def test_steps_and_options_from_mlcd_yaml(mlcd, repo):
     Path("mlcd.yaml").write_text(
-        "label: approved\nprepare:\n  out: prepared\n  seed: 1\n  steps:\n"
+        "label: approved\nprepare:\n  out: prepared\n  seed: 1\n  step:\n"
         "    - impute:age=median\n    - {scale: 'income=minmax'}\n    - drop:user_id\n")
     r = mlcd("prepare", "loans.csv")
     assert r.exit_code == 0, r
@@ -49,7 +49,7 @@ def test_steps_and_options_from_mlcd_yaml(mlcd, repo):
 
 
 def test_bad_step_in_mlcd_yaml_names_the_line(mlcd, repo):
-    Path("mlcd.yaml").write_text("prepare:\n  label: approved\n  steps:\n    - normalize:age\n")
+    Path("mlcd.yaml").write_text("prepare:\n  label: approved\n  step:\n    - normalize:age\n")
     r = mlcd("prepare", "loans.csv", "--out", "p")
     assert r.exit_code == 2, r
     assert "mlcd.yaml:3" in r.verdict and "unknown kind 'normalize'" in r.verdict

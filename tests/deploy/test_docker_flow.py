@@ -1,0 +1,147 @@
+"""build-app -> deploy (docker) -> smoke-test -> rollback against a real Docker engine.
+
+The engine is a `dockerd` started by the test setup (tests/services.py), the base image is
+built locally with debootstrap, and the image installs every dependency from a wheelhouse
+built on the host (offline mode, as air-gapped users run it)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mlcd_actions import images
+
+pytestmark = [pytest.mark.slow, pytest.mark.service]
+WHEELHOUSE = Path(__file__).resolve().parents[2] / ".tools" / "wheelhouse"
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(_registered_store, tmp_path_factory):
+    """mlcd-actions (built from this tree), mlflow-skinny, the serving stack and the test
+    model's requirements as wheels. The third-party wheels are built once on the host with
+    pip and cached in .tools/, keyed by pyproject.toml and the requirements."""
+    import hashlib
+    import shutil
+    import subprocess
+    import sys
+
+    store, _ = _registered_store
+    model_dir = next(store.rglob("MLmodel")).parent
+    reqs = images.requirements(model_dir)
+    root = images.project_root()
+    key = hashlib.sha256(((root / "pyproject.toml").read_text() + "\n".join(reqs))
+                         .encode()).hexdigest()[:16]
+    cache = WHEELHOUSE / key
+    if not (cache / ".complete").exists():
+        images.build_wheelhouse(cache, reqs)
+        (cache / ".complete").write_text("ok")
+    session = tmp_path_factory.mktemp("wheelhouse")
+    for whl in cache.glob("*.whl"):
+        if not whl.name.startswith("mlcd_actions-"):
+            shutil.copy2(whl, session / whl.name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--wheel-dir", str(session), str(root)], check=True)
+    return str(session)
+
+
+@pytest.fixture
+def docker_env(docker_host, base_image, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", docker_host)
+    yield docker_host
+    import docker
+
+    client = docker.DockerClient(base_url=docker_host)
+    for c in client.containers.list(all=True, filters={"label": "mlcd.environment"}):
+        c.remove(force=True)
+    client.close()
+
+
+def metadata(url):
+    with urllib.request.urlopen(url + "/metadata", timeout=5) as resp:
+        return json.load(resp)
+
+
+def current(env):
+    return json.load(open(f".mlcd/deployments/{env}.json"))["current"]
+
+
+def test_build_promote_and_roll_back(mlcd, registered, wheelhouse, docker_env, base_image,
+                                     docker_client):
+    g1 = registered["versions"]["1"]["golden"]
+    common = ["--base-image", base_image, "--wheelhouse", wheelhouse]
+    r = mlcd("build-app", "--model-uri", "models:/demo/1", "--tag", "mlcd-demo:1",
+             "--context-dir", "ctx1", *common)
+    assert r.exit_code == 0, r
+    built = json.load(open(".mlcd/reports/build-app.json"))
+    digest1 = built["outputs"]["digest"]
+    assert built["outputs"]["built"] is True
+    dockerfile = Path("ctx1/Dockerfile").read_text()
+    assert "USER 10001:10001" in dockerfile and "HEALTHCHECK" in dockerfile
+    assert "--no-index" in dockerfile
+    labels = docker_client.images.get("mlcd-demo:1").labels
+    assert labels["mlcd.model.name"] == "demo" and labels["mlcd.model.version"] == "1"
+    assert labels["mlcd.lineage_id"].startswith("lin-")
+
+    # the same model again: reused, never rebuilt
+    r = mlcd("build-app", "--model-uri", "models:/demo/1", "--tag", "mlcd-demo:1", *common)
+    assert r.exit_code == 0, r
+    again = json.load(open(".mlcd/reports/build-app.json"))["outputs"]
+    assert again["built"] is False and again["digest"] == digest1
+
+    r = mlcd("build-app", "--model-uri", "models:/demo/2", "--tag", "mlcd-demo:2", *common)
+    assert r.exit_code == 0, r
+
+    # staging, then production: the same image (digest) promoted by retagging
+    r = mlcd("deploy", "--environment", "staging", "--target", "docker", "--image", "mlcd-demo:1")
+    assert r.exit_code == 0, r
+    staging = current("staging")
+    assert metadata(staging["url"])["model_version"] == "1"
+    r = mlcd("smoke-test", "--url", staging["url"], "--samples", g1, "--expect-model-version", "1")
+    assert r.exit_code == 0, r
+    assert docker_client.images.get("mlcd-demo:staging").id == digest1
+
+    r = mlcd("deploy", "--environment", "production", "--target", "docker", "--image", "mlcd-demo:1")
+    assert r.exit_code == 0, r
+    assert docker_client.images.get("mlcd-demo:production").id == digest1
+    r = mlcd("deploy", "--environment", "production", "--target", "docker", "--image", "mlcd-demo:2")
+    assert r.exit_code == 0, r
+    prod2 = current("production")
+    # the replaced container is gone, only after the new one was healthy
+    running = [c.name for c in docker_client.containers.list(
+        filters={"label": "mlcd.environment=production"})]
+    assert running == [prod2["handle"]["name"]]
+
+    # a smoke failure in production triggers rollback: the old version answers again
+    r = mlcd("smoke-test", "--url", prod2["url"], "--samples", g1, "--expect-model-version", "1")
+    assert r.exit_code == 1, r
+    r = mlcd("rollback", "--environment", "production")
+    assert r.exit_code == 0, r
+    prod1 = current("production")
+    assert metadata(prod1["url"])["model_version"] == "1"
+    assert prod1["image"] == "mlcd-demo:1"
+    from mlflow import MlflowClient
+
+    from mlcd_actions import tracking
+
+    tracking.configure()
+    assert str(MlflowClient().get_model_version_by_alias("demo", "champion").version) == "1"
+    # the app writes its prediction log inside the container, as the non-root user
+    container = docker_client.containers.get(prod1["handle"]["container"])
+    assert container.attrs["Config"]["User"] == "10001:10001"
+
+
+def test_build_app_bad_input(mlcd, registered, docker_env):
+    r = mlcd("build-app", "--model-uri", "models:/demo/9", "--tag", "x:1")
+    assert r.exit_code == 2, r
+    assert "models:/demo/9" in r.verdict
+    r = mlcd("build-app", "--model-uri", "models:/demo/1", "--tag", "x:1",
+             "--wheelhouse", "empty-dir")
+    assert r.exit_code == 2, r
+    assert "--wheelhouse empty-dir: no .whl files there" in r.verdict
+    r = mlcd("build-app", "--model-uri", "models:/demo/1", "--tag", "x:1",
+             "--docker-host", "unix:///nonexistent/docker.sock")
+    assert r.exit_code == 3, r
+    assert "Docker engine unix:///nonexistent/docker.sock unreachable" in r.verdict
