@@ -14,6 +14,7 @@ import datetime as _dt
 import json
 
 from mlcd_actions import tracking
+from mlcd_actions.errors import ConfigError
 
 CHAMPION_ENVIRONMENTS = ("production", "prod")
 
@@ -81,6 +82,13 @@ def move_alias(name: str, alias: str, version: str, *, environment: str,
             client.set_model_version_tag(name, str(version), "mlcd.image", payload)
         client.set_registered_model_alias(name, alias, str(version))
 
-    tracking.with_retries(apply, what=f"moving alias {alias!r} of model {name!r} to "
-                                       f"version {version}")
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tracking.with_retries(apply, what=f"moving alias {alias!r} of model {name!r} to "
+                                           f"version {version}")
+    except MlflowException as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ConfigError(f"cannot move alias {alias!r} of model {name!r} to version "
+                          f"{version}: {first}") from exc
     return before

@@ -10,6 +10,8 @@ TARGETS = ["local", "docker", "kubernetes", "command"]
 def target_options(f):
     for decorator in reversed([
         click.option("--name", default=None, help="Registered model name (for the alias)."),
+        click.option("--move-alias/--no-move-alias", default=True, show_default=True,
+                     help="Move the environment's MLflow alias to the deployed version."),
         click.option("--alias", default=None,
                      help="Alias to move (default: champion for production, else the "
                           "environment name)."),

@@ -20,7 +20,8 @@ from mlcd_actions.stages import deploy as deploy_stage
 def run(*, environment: str, target: str | None = None, name: str | None = None,
         alias: str | None = None, tracking_uri: str | None = None,
         state_dir: str = STATE_DIR, host: str = "127.0.0.1", port: int | None = None,
-        health_timeout: float = 120.0, options: dict[str, Any] | None = None) -> StageResult:
+        health_timeout: float = 120.0, options: dict[str, Any] | None = None,
+        move_alias: bool = True) -> StageResult:
     state = load_state(environment, state_dir)
     current = Deployment.from_dict(state.get("current"))
     previous = Deployment.from_dict(state.get("previous"))
@@ -48,7 +49,7 @@ def run(*, environment: str, target: str | None = None, name: str | None = None,
         model_uri=previous.model_uri, name=previous.model_name or name,
         model_version=previous.model_version, alias=alias, host=host, port=port,
         health_timeout=health_timeout, tracking_uri=tracking_uri, state_dir=state_dir,
-        options=options, previous_override=current)
+        options=options, previous_override=current, move_alias=move_alias)
     result.stage = "rollback"
     from_v = current.model_version if current else None
     to_v = previous.model_version
