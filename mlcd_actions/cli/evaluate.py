@@ -1,0 +1,77 @@
+"""``mlcd evaluate``: metrics on the test set, gated by thresholds and against the champion."""
+
+from __future__ import annotations
+
+import click
+
+from mlcd_actions.cli.common import split_multi, stage_command
+
+
+class GateSpec(click.ParamType):
+    """A gate spec like 'accuracy >= 0.8': from an env var, many are split on newlines
+    (and then on commas by :func:`split_thresholds`), never on spaces."""
+
+    name = "spec"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value, param, ctx):
+        return value
+
+
+GATE = GateSpec()
+
+
+@stage_command("evaluate", short_help="Score a model on the test set and gate it.")
+@click.option("--model-uri", required=True,
+              help="MLflow model URI: runs:/ID/model, models:/NAME/VERSION, models:/NAME@ALIAS, "
+                   "a local model directory or a file: URI.")
+@click.option("--test", "test", required=True, type=click.Path(dir_okay=True),
+              help="Test set (.parquet, .csv, .jsonl or a directory of them).")
+@click.option("--label", required=True, help="Label column in the test set.")
+@click.option("--threshold", multiple=True, type=GATE, metavar="SPEC",
+              help="Absolute gate, e.g. 'accuracy>=0.8' or 'rmse<=3' (repeatable).")
+@click.option("--baseline", default=None, metavar="URI",
+              help="Baseline model URI (default: models:/<name>@champion when --name is given).")
+@click.option("--max-drop", multiple=True, type=GATE, metavar="SPEC",
+              help="Allowed drop vs the baseline, e.g. 'accuracy=0.01' or 'f1=2%' (repeatable).")
+@click.option("--slice", multiple=True, metavar="COL",
+              help="Also report metrics per value of this column (repeatable).")
+@click.option("--name", default=None,
+              help="Registered model name; its @champion alias is the default baseline.")
+@click.option("--pos-label", default=None,
+              help="Positive class for binary precision/recall/F1/ROC "
+                   "(default: the last class in sorted order, e.g. 1 or 'yes').")
+@click.option("--max-slice-values", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Largest slices reported per --slice column.")
+@click.option("--plots/--no-plots", default=True, show_default=True,
+              help="Write confusion matrix, ROC/PR or residual PNGs beside the report.")
+@click.option("--tracking-uri", default=None,
+              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                   "sqlite:///.mlcd/mlflow.db).")
+def cmd(model_uri, test, label, threshold, baseline, max_drop, slice, name, pos_label,  # noqa: A002
+        max_slice_values, plots, tracking_uri):
+    """Evaluate MODEL on the test set: metrics, per-slice metrics, plots, and gates.
+
+    Gates are absolute thresholds (--threshold 'accuracy>=0.8') and allowed drops
+    against a baseline (--max-drop 'accuracy=0.01'); the baseline is --baseline or
+    models:/<name>@champion. With no gate at all the stage warns loudly.
+    """
+    from mlcd_actions.stages import evaluate
+
+    report_dir = click.get_current_context().params.get("report_dir") or ".mlcd/reports"
+    return evaluate.run(model_uri, test, label, thresholds=split_thresholds(threshold),
+                        baseline=baseline, max_drops=split_thresholds(max_drop),
+                        slices=split_multi(slice), name=name, pos_label=pos_label,
+                        tracking_uri=tracking_uri, report_dir=report_dir,
+                        max_slice_values=max_slice_values, plot=plots)
+
+
+def split_thresholds(values) -> list[str]:
+    """Gate specs given many times, or as one comma/newline separated value (env, yaml)."""
+    out: list[str] = []
+    for v in values or ():
+        if isinstance(v, (list, tuple)):
+            out.extend(split_thresholds(v))
+        else:
+            out.extend(p.strip() for p in str(v).replace("\n", ",").split(",") if p.strip())
+    return out

@@ -1,0 +1,343 @@
+"""``mlcd evaluate``: score a model on the test set and gate it.
+
+Metrics (see :mod:`mlcd_actions.metrics` for their exact definitions and averaging),
+per-slice metrics, and two kinds of gates (:mod:`mlcd_actions.gates`): absolute
+thresholds (``accuracy>=0.8``) and the allowed drop against a baseline model
+(``accuracy=0.01``). The baseline is ``--baseline URI`` or, with ``--name``, the
+registry's ``models:/<name>@champion`` when that alias exists; it is scored on the
+same test set. Plots go beside the report as PNG; a Mermaid chart goes into the
+markdown. A run with no gate at all says so loudly (warning + reason) instead of
+passing silently.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlcd_actions import gates as gatelib
+from mlcd_actions import metrics as metriclib
+from mlcd_actions import models, plots
+from mlcd_actions.errors import DataError, StageFailed
+from mlcd_actions.gates import FAILED, PASSED, SKIPPED, fmt
+from mlcd_actions.report import DEFAULT_DIR
+from mlcd_actions.results import StageResult, Table
+from mlcd_actions.tabular import read_table, require_columns
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+STAGE = "evaluate"
+CHAMPION = "champion"
+NO_GATES = "no gates configured"
+
+
+def run(model_uri: str, test: str | os.PathLike, label: str, *,
+        thresholds: Iterable[str] = (), baseline: str | None = None,
+        max_drops: Iterable[str] = (), slices: Iterable[str] = (), name: str | None = None,
+        pos_label: str | None = None, tracking_uri: str | None = None,
+        report_dir: str | os.PathLike = DEFAULT_DIR, max_slice_values: int = 20,
+        plot: bool = True, log_metrics: bool = True) -> StageResult:
+    """Evaluate ``model_uri`` on ``test`` (label column ``label``); see the module doc."""
+    threshold_specs = gatelib.parse_thresholds(thresholds)
+    drop_specs = gatelib.parse_max_drops(max_drops)
+    slice_cols = list(dict.fromkeys(slices or ()))
+    result = StageResult(STAGE)
+
+    df = read_table(test, what="test set")
+    require_columns(df, [label], test, role="label column")
+    require_columns(df, slice_cols, test, role="slice column")
+    if len(df) == 0:
+        raise DataError(f"{test}: test set has no rows")
+    y_series = df[label]
+    _check_label(y_series, label, test)
+
+    model = models.load(model_uri, tracking_uri)
+    task = models.resolve_task(model, y_series)
+    if task == models.CLASSIFICATION:
+        _check_classes(y_series, label, test)
+    scored = score(model, df, label, task, test, pos_label=pos_label)
+    result.metrics.update(scored["metrics"])
+    if scored["unknown_labels"]:
+        shown = ", ".join(map(str, scored["unknown_labels"][:10]))
+        result.warnings.append(f"label values the model never learned: {shown}; they count as "
+                               "errors, and roc_auc/log_loss are not computed")
+
+    base_model, base_source = _baseline(baseline, name, tracking_uri, result)
+    base_metrics: dict[str, Any] | None = None
+    if base_model is not None:
+        base_scored = score(base_model, df, label, task, test, pos_label=pos_label,
+                            role="baseline")
+        base_metrics = base_scored["metrics"]
+
+    # gates
+    rows = gatelib.evaluate_gates(result.metrics, threshold_specs, drop_specs, base_metrics)
+    result.gates = rows
+    if drop_specs and base_metrics is None:
+        result.warnings.append(
+            f"{len(drop_specs)} max-drop gate(s) skipped: {base_source or 'no baseline'}")
+    for row in rows:
+        if row.verdict == SKIPPED and row.message != "no baseline":
+            result.warnings.append(f"gate on {row.metric} skipped: {row.message}")
+
+    # report detail
+    metric_names = metriclib.metric_names(task)
+    if base_model is not None:
+        result.tables.append(_diff_table(result.metrics, base_metrics, metric_names,
+                                         model.display, base_model.display))
+    slice_tables, slice_details = _slices(df, slice_cols, task, scored, max_slice_values)
+    result.tables.extend(slice_tables)
+    result.markdown.append(_chart(task, result.metrics, base_metrics))
+    if plot:
+        result.artifacts.extend(_plots(report_dir, task, scored))
+
+    result.details.update({
+        "task": task,
+        "rows": int(len(df)),
+        "label": label,
+        "classes": scored["classes"],
+        "pos_label": scored["pos_label"],
+        "model": _model_info(model),
+        "baseline": None if base_model is None else {
+            **_model_info(base_model), "source": base_source, "metrics": base_metrics},
+        "slices": slice_details,
+        "metric_definitions": _definitions(task, scored["classes"]),
+    })
+    result.lineage.update({k: v for k, v in (("model_uri", model_uri), ("run_id", model.run_id),
+                                             ("model_name", model.name),
+                                             ("model_version", model.version)) if v})
+
+    # verdict
+    checked = [g for g in rows if g.verdict in (PASSED, FAILED)]
+    if not rows:
+        result.warnings.insert(0, f"{NO_GATES}: pass --threshold (e.g. "
+                                  f"'{metric_names[0]}>=0.8') or --max-drop; nothing was checked")
+        result.reason = f"{NO_GATES}; {_headline(task, result.metrics)}"
+    elif not checked:
+        result.warnings.insert(0, "no gate could be checked; nothing was verified")
+        result.reason = (f"no gate checked ({len(rows)} skipped); "
+                         f"{_headline(task, result.metrics)}")
+    else:
+        against = f" vs {base_model.display}" if base_model is not None else ""
+        result.reason = (f"{len(checked)} gate(s) passed{against}; "
+                         f"{_headline(task, result.metrics)}")
+    result.fail_unless_gates_pass()
+
+    result.outputs["passed"] = result.status != FAILED
+    for key, value in result.metrics.items():
+        result.outputs[key.replace("_", "-")] = value
+    if base_model is not None:
+        result.outputs["baseline-uri"] = base_model.resolved_uri or base_model.uri
+
+    if log_metrics and model.run_id and model_uri.startswith(("runs:/", "models:/")):
+        _log_to_run(model, result)
+    return result
+
+
+# --------------------------------------------------------------------------- scoring
+
+def score(model: models.LoadedModel, df: pd.DataFrame, label: str, task: str,
+          test: str | os.PathLike, *, pos_label: str | None = None,
+          role: str = "model") -> dict[str, Any]:
+    """Predict with ``model`` on ``df`` and compute every metric for ``task``."""
+    import numpy as np
+
+    features = models.prepare_features(df, label, model, path=test)
+    y_pred = model.predict(features)
+    y_true = df[label].to_numpy()
+    proba = None
+    classes = None
+    pos = None
+    if task == models.CLASSIFICATION:
+        classes = list(model.classes) if model.classes else None
+        proba = model.predict_proba(features) if classes else None
+        y_true = metriclib.align_labels(y_true, classes)
+        if classes is None:
+            classes = sorted(set(_unique(y_true)) | set(_unique(y_pred)), key=str)
+        if len(classes) == 2:
+            pos = metriclib.positive_label(classes, pos_label)
+        elif pos_label is not None:
+            pos = metriclib.positive_label(classes, pos_label)
+    else:
+        try:
+            y_true = y_true.astype(float)
+            y_pred = np.asarray(y_pred, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{test}: regression label {label!r} or the {role}'s predictions "
+                            f"are not numeric: {exc}") from exc
+        bad = ~np.isfinite(y_pred)
+        if bad.any():
+            raise StageFailed(f"{role} {model.display} returned {int(bad.sum())} NaN/inf "
+                              f"prediction(s), first at data row {int(np.flatnonzero(bad)[0]) + 1}")
+    values = metriclib.compute(task, y_true, y_pred, proba, classes, pos)
+    unknown = []
+    if task == models.CLASSIFICATION and classes:
+        known = set(classes)
+        unknown = [_plain(v) for v in _unique(y_true) if v not in known]
+    return {"metrics": values, "unknown_labels": unknown, "y_true": y_true, "y_pred": y_pred, "proba": proba,
+            "classes": [_plain(c) for c in classes] if classes else None,
+            "pos_label": _plain(pos) if pos is not None else None}
+
+
+def _check_label(y: pd.Series, label: str, test) -> None:
+    import numpy as np
+
+    missing = y.isna().to_numpy()
+    if missing.any():
+        raise DataError(f"{test}: label column {label!r} has {int(missing.sum())} missing "
+                        f"value(s), first at data row {int(np.flatnonzero(missing)[0]) + 1}")
+
+
+def _check_classes(y_true, label: str, test) -> None:
+    values = _unique(y_true)
+    if len(values) < 2:
+        shown = values[0] if values else "none"
+        raise DataError(f"{test}: label column {label!r} has only one class ({shown}); "
+                        "evaluating a classifier needs at least two")
+
+
+def _unique(values) -> list:
+    import pandas as pd
+
+    return list(pd.unique(pd.Series(values)))
+
+
+# --------------------------------------------------------------------------- baseline
+
+def _baseline(baseline: str | None, name: str | None, tracking_uri: str | None,
+              result: StageResult) -> tuple[models.LoadedModel | None, str | None]:
+    """The baseline model and a phrase saying where it came from (or why there is none)."""
+    if baseline:
+        return models.load(baseline, tracking_uri), f"--baseline {baseline}"
+    if not name:
+        return None, "no baseline (pass --baseline URI or --name MODEL_NAME)"
+    uri = models.resolve_alias(name, CHAMPION, tracking_uri)
+    if uri is None:
+        result.details["champion"] = None
+        return None, f"no champion for model {name!r} (models:/{name}@{CHAMPION} not found)"
+    return models.load(uri, tracking_uri), f"models:/{name}@{CHAMPION}"
+
+
+# --------------------------------------------------------------------------- report
+
+def _diff_table(values: dict, base: dict, names, model_name: str, base_name: str) -> Table:
+    """One row per metric: candidate, baseline, delta, which way is better, the change."""
+    rows = []
+    for m in names:
+        v, b = values.get(m), base.get(m)
+        direction = gatelib.direction_of(m) or ""
+        delta = None if v is None or b is None else v - b
+        if delta is None:
+            change = "—"
+        elif abs(delta) < 1e-12:
+            change = "same"
+        else:
+            better = (delta > 0) == (direction == "higher")
+            change = "better" if better else "worse"
+        rows.append([m, v, b, None if delta is None else f"{delta:+.4g}", direction, change])
+    return Table(f"metrics: {model_name} vs baseline {base_name}",
+                 ["metric", "candidate", "baseline", "delta", "better", "change"], rows)
+
+
+def _slices(df, slice_cols, task, scored, max_values) -> tuple[list[Table], dict]:
+    names = list(metriclib.metric_names(task))
+    tables, details = [], {}
+    for col in slice_cols:
+        rows, left_out = metriclib.slice_metrics(
+            task, df[col], scored["y_true"], scored["y_pred"], scored["proba"],
+            scored["classes"], scored["pos_label"], max_values=max_values)
+        details[col] = {"slices": rows, "left_out": left_out}
+        note = (f"{left_out} smaller slice(s) not shown (--max-slice-values {max_values})"
+                if left_out else None)
+        tables.append(Table(f"slices by {col}", [col, "rows", *names],
+                            [[r["value"], r["rows"], *[r[m] for m in names]] for r in rows],
+                            note))
+    return tables, details
+
+
+def _chart(task: str, values: dict, base: dict | None) -> str:
+    if task == models.CLASSIFICATION:
+        names = [m for m in ("accuracy", "balanced_accuracy", "precision", "recall", "f1",
+                             "roc_auc") if values.get(m) is not None]
+        y_range = (0.0, 1.0)
+        label = "score"
+    else:
+        names = [m for m in ("rmse", "mae") if values.get(m) is not None]
+        top = max([values[m] for m in names] + [base[m] for m in names
+                                                if base and base.get(m) is not None] + [0.0])
+        y_range = (0.0, float(top) * 1.1 or 1.0)
+        label = "error (label units)"
+    title = "candidate (bars) vs baseline (line)" if base else "candidate metrics"
+    chart = plots.mermaid_bars(title, names, [values[m] for m in names],
+                               [base.get(m) for m in names] if base else None,
+                               y_label=label, y_range=y_range)
+    return f"**metrics chart**\n\n{chart}"
+
+
+def _plots(report_dir, task: str, scored: dict) -> list[str]:
+    out_dir = Path(report_dir)
+    written: list[Path | None] = []
+    if task == models.CLASSIFICATION:
+        classes = scored["classes"]
+        written.append(plots.confusion_matrix(scored["y_true"], scored["y_pred"], classes,
+                                              out_dir / f"{STAGE}-confusion-matrix.png"))
+        if scored["proba"] is not None and (len(classes) > 2 or scored["pos_label"] is not None):
+            pos = scored["pos_label"] if len(classes) == 2 else None
+            written.append(plots.roc_curve(scored["y_true"], scored["proba"], classes, pos,
+                                           out_dir / f"{STAGE}-roc.png"))
+            written.append(plots.pr_curve(scored["y_true"], scored["proba"], classes, pos,
+                                          out_dir / f"{STAGE}-pr.png"))
+    else:
+        written.append(plots.residuals(scored["y_true"], scored["y_pred"],
+                                       out_dir / f"{STAGE}-residuals.png"))
+    return [os.fspath(p) for p in written if p is not None]
+
+
+def _headline(task: str, values: dict) -> str:
+    keys = ("accuracy", "f1", "roc_auc") if task == models.CLASSIFICATION else ("rmse", "r2")
+    parts = [f"{k} {fmt(values[k])}" for k in keys if values.get(k) is not None]
+    return ", ".join(parts) or "metrics computed"
+
+
+def _model_info(model: models.LoadedModel) -> dict[str, Any]:
+    return {"uri": model.uri, "resolved_uri": model.resolved_uri, "name": model.name,
+            "version": model.version, "run_id": model.run_id, "flavor": model.flavor}
+
+
+def _definitions(task: str, classes) -> dict[str, str]:
+    if task != models.CLASSIFICATION:
+        return {"rmse": "root mean squared error", "mae": "mean absolute error",
+                "r2": "coefficient of determination (None for a constant label)"}
+    if classes and len(classes) == 2:
+        avg = "of the positive class (pos_label)"
+    else:
+        avg = "macro average over classes (unweighted)"
+    return {"precision": avg, "recall": avg, "f1": avg,
+            "roc_auc": "positive class" if classes and len(classes) == 2
+            else "one-vs-rest macro average over classes present",
+            "log_loss": "over the model's classes"}
+
+
+def _log_to_run(model: models.LoadedModel, result: StageResult) -> None:
+    """Best effort: record the metrics on the model's run as ``eval_<metric>``."""
+    try:
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        batch = [Metric(f"eval_{k}", float(v), stamp, 0) for k, v in result.metrics.items()
+                 if isinstance(v, (int, float)) and not math.isnan(float(v))]
+        if batch:
+            MlflowClient().log_batch(model.run_id, metrics=batch)
+            result.details["logged_to_run"] = model.run_id
+    except Exception as exc:  # noqa: BLE001 - best effort, never fails the stage
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        result.warnings.append(f"could not log eval_ metrics to run {model.run_id}: {first}")
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,63 @@
+"""mlcd_actions.stages.check_fairness.run: numbers, multiclass, threshold parsing."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from fairlearn.metrics import demographic_parity_difference, equalized_odds_ratio
+
+from mlcd_actions import models
+from mlcd_actions.errors import ConfigError
+from mlcd_actions.stages import check_fairness
+from tests.stages.test_evaluate import multiclass_model as multiclass_model  # noqa: F401
+from tests.test_models import DATA, LABEL
+from tests.test_models import eval_store as eval_store  # noqa: F401 - shared fixture
+from tests.test_models import store as shared_store
+
+TEST = DATA / "test.csv"
+store = shared_store  # the fixture, under its own name
+
+
+def test_numbers_match_fairlearn_on_the_models_predictions(store, tmp_path):
+    res = check_fairness.run("models:/credit/1", TEST, LABEL, ["sex", "age_band"],
+                             thresholds=["equalized_odds_ratio>=0"], report_dir=tmp_path)
+    df = pd.read_csv(TEST)
+    m = models.load("models:/credit/1")
+    pred = m.predict(models.prepare_features(df, LABEL, m))
+    for feature in ("sex", "age_band"):
+        assert res.metrics[f"{feature}:demographic_parity_difference"] == \
+            demographic_parity_difference(df[LABEL], pred, sensitive_features=df[feature])
+        assert res.metrics[f"{feature}:equalized_odds_ratio"] == \
+            equalized_odds_ratio(df[LABEL], pred, sensitive_features=df[feature])
+    assert res.status == "passed" and len(res.gates) == 2
+    worst = max(res.metrics[f"{f}:demographic_parity_difference"] for f in ("sex", "age_band"))
+    assert res.outputs["demographic-parity-difference"] == worst
+    assert [t.title for t in res.tables] == ["fairness summary (over gated groups)",
+                                             "groups by sex", "groups by age_band"]
+
+
+def test_multiclass_needs_a_positive_label(multiclass_model, tmp_path):
+    path, test, _ = multiclass_model
+    df = pd.read_csv(test).assign(group=lambda d: (d.f1 > 0).map({True: "p", False: "q"}))
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(ConfigError, match="3 classes; pass --pos-label"):
+        check_fairness.run(str(path), tmp_path / "t.csv", "kind", ["group"],
+                           report_dir=tmp_path)
+    res = check_fairness.run(str(path), tmp_path / "t.csv", "kind", ["group"],
+                             pos_label="high", thresholds=["demographic_parity_difference<=1"],
+                             report_dir=tmp_path, plot=False)
+    assert res.details["pos_label"] == "high" and res.status == "passed"
+
+
+def test_parse_scoped():
+    parsed = check_fairness.parse_scoped(
+        ["sex:demographic_parity_difference<=0.1", "equalized_odds_ratio >= 0.8"],
+        "classification", ["sex", "race"])
+    assert [(s, m, t.op, t.value) for s, m, t in parsed] == [
+        ("sex", "demographic_parity_difference", "<=", 0.1),
+        (None, "equalized_odds_ratio", ">=", 0.8)]
+    with pytest.raises(ConfigError, match="unknown fairness metric 'accuracy'"):
+        check_fairness.parse_scoped(["accuracy>=0.5"], "classification", ["sex"])
+    with pytest.raises(ConfigError, match="mae_difference"):
+        check_fairness.parse_scoped(["demographic_parity_difference<=0.1"], "regression",
+                                    ["sex"])
