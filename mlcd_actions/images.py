@@ -66,10 +66,27 @@ def mlflow_requirement() -> str:
         return "mlflow-skinny"
 
 
+def flavor_requirements(model_dir: Path) -> list[str]:
+    """What loading the model needs beyond its requirements file (skops-serialised
+    scikit-learn models need ``skops``)."""
+    mlmodel = model_dir / "MLmodel"
+    if not mlmodel.is_file():
+        return []
+    import yaml
+
+    try:
+        flavors = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors") or {}
+    except yaml.YAMLError:
+        return []
+    fmt = (flavors.get("sklearn") or {}).get("serialization_format")
+    return ["skops"] if fmt == "skops" else []
+
+
 def requirements(model_dir: Path) -> list[str]:
     """Everything the image installs, the model's pins first."""
     reqs = model_requirements(model_dir)
     names = {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in reqs}
+    reqs.extend(r for r in flavor_requirements(model_dir) if r not in names)
     if "mlflow-skinny" not in names:
         reqs.append(mlflow_requirement())
     reqs.extend(r for r in SERVING_EXTRAS

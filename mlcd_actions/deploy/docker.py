@@ -64,7 +64,8 @@ class DockerTarget(Target):
 
         def alive() -> bool:
             container.reload()
-            return container.status in ("created", "running", "restarting")
+            restarts = container.attrs.get("RestartCount", 0)
+            return container.status in ("created", "running") and not restarts
 
         try:
             wait_healthy(url, spec.health_timeout, alive=alive, what=f"container {name}")
