@@ -1,0 +1,40 @@
+"""``mlcd predict --model-uri URI --input PATH --output PATH [--engine pandas|spark]``."""
+
+from __future__ import annotations
+
+import click
+
+from mlcd_actions.cli.common import split_multi, stage_command
+
+
+@stage_command("predict", short_help="Batch predictions for a file, directory or source URI.")
+@click.option("--model-uri", required=True, metavar="URI",
+              help="MLflow model: runs:/, models:/name/3, models:/name@alias, or a local "
+                   "model directory.")
+@click.option("--input", required=True, metavar="PATH",
+              help="A .parquet/.csv file, a directory of them, or a source URI "
+                   "(https://, s3://, ...).")
+@click.option("--output", required=True, type=click.Path(dir_okay=False), metavar="PATH",
+              help="Predictions file: .parquet or .csv (written atomically).")
+@click.option("--engine", default="pandas", show_default=True,
+              type=click.Choice(["pandas", "spark"]),
+              help="pandas: chunked, in process. spark: needs pyspark.")
+@click.option("--chunk-rows", default=100_000, show_default=True, type=int,
+              help="Rows per chunk: memory stays flat however large the input.")
+@click.option("--id-column", "id_column", multiple=True, metavar="COL",
+              help="Input column copied to the output, repeatable (default: columns named "
+                   "id or ending in _id).")
+@click.option("--tracking-uri", default=None, metavar="URI",
+              help="MLflow tracking server for runs:/ and models:/ URIs.")
+def cmd(model_uri, input, output, engine, chunk_rows, id_column, tracking_uri):
+    """Predict every row of --input with the model at --model-uri, chunk by chunk.
+
+    Writes the id columns, `prediction`, and for classifiers `probability` (binary) or
+    `probability_<class>` columns. Outputs predictions-path and rows. Exit 2 on bad
+    input (missing file, malformed CSV, missing feature column), 1 when the model
+    returns the wrong shape, 3 when the registry or source is unreachable.
+    """
+    from mlcd_actions.stages import predict
+
+    return predict.run(model_uri, input, output, engine=engine, chunk_rows=chunk_rows,
+                       id_columns=split_multi(id_column) or None, tracking_uri=tracking_uri)

@@ -1,0 +1,452 @@
+"""``mlcd predict``: batch predictions over a file, a directory of files or a source URI.
+
+The input is read in bounded chunks (``pyarrow.parquet.ParquetFile.iter_batches``, the
+Arrow streaming CSV reader, or a source adapter's record batches for ``http(s)://``,
+``s3://`` and other registered schemes), only the columns needed: the model's input
+columns (signature order) and the id columns. Each chunk is predicted and written at
+once (Parquet through ``ParquetWriter``, CSV through Arrow's ``CSVWriter``, chosen by
+the output extension) to a temporary file renamed over ``--output`` at the end, so
+memory stays flat however large the input is and a failure leaves nothing behind.
+
+Output columns: the id columns (``--id-column``; default every input column named
+``id`` or ending in ``_id``), ``prediction``, and for classifiers ``probability`` (the
+positive class of a binary classifier) or ``probability_<class>`` per class.
+
+Errors: a missing or unreadable input, a malformed CSV, a missing feature or id column,
+an unsupported extension are :class:`~mlcd_actions.errors.DataError` (exit 2) naming
+the file and column; a model returning the wrong shape is
+:class:`~mlcd_actions.errors.StageFailed` (exit 1, from :mod:`mlcd_actions.models`).
+``--engine spark`` needs pyspark; without it the stage exits 2 saying so.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlcd_actions import tabular
+from mlcd_actions.errors import ConfigError, DataError
+from mlcd_actions.results import StageResult, Table
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from mlcd_actions.serving.spec import ModelSpec
+
+ENGINES = ("pandas", "spark")
+DEFAULT_CHUNK_ROWS = 100_000
+OUTPUT_KINDS = ("parquet", "csv")
+RESERVED = ("prediction", "probability")
+_CSV_BLOCK = 16 << 20
+# MLflow column type -> Arrow type used to read CSV columns (so every block agrees)
+_ARROW_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32",
+                "boolean": "bool_", "string": "string"}
+
+
+def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
+        chunk_rows: int = DEFAULT_CHUNK_ROWS, id_columns: list[str] | None = None,
+        tracking_uri: str | None = None, progress: bool | None = None) -> StageResult:
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if engine == "spark" and importlib.util.find_spec("pyspark") is None:
+        raise ConfigError("--engine spark needs pyspark, which is not installed "
+                          "(pip install pyspark, or use --engine pandas)")
+    if engine == "spark":
+        raise ConfigError("--engine spark: pyspark is installed but this build runs batch "
+                          "predictions with --engine pandas only")
+    if chunk_rows < 1:
+        raise ConfigError(f"--chunk-rows must be at least 1, got {chunk_rows}")
+    out_kind = _output_kind(output)
+    remote = _is_remote(input)
+    files: list[Path] = [] if remote else _input_files(input, output)
+
+    from mlcd_actions import models
+    from mlcd_actions.serving.spec import ModelSpec
+
+    spec = ModelSpec(models.load(model_uri, tracking_uri=tracking_uri))
+    t0 = time.monotonic()
+    if remote:
+        counts, rows, out_schema = _predict_source(spec, input, output, out_kind, chunk_rows,
+                                                    id_columns, progress)
+        ids = [n for n in out_schema.names if n not in _result_names(out_schema)]
+    else:
+        plan = _plan(spec, files, id_columns)
+        counts, rows, out_schema = _predict_files(spec, plan, output, out_kind, chunk_rows,
+                                                   progress)
+        ids = plan.ids
+    seconds = time.monotonic() - t0
+    result = StageResult("predict")
+    result.reason = (f"{rows:,} predictions from {spec.model.display} written to {output} "
+                     f"({seconds:.1f}s)")
+    result.outputs = {"predictions-path": str(output), "rows": rows}
+    result.metrics = {"rows": rows, "seconds": round(seconds, 3),
+                      "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None}
+    result.artifacts = [str(output)]
+    result.details = {"model_uri": model_uri, "model_name": spec.name,
+                      "model_version": spec.version, "run_id": spec.run_id,
+                      "lineage_id": spec.lineage_id, "engine": engine,
+                      "chunk_rows": chunk_rows, "input": input,
+                      "files": [str(f) for f in files], "id_columns": ids,
+                      "output_columns": out_schema.names}
+    if spec.lineage_id:
+        result.lineage = {"lineage_id": spec.lineage_id}
+    if counts:
+        total = sum(counts.values())
+        top = counts.most_common(20)
+        result.tables.append(Table("Predicted classes", ["class", "rows", "share"],
+                                   [[str(k), v, f"{100.0 * v / total:.1f}%"] for k, v in top],
+                                   note=None if len(counts) <= 20 else
+                                   f"{len(counts) - 20} more classes not shown"))
+    return result
+
+
+# ---------------------------------------------------------------- inputs
+
+def _is_remote(uri: str) -> bool:
+    from mlcd_actions.sources.base import scheme_of
+
+    return scheme_of(str(uri)) != "file"
+
+
+def _output_kind(output: str) -> str:
+    try:
+        kind = tabular.kind_of(output)
+    except DataError as exc:
+        raise ConfigError(f"--output {output}: {exc.message.split(': ', 1)[-1]}") from None
+    if kind not in OUTPUT_KINDS:
+        raise ConfigError(f"--output {output}: predict writes .parquet or .csv, not .{kind}")
+    return kind
+
+
+def _input_files(input: str, output: str) -> list[Path]:
+    path = Path(input[len("file://"):] if input.startswith("file://") else input)
+    files = tabular.table_files(path)
+    out = Path(output).resolve()
+    files = [f for f in files if f.resolve() != out]
+    if not files:
+        raise DataError(f"{path}: holds no input besides the output file {output}")
+    for f in files:
+        kind = tabular.kind_of(f)
+        if kind not in ("parquet", "csv"):
+            raise DataError(f"{f}: predict reads .parquet and .csv files, not .{kind}")
+    return files
+
+
+class _Plan:
+    """Which columns to read from which files, and their CSV types."""
+
+    def __init__(self, files: list[Path], features: list[str] | None, ids: list[str],
+                 label: str | None, csv_types: dict[str, str]) -> None:
+        self.files = files
+        self.features = features
+        self.ids = ids
+        self.label = label
+        self.csv_types = csv_types
+
+    def features_for(self, available: list[str]) -> list[str]:
+        if self.features is None:  # no signature: the model gets every column but the label
+            return [c for c in available if c != self.label]
+        return list(self.features)
+
+    def columns_for(self, available: list[str]) -> list[str]:
+        wanted = self.features_for(available)
+        return wanted + [c for c in self.ids if c not in wanted]
+
+
+def _plan(spec: ModelSpec, files: list[Path], id_columns: list[str] | None) -> _Plan:
+    """Check every file's columns before anything is written."""
+    features = spec.input_names
+    required = [c.name for c in spec.columns if c.required] if spec.columns else []
+    first_cols: list[str] | None = None
+    for f in files:
+        cols = _columns_of(f)
+        if first_cols is None:
+            first_cols = cols
+        missing = [c for c in required if c not in cols]
+        if missing:
+            raise DataError(f"{f}: feature column {missing[0]!r} that model "
+                            f"{spec.model.display} needs is missing"
+                            + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")
+                            + f" (columns: {_show_cols(cols)})")
+        for c in id_columns or ():
+            if c not in cols:
+                raise DataError(f"{f}: id column {c!r} not found (columns: {_show_cols(cols)})")
+    assert first_cols is not None
+    if id_columns:
+        ids = list(dict.fromkeys(id_columns))
+    else:
+        ids = [c for c in first_cols if c.lower() == "id" or c.lower().endswith("_id")]
+        ids = [c for c in ids if all(c in _columns_of(f) for f in files[1:])]
+    clash = [c for c in ids if c in RESERVED or c.startswith("probability_")]
+    if clash:
+        raise DataError(f"id column {clash[0]!r} would collide with an output column; "
+                        "rename it or pick other --id-column values")
+    csv_types = {}
+    for col in spec.columns or ():
+        if col.type in _ARROW_TYPES:
+            csv_types[col.name] = _ARROW_TYPES[col.type]
+    return _Plan(files, features, ids, spec.model.label, csv_types)
+
+
+def _columns_of(path: Path) -> list[str]:
+    kind = tabular.kind_of(path)
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh, delimiter=sep), None)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text at byte {exc.start}") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: malformed CSV header: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError...
+        raise DataError(f"{path}: cannot read as {kind}: {_first_line(exc)}") from None
+    if not header:
+        raise DataError(f"{path}: file is empty (no header row)")
+    return header
+
+
+def _show_cols(cols: list[str]) -> str:
+    shown = ", ".join(cols[:20])
+    return shown + (f", … (+{len(cols) - 20})" if len(cols) > 20 else "")
+
+
+def _file_batches(path: Path, columns: list[str], plan: _Plan,
+                  chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of at most ``chunk_rows`` rows holding ``columns``, in order."""
+    import pyarrow as pa
+
+    kind = tabular.kind_of(path)
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            # one reader per row group: a single reader over the whole file keeps
+            # memory that grows with the file (measured); this stays flat
+            for rg in range(pf.num_row_groups):
+                yield from pf.iter_batches(batch_size=chunk_rows, columns=columns,
+                                           row_groups=[rg])
+            return
+        import pyarrow.csv as pcsv
+
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        header = _columns_of(path)
+        types = {c: getattr(pa, t)() for c, t in plan.csv_types.items() if c in columns}
+        reader = pcsv.open_csv(
+            path, read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
+            parse_options=pcsv.ParseOptions(delimiter=sep),
+            convert_options=pcsv.ConvertOptions(include_columns=columns, column_types=types,
+                                                strings_can_be_null=True))
+        for batch in reader:
+            for start in range(0, batch.num_rows, chunk_rows):
+                yield batch.slice(start, chunk_rows)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow's ArrowInvalid, OSError...
+        if kind == "csv":
+            raise DataError(f"{path}: malformed CSV: {_csv_message(exc, header)}") from None
+        raise DataError(f"{path}: cannot read as {kind}: {_first_line(exc)}") from None
+
+
+def _csv_message(exc: BaseException, header: list[str]) -> str:
+    text = _first_line(exc)
+    m = re.search(r"In CSV column #(\d+): ", text)
+    if m and int(m.group(1)) < len(header):
+        text = text.replace(m.group(0), f"column {header[int(m.group(1))]!r}: ")
+    return text[:300]
+
+
+# ---------------------------------------------------------------- predicting
+
+class _Writer:
+    """Chunk-by-chunk Parquet or CSV writer with a schema fixed by the first chunk."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path = path
+        self.kind = kind
+        self.schema = None
+        self._w = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._w is None:
+            self.schema = table.schema
+            if self.kind == "parquet":
+                import pyarrow.parquet as pq
+
+                self._w = pq.ParquetWriter(self.path, self.schema)
+            else:
+                import pyarrow.csv as pcsv
+
+                self._w = pcsv.CSVWriter(self.path, self.schema)
+        elif table.schema != self.schema:
+            try:
+                table = table.cast(self.schema)
+            except Exception as exc:  # noqa: BLE001 - ArrowInvalid / NotImplemented
+                bad = next((f.name for f in table.schema
+                            if f.type != self.schema.field(f.name).type), "?")
+                raise DataError(f"column {bad!r} changes type between chunks "
+                                f"({self.schema.field(bad).type if bad != '?' else ''} -> "
+                                f"{table.schema.field(bad).type if bad != '?' else ''}): "
+                                f"{_first_line(exc)}") from None
+        self._w.write_table(table)
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+
+
+def _predict_chunk(spec: ModelSpec, batch: pa.RecordBatch, features: list[str],
+                   ids: list[str], label: str | None, where: str,
+                   counts: Counter) -> pa.Table:
+    import numpy as np
+    import pyarrow as pa
+
+    from mlcd_actions import models
+    from mlcd_actions.serving.spec import proba_values
+
+    frame = batch.select(features).to_pandas()
+    frame = models.prepare_features(frame, label, spec.model, path=where)
+    pred, proba = spec.predict(frame)
+    arrays = [batch.column(c) for c in ids]
+    names = list(ids)
+    arrays.append(_to_arrow(pred))
+    names.append("prediction")
+    if proba is not None:
+        values = proba_values(proba)
+        if values.ndim == 1:
+            arrays.append(pa.array(values, type=pa.float64()))
+            names.append("probability")
+        else:
+            for j, name in enumerate(spec.proba_columns(proba)):
+                arrays.append(pa.array(np.ascontiguousarray(values[:, j]), type=pa.float64()))
+                names.append(name)
+    if spec.task == "classification" or proba is not None:
+        uniq, cnt = np.unique(pred.astype(str) if pred.dtype == object else pred,
+                              return_counts=True)
+        for k, v in zip(uniq.tolist(), cnt.tolist(), strict=True):
+            counts[k] += v
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _to_arrow(values) -> pa.Array:
+    import pyarrow as pa
+
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects: keep them as text
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def _result_names(schema) -> list[str]:
+    return [n for n in schema.names if n in RESERVED or n.startswith("probability_")]
+
+
+def _predict_files(spec: ModelSpec, plan: _Plan, output: str, out_kind: str,
+                   chunk_rows: int, progress: bool | None):
+    from mlcd_actions.fsutil import atomic_path
+    from mlcd_actions.progress import Progress
+
+    total = _parquet_rows(plan.files)
+    counts: Counter = Counter()
+    rows = 0
+    with atomic_path(output) as tmp, \
+            Progress("predict", total=total, enabled=progress) as bar:
+        writer = _Writer(tmp, out_kind)
+        try:
+            for f in plan.files:
+                available = _columns_of(f)
+                columns = plan.columns_for(available)
+                features = plan.features_for(available)
+                for batch in _file_batches(f, columns, plan, chunk_rows):
+                    if batch.num_rows == 0:
+                        continue
+                    writer.write(_predict_chunk(spec, batch, features, plan.ids, plan.label,
+                                                str(f), counts))
+                    rows += batch.num_rows
+                    bar.update(batch.num_rows)
+        finally:
+            writer.close()
+        if rows == 0:
+            raise DataError(f"{plan.files[0] if len(plan.files) == 1 else plan.files[0].parent}"
+                            ": no rows to predict")
+    return counts, rows, writer.schema
+
+
+def _parquet_rows(files: list[Path]) -> int | None:
+    if not all(tabular.kind_of(f) == "parquet" for f in files):
+        return None
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def _predict_source(spec: ModelSpec, uri: str, output: str, out_kind: str, chunk_rows: int,
+                    id_columns: list[str] | None, progress: bool | None):
+    """Remote input through the source adapter registry (``mlcd_actions.sources``)."""
+    from mlcd_actions.fsutil import atomic_path
+    from mlcd_actions.progress import Progress
+    from mlcd_actions.sources import for_uri, mask_uri
+
+    shown = mask_uri(uri)
+    source = for_uri(uri)(progress=bool(progress))
+    counts: Counter = Counter()
+    rows = 0
+    plan = None
+    with source.open(uri) as data, atomic_path(output) as tmp, \
+            Progress("predict", enabled=progress) as bar:
+        writer = _Writer(tmp, out_kind)
+        try:
+            for big in data.batches:
+                if plan is None:
+                    plan = _plan_columns(spec, list(big.schema.names), id_columns, shown)
+                    columns = plan.columns_for(list(big.schema.names))
+                    features = plan.features_for(list(big.schema.names))
+                for start in range(0, big.num_rows, chunk_rows):
+                    batch = big.slice(start, chunk_rows)
+                    missing = [c for c in columns if c not in batch.schema.names]
+                    if missing:
+                        raise DataError(f"{shown}: column {missing[0]!r} missing in a later "
+                                        "batch")
+                    writer.write(_predict_chunk(spec, batch.select(columns), features,
+                                                plan.ids, plan.label, shown, counts))
+                    rows += batch.num_rows
+                    bar.update(batch.num_rows)
+        finally:
+            writer.close()
+        if rows == 0:
+            raise DataError(f"{shown}: no rows to predict")
+    return counts, rows, writer.schema
+
+
+def _plan_columns(spec: ModelSpec, cols: list[str], id_columns: list[str] | None,
+                  where: str) -> _Plan:
+    required = [c.name for c in spec.columns if c.required] if spec.columns else []
+    missing = [c for c in required if c not in cols]
+    if missing:
+        raise DataError(f"{where}: feature column {missing[0]!r} that model "
+                        f"{spec.model.display} needs is missing (columns: {_show_cols(cols)})")
+    for c in id_columns or ():
+        if c not in cols:
+            raise DataError(f"{where}: id column {c!r} not found (columns: {_show_cols(cols)})")
+    ids = list(dict.fromkeys(id_columns)) if id_columns else \
+        [c for c in cols if c.lower() == "id" or c.lower().endswith("_id")]
+    return _Plan([], spec.input_names, ids, spec.model.label, {})
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[0].strip() if lines else type(exc).__name__
