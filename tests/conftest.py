@@ -32,8 +32,24 @@ def isolated(tmp_path, monkeypatch):
     from mlcd_actions import secrets
 
     secrets.clear()
+    _reset_mlflow_uris()
     yield work
     secrets.clear()
+    _reset_mlflow_uris()
+
+
+def _reset_mlflow_uris() -> None:
+    """mlflow keeps the tracking and registry URIs in module globals: a test that points
+    them at a server must not leak that server to the next test."""
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow.tracking._model_registry.utils as registry
+    import mlflow.tracking._tracking_service.utils as tracking
+
+    tracking._tracking_uri = None
+    registry._registry_uri = None
 
 
 class Result:

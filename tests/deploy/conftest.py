@@ -19,6 +19,7 @@ def _log_versions(store: Path, name: str = "demo") -> dict:
 
     uri = f"sqlite:///{store / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     exp = mlflow.create_experiment("prod-tests", artifact_location=(store / "art").as_uri())
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
@@ -38,7 +39,11 @@ def _log_versions(store: Path, name: str = "demo") -> dict:
             path = store / f"golden-v{version}.json"
             path.write_text(json.dumps(golden))
             out["versions"][version] = {"run_id": run.info.run_id, "golden": str(path)}
-    mlflow.set_tracking_uri("")
+    import mlflow.tracking._model_registry.utils as registry
+    import mlflow.tracking._tracking_service.utils as tracking
+
+    tracking._tracking_uri = None
+    registry._registry_uri = None
     return out
 
 
