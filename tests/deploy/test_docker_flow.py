@@ -49,13 +49,21 @@ def wheelhouse(_registered_store, tmp_path_factory):
 
 @pytest.fixture
 def docker_env(docker_host, base_image, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", docker_host)
-    yield docker_host
     import docker
 
+    monkeypatch.setenv("DOCKER_HOST", docker_host)
     client = docker.DockerClient(base_url=docker_host)
-    for c in client.containers.list(all=True, filters={"label": "mlcd.environment"}):
-        c.remove(force=True)
+
+    def clean():
+        for c in client.containers.list(all=True, filters={"label": "mlcd.environment"}):
+            c.remove(force=True)
+        for image in client.images.list(name="mlcd-demo"):
+            for tag in image.tags:
+                client.images.remove(tag, noprune=True)
+
+    clean()  # an engine reused from an earlier run starts from no app images
+    yield docker_host
+    clean()
     client.close()
 
 
