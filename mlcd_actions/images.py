@@ -18,8 +18,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from mlcd_actions import __version__
 from mlcd_actions.errors import ConfigError, ServiceError, StageFailed

@@ -65,30 +65,50 @@ def move_alias(name: str, alias: str, version: str, *, environment: str,
                tracking_uri: str | None = None, record_previous: bool = True) -> str | None:
     """Point ``alias`` at ``version``; returns the version it pointed at before (or None).
 
-    The previous version is recorded first and the alias set last, so a failure leaves
-    the alias where it was.
+    The new version's tags (image, deploy time) are written first; then the alias moves;
+    then the previous version is recorded. If recording fails, the alias is put back, so
+    a failure leaves the alias and the ``mlcd.previous`` tag as they were.
     """
+    from mlflow.exceptions import MlflowException
+
     client = _client(tracking_uri)
     before = current_version(name, alias, tracking_uri)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    what = f"moving alias {alias!r} of model {name!r} to version {version}"
 
-    def apply() -> None:
-        if record_previous and before and before != str(version):
-            client.set_registered_model_tag(name, f"mlcd.previous.{alias}", before)
+    def tag_version() -> None:
         client.set_model_version_tag(name, str(version), f"mlcd.deployed.{environment}", stamp)
         if image:
             payload = json.dumps({"image": image, "digest": digest})
             client.set_model_version_tag(name, str(version), f"mlcd.image.{environment}", payload)
             client.set_model_version_tag(name, str(version), "mlcd.image", payload)
-        client.set_registered_model_alias(name, alias, str(version))
-
-    from mlflow.exceptions import MlflowException
 
     try:
-        tracking.with_retries(apply, what=f"moving alias {alias!r} of model {name!r} to "
-                                           f"version {version}")
+        tracking.with_retries(tag_version, what=what)
+        tracking.with_retries(lambda: client.set_registered_model_alias(name, alias,
+                                                                        str(version)), what=what)
     except MlflowException as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         raise ConfigError(f"cannot move alias {alias!r} of model {name!r} to version "
                           f"{version}: {first}") from exc
+    if record_previous and before and before != str(version):
+        try:
+            tracking.with_retries(lambda: client.set_registered_model_tag(
+                name, f"mlcd.previous.{alias}", before), what=what)
+        except BaseException:
+            restore_alias(name, alias, before, tracking_uri)
+            raise
     return before
+
+
+def restore_alias(name: str, alias: str, before: str | None,
+                  tracking_uri: str | None = None) -> None:
+    """Best effort: put ``alias`` back where it was (delete it when it was unset)."""
+    import contextlib
+
+    client = _client(tracking_uri)
+    with contextlib.suppress(Exception):
+        if before:
+            client.set_registered_model_alias(name, alias, before)
+        else:
+            client.delete_registered_model_alias(name, alias)

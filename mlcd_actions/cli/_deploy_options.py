@@ -37,7 +37,7 @@ def target_options(f):
                      help="command target: the deploy hook (run by the shell)."),
         click.option("--stop-command", default=None,
                      help="command target: the hook that stops a replaced version."),
-        click.option("--url", default=None,
+        click.option("--service-url", default=None,
                      help="command/kubernetes targets: the URL clients use."),
     ]):
         f = decorator(f)
@@ -50,7 +50,7 @@ def target_kwargs(kw: dict) -> dict:
         "docker_host": kw.pop("docker_host", None), "namespace": kw.pop("namespace", None),
         "context": kw.pop("kube_context", None), "replicas": kw.pop("replicas", None),
         "command": kw.pop("deploy_command", None), "stop_command": kw.pop("stop_command", None),
-        "url": kw.pop("url", None),
+        "url": kw.pop("service_url", None),
     }
     kw["options"] = options
     return kw

@@ -62,7 +62,7 @@ class Deployment:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "Deployment | None":
+    def from_dict(cls, data: dict[str, Any] | None) -> Deployment | None:
         if not data:
             return None
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})

@@ -12,7 +12,7 @@ The hook runs through the shell with these environment variables:
 | ``MLCD_ACTION`` | ``deploy`` or ``stop`` |
 
 A non-zero exit fails the stage (exit 1) with the hook's last output line. The URL is
-read from ``MLCD_DEPLOY_OUTPUT`` or the ``url`` option. The ``stop_command`` option, if
+read from ``MLCD_DEPLOY_OUTPUT`` or ``--service-url``. The ``stop_command`` option, if
 given, is run the same way to stop a replaced deployment.
 """
 
@@ -72,7 +72,7 @@ class CommandTarget(Target):
         url = values.get("url") or self.options.get("url")
         if not url:
             raise StageFailed("deploy hook gave no URL: write 'url=<url>' to $MLCD_DEPLOY_OUTPUT "
-                              "or pass --url")
+                              "or pass --service-url")
         if self.options.get("wait", True):
             wait_healthy(url.rstrip("/"), spec.health_timeout, what="deployed app")
         return Deployment(spec.environment, self.name, url.rstrip("/"), image=spec.image,

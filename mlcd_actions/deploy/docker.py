@@ -13,7 +13,12 @@ import re
 
 from mlcd_actions import images
 from mlcd_actions.deploy.base import (
-    Deployment, DeploySpec, Target, free_port, now_iso, wait_healthy,
+    Deployment,
+    DeploySpec,
+    Target,
+    free_port,
+    now_iso,
+    wait_healthy,
 )
 from mlcd_actions.errors import ConfigError, ServiceError, StageFailed
 

@@ -14,9 +14,38 @@ import time
 from pathlib import Path
 
 from mlcd_actions.deploy.base import (
-    STATE_DIR, Deployment, DeploySpec, Target, free_port, now_iso, wait_healthy,
+    STATE_DIR,
+    Deployment,
+    DeploySpec,
+    Target,
+    free_port,
+    now_iso,
+    wait_healthy,
 )
 from mlcd_actions.errors import ConfigError
+
+
+def port_in_use(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+def is_our_server(pid: int, url: str) -> bool:
+    """True when ``pid`` is still the ``mlcd serve`` started for ``url`` (pids are reused)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True  # no /proc (macOS): trust the record
+    args = [a.decode(errors="replace") for a in cmdline]
+    port = url.rsplit(":", 1)[-1]
+    return "serve" in args and any("mlcd" in a for a in args) and port in args
 
 
 class LocalTarget(Target):
@@ -26,6 +55,9 @@ class LocalTarget(Target):
     def start(self, spec: DeploySpec) -> Deployment:
         if not spec.model_uri:
             raise ConfigError("--target local needs --model-uri")
+        if spec.port and port_in_use(spec.host, spec.port):
+            raise ConfigError(f"--port {spec.port} is in use on {spec.host} (by the running "
+                              "version?); omit --port so the new version starts beside it")
         port = spec.port or free_port(spec.host)
         logdir = (Path(self.options.get("state_dir") or STATE_DIR) / "logs").resolve()
         logdir.mkdir(parents=True, exist_ok=True)
@@ -33,7 +65,8 @@ class LocalTarget(Target):
         log_path = logdir / f"{spec.environment}-{port}-{stamp}.log"
         predlog = logdir / f"{spec.environment}-predictions.jsonl"
         cmd = [sys.executable, "-m", "mlcd_actions", "serve", "--model-uri", spec.model_uri,
-               "--host", spec.host, "--port", str(port), "--prediction-log", str(predlog)]
+               "--host", spec.host, "--port", str(port), "--prediction-log", str(predlog),
+               "--report-dir", str(logdir / "reports")]
         for opt, value in (("--model-name", spec.model_name),
                            ("--model-version", spec.model_version),
                            ("--lineage-id", spec.lineage_id)):
@@ -63,8 +96,8 @@ class LocalTarget(Target):
 
     def stop(self, deployment: Deployment) -> None:
         pid = deployment.handle.get("pid")
-        if not pid:
-            return
+        if not pid or not is_our_server(pid, deployment.url):
+            return  # gone, or the pid now belongs to another process: leave it alone
         try:
             os.killpg(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):

@@ -48,6 +48,34 @@ def _lineage(model, tracking_uri: str | None) -> Lineage:
                        model_version=model.version)
 
 
+CONTEXT_MARKER = ".mlcd-build-context"
+
+
+def _claim_context_dir(work: Path) -> None:
+    """Empty ``work`` for a new build context; never a directory mlcd did not create."""
+    if work.exists():
+        if not work.is_dir():
+            raise ConfigError(f"--context-dir {work}: exists and is not a directory")
+        if any(work.iterdir()) and not (work / CONTEXT_MARKER).exists():
+            raise ConfigError(f"--context-dir {work}: not empty and not an mlcd build context; "
+                              "name a new or empty directory")
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / CONTEXT_MARKER).write_text("created by mlcd build-app; emptied on each build\n")
+
+
+def extra_tags(tag: str, model_version: str | None, git_sha: str | None) -> list[str]:
+    """``repo:model-<version>`` and ``repo:git-<sha7>`` beside ``--tag``."""
+    last = tag.rsplit("/", 1)[-1]
+    repo = tag.rsplit(":", 1)[0] if ":" in last else tag
+    out = []
+    if model_version:
+        out.append(f"{repo}:model-{model_version}")
+    if git_sha:
+        out.append(f"{repo}:git-{git_sha[:7]}")
+    return [t for t in out if t != tag]
+
+
 def labels_for(model, lin: Lineage, git_sha: str | None) -> dict[str, str]:
     labels = {
         "org.opencontainers.image.title": f"mlcd serving app: {model.name or 'model'}",
@@ -88,9 +116,8 @@ def run(*, model_uri: str, tag: str, base_image: str = images.DEFAULT_BASE_IMAGE
     else:
         work = Path(context_dir) if context_dir else Path(tempfile.mkdtemp(prefix="mlcd-app-"))
         try:
-            if context_dir and work.exists():
-                shutil.rmtree(work)
-            work.mkdir(parents=True, exist_ok=True)
+            if context_dir:
+                _claim_context_dir(work)
             images.copy_tree(model_dir, work / "model")
             reqs = images.requirements(model_dir)
             wheels = work / "wheelhouse"
@@ -119,12 +146,20 @@ def run(*, model_uri: str, tag: str, base_image: str = images.DEFAULT_BASE_IMAGE
                 shutil.rmtree(work, ignore_errors=True)
     result.artifacts = [a for a in result.artifacts if a]
     digest = image.id
+    tags = [tag]
+    for extra in extra_tags(tag, model.version, git_sha):
+        repo, _, version = extra.rpartition(":")
+        image.tag(repo, tag=version)
+        tags.append(extra)
     repo_digest = None
     if push:
+        for extra in tags[1:]:
+            images.push(client, extra)
         repo_digest = images.push(client, tag)
         result.reason += f"; pushed {repo_digest}"
     lin = lin.replace(image=tag, image_digest=repo_digest or digest)
-    result.outputs = {"image": tag, "digest": repo_digest or digest, "image-id": digest,
+    result.outputs = {"image": tag, "tags": " ".join(tags), "digest": repo_digest or digest,
+                      "image-id": digest,
                       "built": built, "lineage-id": lin.id,
                       "model-version": model.version or ""}
     result.lineage = lin.to_dict()

@@ -17,7 +17,12 @@ from typing import Any
 from mlcd_actions import promotion
 from mlcd_actions.deploy import get_target
 from mlcd_actions.deploy.base import (
-    STATE_DIR, Deployment, DeploySpec, cleanup_on_error, load_state, save_state,
+    STATE_DIR,
+    Deployment,
+    DeploySpec,
+    cleanup_on_error,
+    load_state,
+    save_state,
 )
 from mlcd_actions.errors import ConfigError
 from mlcd_actions.results import StageResult
@@ -89,10 +94,12 @@ def run(*, environment: str, target: str = "local", image: str | None = None,
     result = StageResult("deploy")
     previous_version = previous.model_version if previous else None
     with cleanup_on_error(tgt, new):
+        moved = False
         if name and model_version and move_alias:
             before = promotion.move_alias(name, alias, model_version, environment=environment,
                                           image=image, digest=digest,
                                           tracking_uri=tracking_uri)
+            moved = True
             previous_version = before or previous_version
             result.details["alias"] = {"name": name, "alias": alias, "version": model_version,
                                        "previous": before}
@@ -100,7 +107,13 @@ def run(*, environment: str, target: str = "local", image: str | None = None,
             result.warnings.append(
                 f"model is not registered (no name/version): alias {alias!r} not moved; "
                 "pass --name and --model-version, or a models:/ URI")
-        save_state(environment, new, previous, state, state_dir)
+        try:
+            save_state(environment, new, previous, state, state_dir)
+        except BaseException:
+            if moved:
+                promotion.restore_alias(name, alias, result.details["alias"]["previous"],
+                                        tracking_uri)
+            raise
     if previous and previous.handle != new.handle:
         try:
             get_target(previous.target, **options).stop(previous)

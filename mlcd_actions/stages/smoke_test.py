@@ -15,6 +15,7 @@ Any failed check fails the stage (exit 1).
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import statistics
@@ -43,6 +44,9 @@ def _request(url: str, body: bytes | None = None, timeout: float = 10.0) -> tupl
     except urllib.error.HTTPError as exc:
         raw = exc.read()
         status = exc.code
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        # the app dropped the connection or timed out: status 0 fails the check
+        return 0, f"{type(exc).__name__}: {exc}", (time.perf_counter() - t0) * 1000
     ms = (time.perf_counter() - t0) * 1000
     try:
         data = json.loads(raw) if raw else None
@@ -58,7 +62,7 @@ def load_samples(samples: str | None, model_uri: str | None,
         if not path.is_file():
             raise ConfigError(f"--samples {samples}: no such file")
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return check_samples(json.loads(path.read_text(encoding="utf-8")), samples)
         except ValueError as exc:
             raise ConfigError(f"--samples {samples}: not JSON: {exc}") from exc
     if not model_uri:
@@ -80,12 +84,29 @@ def load_samples(samples: str | None, model_uri: str | None,
         raise
     except Exception:  # noqa: BLE001 - a run without golden samples: the check is skipped
         return None
-    return json.loads(Path(local).read_text(encoding="utf-8"))
+    return check_samples(json.loads(Path(local).read_text(encoding="utf-8")), GOLDEN_ARTIFACT)
+
+
+def check_samples(data: Any, where: str) -> dict:
+    """Golden samples are ``{"inputs": [{...}, ...], "predictions": [...]}`` of equal length."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: golden samples must be a JSON object with 'inputs' and "
+                          "'predictions'")
+    inputs, preds = data.get("inputs"), data.get("predictions")
+    if not isinstance(inputs, list) or not all(isinstance(r, dict) for r in inputs):
+        raise ConfigError(f"{where}: 'inputs' must be a list of records")
+    if not isinstance(preds, list) or len(preds) != len(inputs):
+        raise ConfigError(f"{where}: 'predictions' must be a list as long as 'inputs' "
+                          f"({len(inputs)})")
+    probs = data.get("probabilities")
+    if probs is not None and (not isinstance(probs, list) or len(probs) != len(inputs)):
+        raise ConfigError(f"{where}: 'probabilities' must be a list as long as 'inputs'")
+    return data
 
 
 def _close(a: Any, b: Any, tol: float) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b, strict=False))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
             not isinstance(a, bool) and not isinstance(b, bool):
         if math.isnan(a) and math.isnan(b):
@@ -146,7 +167,7 @@ def run(*, url: str, samples: str | None = None, expect_model_version: str | Non
         else:
             got = body.get("predictions")
             want = gold.get("predictions")
-            bad = [i for i, (g, w) in enumerate(zip(got or [], want or []))
+            bad = [i for i, (g, w) in enumerate(zip(got or [], want or [], strict=False))
                    if not _close(g, w, tolerance)]
             ok = got is not None and len(got) == len(want) and not bad
             if ok and gold.get("probabilities") is not None and body.get("probabilities"):

@@ -40,7 +40,7 @@ def test_kubernetes_applies_manifests_and_waits_for_rollout(mlcd, fake_kubectl):
     r = mlcd("deploy", "--environment", "staging", "--target", "kubernetes",
              "--image", "registry.example/credit:1.2.0", "--name", "credit",
              "--model-version", "3", "--namespace", "ml", "--replicas", "3",
-             "--url", "https://credit-staging.example", "--no-move-alias")
+             "--service-url", "https://credit-staging.example", "--no-move-alias")
     assert r.exit_code == 0, r
     calls = fake_kubectl.read_text().splitlines()
     assert calls[0].startswith("apply -f ")
@@ -103,3 +103,93 @@ def test_command_hook_without_url_is_a_clear_failure(tmp_path):
     with pytest.raises(StageFailed, match="deploy hook gave no URL"):
         target.start(DeploySpec("staging", image="a:1"))
     assert target.stop(Deployment("staging", "command", "http://x")) is None
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("[1, 2]", "golden samples must be a JSON object"),
+    ('{"inputs": [1], "predictions": [0]}', "'inputs' must be a list of records"),
+    ('{"inputs": [{"a": 1}], "predictions": [0, 1]}', "'predictions' must be a list as long"),
+])
+def test_smoke_test_rejects_malformed_samples(mlcd, http_server, content, needle):
+    base, root = http_server
+    (root / "health").write_text("ok")
+    Path("golden.json").write_text(content)
+    r = mlcd("smoke-test", "--url", base, "--samples", "golden.json")
+    assert r.exit_code == 2, r
+    assert needle in r.verdict
+
+
+def test_smoke_test_dropped_connection_fails_the_check_not_the_tool(mlcd):
+    """An app that accepts and closes connections: every check fails, no traceback."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            data = conn.recv(4096)
+            if b"/health" in data:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        r = mlcd("smoke-test", "--url", f"http://127.0.0.1:{port}", "--timeout", "5")
+    finally:
+        stop.set()
+        thread.join(5)
+        srv.close()
+    assert r.exit_code == 1, r
+    assert "metadata: /metadata answered 0" in r.verdict
+    assert "internal error" not in r.output
+
+
+def test_build_context_dir_is_never_a_users_directory(tmp_path):
+    from mlcd_actions.stages.build_app import _claim_context_dir
+
+    user = tmp_path / "repo"
+    user.mkdir()
+    (user / "precious.py").write_text("x")
+    with pytest.raises(ConfigError, match="not empty and not an mlcd build context"):
+        _claim_context_dir(user)
+    assert (user / "precious.py").exists()
+    ctx = tmp_path / "ctx"
+    _claim_context_dir(ctx)
+    (ctx / "old").write_text("stale")
+    _claim_context_dir(ctx)  # ours: emptied for the new build
+    assert not (ctx / "old").exists()
+
+
+def test_extra_tags_carry_model_version_and_git_sha():
+    from mlcd_actions.stages.build_app import extra_tags
+
+    assert extra_tags("reg.io:5000/acme/app:1.0", "3", "abcdef1234") == [
+        "reg.io:5000/acme/app:model-3", "reg.io:5000/acme/app:git-abcdef1"]
+    assert extra_tags("app", None, None) == []
+
+
+def test_local_target_refuses_a_busy_fixed_port(http_server):
+    base, _ = http_server
+    port = int(base.rsplit(":", 1)[1])
+    target = get_target("local")
+    with pytest.raises(ConfigError, match=f"--port {port} is in use"):
+        target.start(DeploySpec("staging", model_uri="models:/x/1", port=port))
+
+
+def test_local_target_never_signals_a_foreign_pid():
+    from mlcd_actions.deploy.local import LocalTarget, is_our_server
+
+    assert not is_our_server(os.getpid(), "http://127.0.0.1:1")  # pytest, not mlcd serve
+    LocalTarget().stop(Deployment("staging", "local", "http://127.0.0.1:1",
+                                  handle={"pid": os.getpid()}))  # must not kill us
