@@ -1,0 +1,1 @@
+"""Credit-approval example: the team's own feature and training code for mlcd."""

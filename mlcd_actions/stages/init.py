@@ -1,0 +1,339 @@
+"""``mlcd init``: scaffold mlcd into a repository.
+
+Writes a commented ``mlcd.yaml`` whose keys are checked against the CLI before it is
+written, an inferred pandera schema (the ``schema infer`` stage), a PII policy when the
+data holds personal data, DVC with a local remote, and the CI callers (GitHub workflows
+or ``.gitlab-ci.yml``). A file that exists is left alone and reported as skipped unless
+``force``: re-running never loses a user's edits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from mlcd_actions import scaffold
+from mlcd_actions.errors import ConfigError, DataError
+from mlcd_actions.fsutil import write_text
+from mlcd_actions.results import StageResult, Table
+
+STAGE = "init"
+DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json")
+_LABEL_NAMES = ("label", "target", "y", "class", "outcome", "approved", "default", "churn",
+                "price", "saleprice", "sale_price", "survived", "is_fraud", "fraud")
+_SENSITIVE = re.compile(r"^(sex|gender|race|ethnicity|ethnic_group|age_band|age_group|"
+                        r"religion|nationality|disability|marital_status)$", re.I)
+_ID = re.compile(r"(^id$|_id$|^id_)", re.I)
+WRITTEN, SKIPPED, OVERWRITTEN = "written", "skipped (exists; --force overwrites)", "overwritten"
+
+
+def find_data(root: Path) -> Path:
+    """The one data file under data/ (or the project root) when --data is not given."""
+    for folder in (root / "data", root):
+        if folder.is_dir():
+            found = sorted(p for p in folder.iterdir()
+                           if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                names = ", ".join(p.name for p in found[:5])
+                raise ConfigError(f"several data files in {folder} ({names}): pass --data PATH")
+    raise ConfigError(f"no data file (CSV, Parquet, JSON lines) in {root / 'data'} or {root}: "
+                      "pass --data PATH")
+
+
+def guess_label(columns: list[str], explicit: str | None) -> str:
+    if explicit:
+        if explicit not in columns:
+            raise DataError(f"--label {explicit}: no such column (columns: "
+                            f"{', '.join(columns[:20])})", file=None)
+        return explicit
+    lower = {c.lower(): c for c in columns}
+    for name in _LABEL_NAMES:
+        if name in lower:
+            return lower[name]
+    return columns[-1]
+
+
+def guess_task(series) -> str:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return "classification"
+    values = series.dropna()
+    if pd.api.types.is_integer_dtype(series) and values.nunique() <= 20:
+        return "classification"
+    if pd.api.types.is_float_dtype(series) and values.nunique() <= 2:
+        return "classification"
+    return "regression"
+
+
+def profile(data: Path, label: str | None, sensitive: Iterable[str]) -> dict[str, Any]:
+    """What the config needs to know about the data."""
+    from mlcd_actions import pii, tabular
+
+    df = tabular.read_table(data)
+    if df.empty:
+        raise DataError(f"{data}: no rows", file=str(data))
+    columns = [str(c) for c in df.columns]
+    label = guess_label(columns, label)
+    if df[label].dropna().nunique() < 2:
+        raise DataError(f"{data}: label '{label}' has fewer than two distinct values; "
+                        "pass --label COL", file=str(data))
+    task = guess_task(df[label])
+    sens = list(sensitive) or [c for c in columns if _SENSITIVE.match(c) and c != label]
+    for col in sens:
+        if col not in columns:
+            raise DataError(f"--sensitive {col}: no such column in {data}", file=str(data))
+    ids = [c for c in columns if _ID.search(c) and c != label
+           and df[c].notna().all() and df[c].is_unique]
+    scan = pii.scan_frame(df.head(5000))
+    pii_cols = sorted({h.column for h in scan.hits if h.column != label})
+    return {"rows": len(df), "columns": columns, "label": label, "task": task,
+            "sensitive": sens, "id": ids[0] if ids else None, "pii": pii_cols}
+
+
+def config_text(*, project: str, source: str, prof: dict[str, Any], schema: str | None,
+                policy: str | None) -> str:
+    """The commented mlcd.yaml."""
+    task, label = prof["task"], prof["label"]
+    sens = prof["sensitive"]
+    lines = [
+        "# mlcd.yaml — written by `mlcd init`; edit freely (re-running init keeps your edits).",
+        "# Keys are the options of `mlcd <stage> --help` (kebab-case; a repeatable option is a",
+        "# list). A top-level key applies to every stage that has that option. Precedence:",
+        "# command line > MLCD_<OPTION> env var > this file. ${VAR} reads the environment",
+        "# (secrets are masked). `mlcd run` runs every stage locally; CI runs the same stages.",
+        "version: 1",
+        f"project: {project}",
+        "",
+        f"label: {label}                  # the column to predict ({task})",
+    ]
+    if sens:
+        lines.append(f"sensitive: [{', '.join(sens)}]     # bias (check-data) and fairness "
+                     "(check-fairness) per group")
+    else:
+        lines.append("# sensitive: [sex, age_band]     # columns for bias and fairness checks")
+    lines += [
+        f"name: {project}                 # registered model name",
+        "",
+        "run:",
+        f"  source: {source}              # what ingest fetches: a path, https://, s3://, "
+        "or a SQLAlchemy URL",
+        "  # batch: data/new.csv          # scored by predict and compared by monitor "
+        "(default: the test set)",
+        "",
+        "validate:",
+        f"  schema: {schema}" if schema else "  # schema: schema.yaml          "
+                                             "# `mlcd schema infer DATA --out schema.yaml`",
+        "",
+        "prepare:",
+        "  # transform: mypackage.features:prepare   # your function(df) -> df",
+        "  test-size: 0.2",
+    ]
+    if prof["id"]:
+        lines.append(f"  split-by-id: {prof['id']}        # a row keeps its side across data "
+                     "versions")
+    lines += ["", "check-data:"]
+    if policy:
+        lines += [f"  pii-policy: {policy}        # personal data found in: "
+                  f"{', '.join(prof['pii'])} — hash it in prepare"]
+    else:
+        lines += ["  # pii-policy: pii-policy.yaml  # per column: forbid | allow | must-be-hashed"]
+    lines += ["  rules: [gdpr]                  # forbid personal data unless a policy column "
+              "rule allows it"] if not prof["pii"] else []
+    if sens:
+        lines += ["  min-group-size: 20             # every group of a sensitive feature"]
+    lines += [
+        "",
+        "train:",
+        "  # entrypoint: mypackage.train:train        # function(train_df, params) -> model",
+        "  # command: python train.py                 # or any command (see docs/training-"
+        "contract.md)",
+        f"  estimator: {'logistic_regression' if task == 'classification' else 'ridge'}"
+        "        # built-in model while you have none",
+        f"  task: {task}",
+        "",
+        "evaluate:",
+        "  threshold:                     # start low, raise to your bar",
+    ]
+    if task == "classification":
+        lines += ["    - balanced_accuracy>=0.55     # better than chance"]
+    else:
+        lines += ["    - r2>=0.0                     # better than predicting the mean"]
+    lines += ["  max-drop:                      # against models:/<name>@champion once there "
+              "is one",
+              f"    - {'balanced_accuracy' if task == 'classification' else 'r2'}=0.02"]
+    if sens and task == "classification":
+        lines += ["", "check-fairness:", "  threshold:",
+                  "    - demographic_parity_difference<=0.2"]
+    lines += [
+        "",
+        "deploy:",
+        "  target: local                  # local | docker | kubernetes | command",
+        "",
+        "smoke-test:",
+        "  latency-budget-ms: 1000",
+        "",
+        "monitor:",
+        "  threshold:",
+        "    - psi<=0.2",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def readable(path: Path) -> Path:
+    """Give a written file the usual mode (0644 under the usual umask), not mkstemp's 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    return path
+
+
+class _Writer:
+    def __init__(self, root: Path, force: bool) -> None:
+        self.root = root
+        self.force = force
+        self.rows: list[list[str]] = []
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).exists()
+
+    def skip(self, rel: str) -> bool:
+        """True (and recorded) when ``rel`` exists and --force is off."""
+        if self.exists(rel) and not self.force:
+            self.rows.append([rel, SKIPPED])
+            return True
+        return False
+
+    def write(self, rel: str, text: str) -> None:
+        if self.skip(rel):
+            return
+        state = OVERWRITTEN if self.exists(rel) else WRITTEN
+        readable(write_text(self.root / rel, text))
+        self.rows.append([rel, state])
+
+
+def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | None = None,
+        force: bool = False, label: str | None = None, sensitive: Iterable[str] = (),
+        repo: str = scaffold.DEFAULT_REPO, ref: str = scaffold.DEFAULT_REF,
+        dvc: bool = True) -> StageResult:
+    from mlcd_actions.stages import schema as schema_stage
+
+    root = Path(directory).resolve()
+    if not root.is_dir():
+        raise ConfigError(f"{directory}: not a folder")
+    if ci not in ("github", "gitlab", "none"):
+        raise ConfigError(f"--ci {ci}: use github, gitlab or none")
+    data_path = Path(data) if data else find_data(root)
+    if not data_path.is_absolute():
+        data_path = (Path.cwd() / data_path)
+    if not data_path.exists():
+        raise DataError(f"--data {data}: no such file", file=str(data))
+    try:
+        source = data_path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        source = str(data_path.resolve())
+    prof = profile(data_path, label, sensitive)
+    project = re.sub(r"[^A-Za-z0-9_.-]+", "-", root.name).strip("-") or "model"
+    w = _Writer(root, force)
+    result = StageResult(STAGE)
+
+    # the schema, inferred by the schema stage
+    if not w.skip("schema.yaml"):
+        existed = w.exists("schema.yaml")
+        schema_stage.infer(str(data_path), str(root / "schema.yaml"))
+        readable(root / "schema.yaml")
+        w.rows.append(["schema.yaml", OVERWRITTEN if existed else WRITTEN])
+
+    # a PII policy when the data holds personal data
+    policy = None
+    if prof["pii"]:
+        policy = "pii-policy.yaml"
+        w.write(policy, "# Compliance policy for `mlcd check-data` (written by `mlcd init`).\n"
+                        "# Per column: forbid | allow | must-be-hashed. These columns look like "
+                        "personal data:\n# hash them in a prepare transform (or drop them) "
+                        "before training.\nrules: [gdpr]\ncolumns:\n"
+                + "".join(f"  {c}: must-be-hashed\n" for c in prof["pii"]))
+        result.warnings.append(f"personal data in {', '.join(prof['pii'])}: check-data fails "
+                               f"until the column(s) are hashed in prepare ({policy})")
+
+    # mlcd.yaml, checked against the CLI before it is written
+    text = config_text(project=project, source=source, prof=prof, schema="schema.yaml",
+                       policy=policy)
+    _check_config(text, root)
+    w.write("mlcd.yaml", text)
+
+    # CI callers
+    files = {"github": scaffold.GITHUB, "gitlab": scaffold.GITLAB}.get(ci, {})
+    for name, rel in files.items():
+        w.write(rel, scaffold.render(name, repo=repo, ref=ref))
+
+    # .gitignore: the local work folder never goes to git
+    gitignore = root / ".gitignore"
+    current = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
+    if ".mlcd/" not in current.split():
+        sep = "" if not current or current.endswith("\n") else "\n"
+        readable(write_text(gitignore, current + sep + "# mlcd local state (MLflow store, "
+                            "cache, reports, DVC remote)\n.mlcd/\n"))
+        w.rows.append([".gitignore", "updated (.mlcd/)"])
+
+    # DVC with a local remote
+    if dvc:
+        w.rows.append([".dvc/", _dvc_init(root)])
+
+    result.tables.append(Table("mlcd init", ["file", "action"], w.rows))
+    written = [r[0] for r in w.rows if r[1] in (WRITTEN, OVERWRITTEN)]
+    skipped = [r[0] for r in w.rows if r[1] == SKIPPED]
+    result.outputs = {"config": "mlcd.yaml", "label": prof["label"], "task": prof["task"],
+                      "sensitive": ",".join(prof["sensitive"]), "written": ",".join(written),
+                      "skipped": ",".join(skipped)}
+    result.details["profile"] = {k: v for k, v in prof.items() if k != "columns"}
+    result.reason = (f"{len(written)} file(s) written, {len(skipped)} kept"
+                     + (f" ({', '.join(skipped)}; --force overwrites)" if skipped else "")
+                     + f"; label {prof['label']} ({prof['task']}); next: mlcd run")
+    return result
+
+
+def _check_config(text: str, root: Path) -> None:
+    """Validate the generated config against every command's options (never write a
+    config the CLI would refuse)."""
+    import tempfile
+
+    import click
+
+    from mlcd_actions import config as config_mod
+    from mlcd_actions.cli import cli, option_spec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mlcd.yaml"
+        path.write_text(text, encoding="utf-8")
+        cfg = config_mod.load(path)
+        try:
+            config_mod.validate(cfg, option_spec(cli, click.Context(cli)))
+        except ConfigError as exc:  # a bug in this template, not the user's fault
+            raise RuntimeError(f"generated mlcd.yaml is invalid: {exc.one_line()}") from exc
+
+
+def _dvc_init(root: Path) -> str:
+    if (root / ".dvc").is_dir():
+        return "skipped (exists)"
+    import sys
+
+    in_git = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root,
+                            capture_output=True, text=True).returncode == 0
+    cmd = [sys.executable, "-m", "dvc", "init", "-q"] + ([] if in_git else ["--no-scm"])
+    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ConfigError(f"dvc init failed: {(done.stderr or done.stdout).strip()[:300]}")
+    remote = [sys.executable, "-m", "dvc", "remote", "add", "-d", "mlcd",
+              str(Path(".mlcd") / "dvc-remote")]
+    done = subprocess.run(remote, cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ConfigError(f"dvc remote add failed: {(done.stderr or done.stdout).strip()[:300]}")
+    return "dvc init" + ("" if in_git else " --no-scm") + ", remote mlcd -> .mlcd/dvc-remote"
