@@ -57,7 +57,7 @@ def positive_class(classes: list[Any], positive: Any = None) -> Any:
         for c in classes:
             if str(c) == str(positive):
                 return c
-        raise DataError(f"--positive-label {positive!r} is not a label value "
+        raise DataError(f"--pos-label {positive!r} is not a label value "
                         f"(values: {', '.join(map(str, classes[:20]))})")
     for c in classes:
         if c is True or (not isinstance(c, str) and c == 1):

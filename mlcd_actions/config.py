@@ -3,7 +3,8 @@
 The file mirrors the CLI (DESIGN §2, "one name everywhere")::
 
     version: 1
-    label: approved            # a top-level option applies to every stage that has it
+    label: approved            # a shared option (GLOBAL_OPTIONS) at the top level applies
+                               # to every stage that has it; any other option is per stage
     sensitive: [sex, age_band]
     ingest:                    # a stage section holds options of that stage
       out: .mlcd/data/raw
@@ -39,6 +40,10 @@ RESERVED: dict[str, Callable[[Any], Any] | None] = {
     "version": None,
     "project": None,
 }
+# options that may sit at the top level (shared by the stages that have them); any other
+# option (``threshold``, ``out``...) means different things per stage and must be in a section
+GLOBAL_OPTIONS = frozenset({"label", "sensitive", "pos-label", "tracking-uri", "experiment",
+                            "name", "report-dir", "docker-host", "id-column", "seed"})
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -218,6 +223,13 @@ def validate(cfg: Config, commands: Mapping[str, Mapping[str, Validator] | Mappi
                         sub_value, spec[sub], (raw_key, sub_raw), fail, suggest)
             else:
                 defaults[key] = _options(value, spec, (raw_key,), fail, suggest)
+        elif key in all_options and key not in GLOBAL_OPTIONS:
+            stage = next((n for n, sp in commands.items()
+                          if key in sp or any(isinstance(v, Mapping) and key in v
+                                              for v in sp.values())), None)
+            example = f" (e.g. {stage}:)" if stage else ""
+            fail((raw_key,), f"'{raw_key}' is a per-stage option; put it under the "
+                             f"stage{example}")
         elif key in all_options:
             try:
                 for check in all_options[key]:

@@ -50,39 +50,83 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
                                        ensure_ascii=False) + "\n")
 
 
+def _refuse_cwd_or_ancestor(path: str | os.PathLike, target: Path) -> None:
+    """An output directory that is the cwd (or holds it) cannot be swapped: refuse it."""
+    from mlcd_actions.errors import ConfigError
+
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents or target == Path(target.anchor):
+        what = "the current directory" if target == cwd else (
+            "the filesystem root" if target == Path(target.anchor)
+            else "a parent of the current directory")
+        raise ConfigError(f"output directory {os.fspath(path)!r} is {what}; "
+                          f"write to a subdirectory instead (e.g. ./out)")
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it replaces ``path`` whole.
 
     Files already in ``path`` that the new content does not write are kept, so a
     stage that writes two files into a shared folder does not delete a third.
+    A target that is the current directory, one of its parents or ``/`` is refused
+    (ConfigError): it cannot be swapped out from under the process. If the swap fails
+    after existing files were moved across, they are moved back, never deleted.
     """
-    target = Path(path)
+    target = Path(path).resolve()
+    _refuse_cwd_or_ancestor(path, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    stranded = False
     try:
         yield tmp
         if target.exists() and not target.is_dir():
             raise NotADirectoryError(f"{target} exists and is not a directory")
         if target.is_dir():
-            for child in target.iterdir():
-                if not (tmp / child.name).exists():
-                    os.rename(child, tmp / child.name)
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old",
-                                           dir=target.parent))
-            backup.rmdir()
-            os.rename(target, backup)
+            moved: list[str] = []
             try:
-                os.rename(tmp, target)
+                for child in list(target.iterdir()):
+                    if not (tmp / child.name).exists():
+                        _rename(child, tmp / child.name)
+                        moved.append(child.name)
+                backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old",
+                                               dir=target.parent))
+                backup.rmdir()
+                _rename(target, backup)
+                try:
+                    _rename(tmp, target)
+                except BaseException:
+                    _rename(backup, target)
+                    raise
             except BaseException:
-                os.rename(backup, target)
+                stranded = not _move_back(moved, tmp, target)
                 raise
             shutil.rmtree(backup, ignore_errors=True)
         else:
-            os.rename(tmp, target)
+            _rename(tmp, target)
     finally:
-        if tmp.exists():
+        if tmp.exists() and not stranded:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rename(src: Path, dst: Path) -> None:
+    os.rename(src, dst)
+
+
+def _move_back(names: list[str], tmp: Path, target: Path) -> bool:
+    """Return files moved from ``target`` into ``tmp`` to where they were; True when all did."""
+    ok = True
+    for name in reversed(names):
+        try:
+            _rename(tmp / name, target / name)
+        except OSError:
+            ok = False
+    if not ok:
+        import logging
+
+        logging.getLogger("mlcd").error("could not move every file back into %s; "
+                                        "the rest are kept in %s", target, tmp)
+    return ok
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -215,3 +215,29 @@ def _fmt(value) -> str:
 
 
 fmt = _fmt
+
+
+ALLOW_SKIPPED_GATES = "--allow-skipped-gates"
+
+
+def fail_unchecked(unchecked: Iterable[tuple[GateRow, str]], *, allow: bool = False) -> list[str]:
+    """Configured gates that could not be checked fail, each with its ``reason``.
+
+    A gate the user configured but whose value is undefined (a metric that could not be
+    computed, too few groups) must not pass silently: its row becomes FAILED with the
+    reason as its message. With ``allow`` (``--allow-skipped-gates``) it stays SKIPPED.
+    Returns the warnings to add to the result.
+    """
+    pairs = list(unchecked)
+    warnings: list[str] = []
+    for row, reason in pairs:
+        row.message = reason
+        if allow:
+            row.verdict = SKIPPED
+            warnings.append(f"gate on {row.metric} skipped ({ALLOW_SKIPPED_GATES}): {reason}")
+        else:
+            row.verdict = FAILED
+    if pairs and not allow:
+        warnings.append(f"{len(pairs)} gate(s) could not be checked and count as failed; "
+                        f"{ALLOW_SKIPPED_GATES} skips them instead")
+    return warnings

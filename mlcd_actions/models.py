@@ -20,7 +20,11 @@ predictions is :class:`~mlcd_actions.errors.StageFailed` (exit 1).
 The model is fed, as DESIGN §2 says, a frame of every column but the label
 (:func:`prepare_features`): a model selects its own features. When the signature
 names input columns the frame follows the signature's order (columns the model never
-saw are left out; a missing one is a :class:`~mlcd_actions.errors.DataError`).
+saw are left out; a missing one is a :class:`~mlcd_actions.errors.DataError`). Values
+that do not fit the signature's column types (text in a column the model needs as a
+number) are a DataError naming the column and the first bad data row
+(:func:`check_feature_types`, also used when the model raises, and MLflow's own schema
+enforcement errors are classified the same way).
 
 mlflow, numpy and pandas are imported inside functions.
 """
@@ -122,6 +126,13 @@ class LoadedModel:
         except MlcdError:
             raise
         except Exception as exc:  # noqa: BLE001 - the user's model: one clear line
+            try:
+                check_feature_types(df, self)
+            except DataError as err:
+                raise err from exc
+            schema_error = _schema_error(exc, df, self)
+            if schema_error is not None:
+                raise schema_error from exc
             bad = non_finite_columns(df)
             if bad:
                 col, count, row = bad[0]
@@ -130,6 +141,9 @@ class LoadedModel:
                     f"feature column {col!r} has {count} missing or infinite value(s), first at "
                     f"data row {row + 1}{more}; model {self.display} cannot {method} them: "
                     f"{_first_line(exc)}") from exc
+            unparsable = _unparsable_text(exc, df, self)
+            if unparsable is not None:
+                raise unparsable from exc
             raise StageFailed(f"model {self.display} raised in {method}: "
                               f"{type(exc).__name__}: {_first_line(exc)}") from exc
 
@@ -395,7 +409,157 @@ def prepare_features(df: pd.DataFrame, label: str | None, model: LoadedModel,
             raise DataError(f"{where}feature column(s) {', '.join(map(repr, missing))} that model "
                             f"{model.display} needs are missing")
         cols = [c for c in model.input_columns if c != label]
-    return df.loc[:, cols]
+    out = df.loc[:, cols]
+    check_feature_types(out, model, path=path)
+    return out
+
+
+# MLflow column types (signature) -> what a value must be
+NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
+
+
+def signature_types(model: LoadedModel) -> dict[str, str]:
+    """``{column: MLflow type name}`` from the model's signature (``'double'``, ``'long'``,
+    ``'string'``...); empty without a column-based signature."""
+    sig = model.signature
+    if sig is None or sig.inputs is None:
+        return {}
+    try:
+        if not sig.inputs.has_input_names():
+            return {}
+        return {str(spec.name): str(getattr(spec.type, "name", spec.type))
+                for spec in sig.inputs.inputs}
+    except Exception:  # noqa: BLE001 - tensor specs have no names
+        return {}
+
+
+def check_feature_types(df: pd.DataFrame, model: LoadedModel, *,
+                        path: str | os.PathLike | None = None) -> None:
+    """DataError when a column the signature types as a number holds something else.
+
+    Names the column, the signature type and the first bad data row (counted from 1):
+    ``t.csv: feature column 'income' must be a number (model signature: double), but
+    data row 3 holds 'abc'``. Text that reads as a number (``'1.5'``) is left to the
+    model. Shared by evaluate, check-fairness, predict and serve (via :meth:`predict`).
+    """
+    types = signature_types(model)
+    if not types:
+        return
+    for col in df.columns:
+        expected = types.get(str(col))
+        if expected not in NUMERIC_TYPES:
+            continue
+        bad = _first_non_number(df[col])
+        if bad is not None:
+            row, value = bad
+            where = f"{path}: " if path else ""
+            raise DataError(f"{where}feature column {str(col)!r} must be a number (model "
+                            f"{model.display} signature: {expected}), but data row {row + 1} "
+                            f"holds {_show(value)}")
+
+
+def _first_non_number(s: pd.Series) -> tuple[int, Any] | None:
+    """``(0-based row, value)`` of the first non-missing value that is not a number."""
+    import numpy as np
+    import pandas as pd
+
+    dtype = s.dtype
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+        return None
+    values = s.reset_index(drop=True)
+    present = values.notna().to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        bad = present
+    else:
+        import numbers as numtypes
+
+        as_text = values.astype(object).where(present, np.nan)
+        numbers = pd.to_numeric(as_text.map(
+            lambda v: v if isinstance(v, (str, numtypes.Number)) and not isinstance(v, bool)
+            else "\0not a number"), errors="coerce")
+        bad = present & numbers.isna().to_numpy()
+    if not bad.any():
+        return None
+    row = int(np.flatnonzero(bad)[0])
+    return row, values.iloc[row]
+
+
+def _schema_error(exc: BaseException, df: pd.DataFrame, model: LoadedModel) -> DataError | None:
+    """MLflow's schema enforcement error (pyfunc models) as one DataError line."""
+    text = str(exc)
+    if type(exc).__name__ != "MlflowException" or "enforce schema" not in text:
+        return None
+    detail = text.rsplit("Error: ", 1)[-1] if "Error: " in text else _first_line(exc)
+    detail = (detail.strip().splitlines() or [""])[0].strip()
+    m = re.search(r"for column (?P<col>.+?)\. ", detail)
+    col = m["col"] if m else None
+    if col is None or col not in df.columns:
+        return DataError(f"the features do not match model {model.display}'s signature: "
+                         f"{detail}")
+    expected = signature_types(model).get(col, "?")
+    row = _first_mismatch(df[col], expected)
+    at = f"; first bad value {_show(row[1])} at data row {row[0] + 1}" if row else ""
+    return DataError(f"feature column {col!r} does not match model {model.display}'s "
+                     f"signature ({expected}): {detail}{at}")
+
+
+def _first_mismatch(s: pd.Series, expected: str) -> tuple[int, Any] | None:
+    """First value of ``s`` that does not fit the MLflow type ``expected`` (best effort)."""
+    import numpy as np
+
+    if expected in NUMERIC_TYPES:
+        bad = _first_non_number(s)
+        if bad is not None:
+            return bad
+        if expected in ("long", "integer"):
+            values = s.reset_index(drop=True)
+            numbers = np.asarray(values, dtype=object)
+            for i, v in enumerate(numbers):
+                if isinstance(v, (float, np.floating)) and not float(v).is_integer():
+                    return i, v
+        return None
+    import pandas as pd
+
+    kinds = {"string": str, "boolean": (bool, np.bool_)}
+    if expected in kinds:
+        values = s.reset_index(drop=True)
+        for i, v in enumerate(values.astype(object)):
+            if not pd.isna(v) and not isinstance(v, kinds[expected]):
+                return i, v
+    return None
+
+
+_NOT_FLOAT_RE = re.compile(r"could not convert string to float: (?P<value>'.*'|\".*\")")
+
+
+def _unparsable_text(exc: BaseException, df: pd.DataFrame, model: LoadedModel
+                     ) -> DataError | None:
+    """A model without a signature that failed on text in a numeric column (scikit-learn's
+    ``could not convert string to float: 'abc'``): find the column and the row."""
+    m = _NOT_FLOAT_RE.search(str(exc))
+    if not m:
+        return None
+    import ast
+
+    try:
+        value = ast.literal_eval(m["value"])
+    except (ValueError, SyntaxError):
+        return None
+    for col in df.columns:
+        s = df[col]
+        if s.dtype.kind in "biufc":
+            continue
+        hits = (s.reset_index(drop=True).astype(object) == value).to_numpy()
+        if hits.any():
+            row = int(hits.argmax())
+            return DataError(f"feature column {str(col)!r} must be a number for model "
+                             f"{model.display}, but data row {row + 1} holds {_show(value)}")
+    return None
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    text = repr(_plain(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def non_finite_columns(df: pd.DataFrame) -> list[tuple[str, int, int]]:

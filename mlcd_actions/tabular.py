@@ -118,7 +118,7 @@ def write_table(df: "pd.DataFrame", path: str | os.PathLike) -> Path:
         if kind == "parquet":
             df.to_parquet(tmp, index=False)
         elif kind == "csv":
-            df.to_csv(tmp, index=False)
+            df.to_csv(tmp, index=False, sep="\t" if target.suffix.lower() == ".tsv" else ",")
         elif kind == "jsonl":
             df.to_json(tmp, orient="records", lines=True)
         else:

@@ -10,6 +10,7 @@ when the server stays down. mlflow is imported only inside functions.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -70,18 +71,79 @@ def ensure_experiment(name: str) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
-def is_unavailable(exc: BaseException) -> bool:
-    """True when ``exc`` means the tracking server could not be reached (vs. a bad request)."""
+# HTTP statuses that mean "the server is down or overloaded, try again"
+UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
+UNAVAILABLE_ERROR_CODES = frozenset({"TEMPORARILY_UNAVAILABLE", "DEADLINE_EXCEEDED"})
+# a 502/503/504 quoted where a status is meant: "error code 503 != 200", "status code: 502",
+# urllib3's "too many 504 error responses" -- never a bare number (a run id may hold "503")
+_STATUS_TEXT = re.compile(r"(?:status(?:[ _]code)?|error code)\s*[:=]?\s*\b(50[234])\b"
+                          r"|\btoo many (50[234]) error responses\b", re.IGNORECASE)
+_CONNECTION_TEXT = ("Connection refused", "Failed to establish a new connection",
+                    "RemoteDisconnected", "Read timed out", "Connection aborted",
+                    "Connection reset by peer", "Name or service not known",
+                    "Temporary failure in name resolution")
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status an exception carries: a requests ``response``, an ``status_code``
+    attribute, or MLflow's ``get_http_status_code()`` (only for a known error code)."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int):
+        return status
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status
+    getter = getattr(exc, "get_http_status_code", None)
+    code = getattr(exc, "error_code", None)
+    if callable(getter) and code not in (None, "INTERNAL_ERROR"):
+        try:
+            value = getter()
+        except Exception:  # noqa: BLE001 - an odd exception type: no status
+            return None
+        return value if isinstance(value, int) else None
+    return None
+
+
+def _unavailable_one(exc: BaseException) -> bool | None:
+    """True/False when ``exc`` itself decides; None to look at what it was raised from."""
     import requests
 
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                         ConnectionError, TimeoutError)):
         return True
+    if getattr(exc, "error_code", None) in UNAVAILABLE_ERROR_CODES:
+        return True
+    status = http_status(exc)
+    if status is not None:
+        return status in UNAVAILABLE_STATUSES
     text = str(exc)
-    markers = ("Max retries exceeded", "Connection refused", "Failed to establish",
-               "RemoteDisconnected", "Read timed out", "503", "502", "504",
-               "API request to endpoint", "Connection aborted")
-    return any(m in text for m in markers) and "RESOURCE_DOES_NOT_EXIST" not in text
+    if "RESOURCE_DOES_NOT_EXIST" in text:
+        return False
+    if _STATUS_TEXT.search(text) or any(m in text for m in _CONNECTION_TEXT):
+        return True
+    return None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means the tracking server could not be reached or answered
+    502/503/504 (retry, then exit 3), vs. a bad request or a missing run (raise as is).
+
+    Looks at the exception type (requests connection errors and timeouts), the HTTP status
+    it carries (MLflow's error code, a response's status), the message only where it
+    quotes a status ("error code 503", "too many 502 error responses") or a connection
+    failure, and then at the exception it was raised from (MLflow wraps the requests
+    error). A bare "503" elsewhere in a message (a run id) means nothing."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        verdict = _unavailable_one(current)
+        if verdict is not None:
+            return verdict
+        current = current.__cause__ or (None if current.__suppress_context__
+                                        else current.__context__)
+    return False
 
 
 def with_retries(fn: Callable[[], T], *, what: str, attempts: int = 4,

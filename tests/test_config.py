@@ -53,6 +53,32 @@ def test_errors_name_the_line(text, needle):
     assert "\n" not in err.value.one_line()
 
 
+@pytest.mark.parametrize("text,needle", [
+    ("version: 1\nlabel: x\nthreshold: ['f1>=0.8']\n",
+     "mlcd.yaml:3: 'threshold' is a per-stage option; put it under the stage (e.g. evaluate:)"),
+    ("version: 1\nout: data\n",
+     "mlcd.yaml:2: 'out' is a per-stage option; put it under the stage (e.g. ingest:)"),
+    ("version: 1\nmodel_uri: runs:/x/m\n",
+     "mlcd.yaml:2: 'model_uri' is a per-stage option; put it under the stage (e.g. evaluate:)"),
+])
+def test_per_stage_options_are_refused_at_the_top_level(text, needle):
+    cfg = write(text)
+    with pytest.raises(ConfigError) as err:
+        config.validate(cfg, spec())
+    assert err.value.one_line() == needle
+    assert err.value.line == int(needle.split(":")[1])
+
+
+def test_only_shared_options_apply_from_the_top_level():
+    assert {"label", "seed", "sensitive", "tracking-uri", "name"} <= config.GLOBAL_OPTIONS
+    assert not {"threshold", "out", "model-uri"} & config.GLOBAL_OPTIONS
+    cfg = write("version: 1\nseed: 3\nlabel: y\nevaluate:\n  threshold: ['f1>=0.8']\n")
+    dm = config.validate(cfg, spec())
+    assert dm["prepare"] == {"label": "y", "seed": 3}
+    assert dm["evaluate"] == {"label": "y", "threshold": ["f1>=0.8"]}
+    assert dm["ingest"] == {}
+
+
 def test_invalid_yaml_names_the_line():
     with pytest.raises(ConfigError, match=r"mlcd.yaml:3: not valid YAML"):
         write("version: 1\nlabel: x\n  bad: [\n")
@@ -81,3 +107,11 @@ def test_missing_variable_is_config_error():
 def test_explicit_missing_file():
     with pytest.raises(ConfigError, match="config file not found: other.yaml"):
         config.find("other.yaml")
+
+
+def test_cli_refuses_a_per_stage_option_at_the_top_level(mlcd):
+    write("version: 1\nlabel: y\nthreshold: ['f1>=0.8']\n")
+    r = mlcd("validate", "x.csv", "--schema", "s.yaml")
+    assert r.exit_code == 2, r
+    assert r.verdict == ("mlcd validate: failed — mlcd.yaml:3: 'threshold' is a per-stage option; "
+                         "put it under the stage (e.g. check-data:)")

@@ -52,3 +52,78 @@ def test_write_json_and_sha(base):
     assert p.read_text() == '{\n  "a": 3,\n  "b": 0.5\n}\n'
     q = write_text(base / "y.txt", "abc")
     assert sha256_file(q) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+@pytest.mark.parametrize("where", [".", "..", "/", "./"])
+def test_atomic_dir_refuses_cwd_and_its_ancestors(where):
+    from pathlib import Path
+
+    from mlcd_actions.errors import ConfigError
+
+    Path("mine.txt").write_text("precious")
+    with pytest.raises(ConfigError, match="subdirectory"), atomic_dir(where) as tmp:
+        (tmp / "x").write_text("never")
+    assert Path("mine.txt").read_text() == "precious"
+    assert sorted(p.name for p in Path(".").iterdir()) == ["mine.txt"]
+
+
+def test_atomic_dir_failed_swap_moves_files_back(base, monkeypatch):
+    import mlcd_actions.fsutil as fsutil
+
+    target = base / "d"
+    target.mkdir()
+    (target / "keep.txt").write_text("keep")
+    (target / "a.txt").write_text("old a")
+    real = fsutil._rename
+
+    def failing(src, dst):
+        if dst == target and src.name.endswith(".tmp"):
+            raise OSError("disk on fire")
+        real(src, dst)
+
+    monkeypatch.setattr(fsutil, "_rename", failing)
+    with pytest.raises(OSError, match="disk on fire"), atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("new a")
+    assert (target / "keep.txt").read_text() == "keep"
+    assert (target / "a.txt").read_text() == "old a"
+    assert sorted(p.name for p in base.iterdir()) == ["d"]
+
+
+def test_atomic_dir_failure_while_merging_moves_files_back(base, monkeypatch):
+    import mlcd_actions.fsutil as fsutil
+
+    target = base / "d"
+    target.mkdir()
+    for name in ("k1.txt", "k2.txt", "k3.txt"):
+        (target / name).write_text(name)
+    real = fsutil._rename
+    calls = []
+
+    def failing(src, dst):
+        calls.append(src)
+        if len(calls) == 2:
+            raise OSError("cannot move")
+        real(src, dst)
+
+    monkeypatch.setattr(fsutil, "_rename", failing)
+    with pytest.raises(OSError, match="cannot move"), atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["k1.txt", "k2.txt", "k3.txt"]
+    assert all((target / n).read_text() == n for n in ("k1.txt", "k2.txt", "k3.txt"))
+    assert sorted(p.name for p in base.iterdir()) == ["d"]
+
+
+@pytest.mark.parametrize("stage", ["ingest", "prepare"])
+def test_out_dot_is_refused_and_nothing_is_lost(mlcd, stage):
+    from pathlib import Path
+
+    Path("src.csv").write_text("a,label\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n7,0\n8,1\n")
+    Path("notes.txt").write_text("mine")
+    args = ["ingest", "src.csv", "--out", "."] if stage == "ingest" else \
+        ["prepare", "src.csv", "--label", "label", "--out", "."]
+    r = mlcd(*args)
+    assert r.exit_code == 2, r
+    assert "current directory" in r.verdict and "subdirectory" in r.verdict
+    assert Path("notes.txt").read_text() == "mine"
+    assert Path("src.csv").read_text().startswith("a,label\n")
+    assert not [p for p in Path(".").iterdir() if p.name.endswith(".tmp")]

@@ -230,3 +230,45 @@ def test_nan_features_name_the_column(store):
     x = models.prepare_features(df, LABEL, m)
     with pytest.raises(DataError, match=r"'income' has 1 missing.*data row 5"):
         m.predict(x)
+
+
+def test_text_in_a_numeric_signature_column_is_data_error_naming_column_and_row(store):
+    m = models.load("models:/credit/1")
+    df = pd.read_csv(DATA / "test.csv")
+    df["income"] = df["income"].astype(str)
+    df.loc[2, "income"] = "abc"  # data row 3
+    with pytest.raises(DataError, match=r"^t.csv: feature column 'income' must be a number "
+                                        r"\(model credit v1 signature: double\), but data row 3 "
+                                        r"holds 'abc'$"):
+        models.prepare_features(df, LABEL, m, path="t.csv")
+    # the same check when the frame reaches predict without prepare_features (serve)
+    with pytest.raises(DataError, match="'income' must be a number.*data row 3 holds 'abc'"):
+        m.predict(df.drop(columns=[LABEL]))
+    # text that reads as a number is the model's business
+    ok = pd.read_csv(DATA / "test.csv").astype({"debt": str})
+    assert m.predict(models.prepare_features(ok, LABEL, m)).shape == (len(ok),)
+
+
+def test_mlflow_schema_enforcement_error_is_data_error(store):
+    m = models.load(store["pyfunc"]["runs"])
+    df = pd.read_csv(DATA / "test.csv").drop(columns=[LABEL])
+    df["sex"] = np.arange(len(df))  # the signature wants a string
+    with pytest.raises(DataError, match=r"feature column 'sex' does not match model .* "
+                                        r"signature \(string\): Incompatible input types for "
+                                        r"column sex.*first bad value 0 at data row 1$"):
+        m.predict(df)
+
+
+def test_text_without_signature_names_column_and_row(store, tmp_path):
+    import mlflow.sklearn
+
+    local = tmp_path / "nosig"
+    mlflow.sklearn.save_model(models.load("models:/credit/1")._impl, local, pip_requirements=PIP)
+    m = models.load(str(local))
+    assert m.signature is None
+    df = pd.read_csv(DATA / "test.csv").drop(columns=[LABEL])
+    df["debt"] = df["debt"].astype(object)
+    df.loc[6, "debt"] = "n/a"
+    with pytest.raises(DataError, match=r"feature column 'debt' must be a number for model .*, "
+                                        r"but data row 7 holds 'n/a'"):
+        m.predict(df)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlcd_actions.cli.common import split_multi, stage_command
+from mlcd_actions.cli.common import GATE, split_multi, split_thresholds, stage_command
 
 
 @stage_command("check-data", help="Data tests: bias per sensitive feature and a PII scan "
@@ -17,11 +17,11 @@ from mlcd_actions.cli.common import split_multi, stage_command
               help="Policy YAML: per column forbid | allow | must-be-hashed, plus rules/forbid.")
 @click.option("--rules", multiple=True,
               help="Rule set(s) forbidding PII kinds: hipaa, pci, gdpr, or a rule-set .yaml.")
-@click.option("--threshold", "thresholds", multiple=True,
+@click.option("--threshold", "thresholds", multiple=True, type=GATE, metavar="SPEC",
               help="Bias gate, e.g. 'label_rate_gap<=0.2' or 'sex:label_rate_ratio>=0.8'.")
 @click.option("--min-group-size", type=int, default=None,
               help="Gate: every group of every sensitive feature has at least N rows.")
-@click.option("--positive-label", default=None,
+@click.option("--pos-label", "positive_label", default=None,
               help="Positive class for label_rate_ratio (binary labels; default 1/True).")
 @click.option("--pii/--no-pii", "pii", default=True, show_default=True,
               help="Scan for PII (e-mail, phone, SSN, card, IBAN, IP, date of birth).")
@@ -31,5 +31,5 @@ def cmd(data, label, sensitive, pii_policy, rules, thresholds, min_group_size, p
 
     return check_data.run(data, label=label, sensitive=split_multi(sensitive),
                           pii_policy=pii_policy, rules=split_multi(rules),
-                          thresholds=list(thresholds), min_group_size=min_group_size,
+                          thresholds=split_thresholds(thresholds), min_group_size=min_group_size,
                           positive_label=positive_label, scan_pii=pii)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlcd_actions.cli.common import split_multi, stage_command
-from mlcd_actions.cli.evaluate import GATE, split_thresholds
+from mlcd_actions.cli.common import GATE, split_multi, split_thresholds, stage_command
 
 
 @stage_command("check-fairness", short_help="Per-group metrics and fairness gates.")
@@ -28,15 +27,20 @@ from mlcd_actions.cli.evaluate import GATE, split_thresholds
                    "required for more than two classes.")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="Write a per-group bar chart PNG per feature beside the report.")
+@click.option("--allow-skipped-gates", is_flag=True, default=False,
+              help="A gate that cannot be checked (fewer than two groups reach "
+                   "--min-group-size, or a ratio of 0 to 0) is skipped with a warning "
+                   "instead of failing the stage.")
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                    "sqlite:///.mlcd/mlflow.db).")
 def cmd(model_uri, test, label, sensitive, threshold, min_group_size, pos_label, plots,
-        tracking_uri):
+        allow_skipped_gates, tracking_uri):
     """Check MODEL for group fairness on the test set, per --sensitive column.
 
     Per group: accuracy, selection rate, TPR, FPR (regression: MAE, RMSE); per feature:
     demographic parity and equalized odds differences and ratios, gated by --threshold.
+    A gate that cannot be checked fails, unless --allow-skipped-gates.
     """
     from mlcd_actions.stages import check_fairness
 
@@ -44,4 +48,5 @@ def cmd(model_uri, test, label, sensitive, threshold, min_group_size, pos_label,
     return check_fairness.run(model_uri, test, label, split_multi(sensitive),
                               thresholds=split_thresholds(threshold),
                               min_group_size=min_group_size, pos_label=pos_label,
-                              tracking_uri=tracking_uri, report_dir=report_dir, plot=plots)
+                              tracking_uri=tracking_uri, report_dir=report_dir, plot=plots,
+                              allow_skipped_gates=allow_skipped_gates)

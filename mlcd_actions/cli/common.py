@@ -135,3 +135,29 @@ def split_multi(values) -> list[str]:
         else:
             out.extend(p for p in str(v).replace(",", " ").split() if p)
     return out
+
+
+class GateSpec(click.ParamType):
+    """A gate spec like 'accuracy >= 0.8'. From an env var, many are split on newlines
+    (and then on commas by :func:`split_thresholds`), never on spaces, so
+    ``MLCD_THRESHOLD='label_rate_gap <= 0.5'`` is one spec."""
+
+    name = "spec"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value, param, ctx):
+        return value
+
+
+GATE = GateSpec()
+
+
+def split_thresholds(values) -> list[str]:
+    """Gate specs given many times, or as one comma/newline separated value (env, yaml)."""
+    out: list[str] = []
+    for v in values or ():
+        if isinstance(v, (list, tuple)):
+            out.extend(split_thresholds(v))
+        else:
+            out.extend(p.strip() for p in str(v).replace("\n", ",").split(",") if p.strip())
+    return out

@@ -4,21 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlcd_actions.cli.common import split_multi, stage_command
-
-
-class GateSpec(click.ParamType):
-    """A gate spec like 'accuracy >= 0.8': from an env var, many are split on newlines
-    (and then on commas by :func:`split_thresholds`), never on spaces."""
-
-    name = "spec"
-    envvar_list_splitter = "\n"
-
-    def convert(self, value, param, ctx):
-        return value
-
-
-GATE = GateSpec()
+from mlcd_actions.cli.common import GATE, split_multi, split_thresholds, stage_command
 
 
 @stage_command("evaluate", short_help="Score a model on the test set and gate it.")
@@ -45,16 +31,21 @@ GATE = GateSpec()
               help="Largest slices reported per --slice column.")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="Write confusion matrix, ROC/PR or residual PNGs beside the report.")
+@click.option("--allow-skipped-gates", is_flag=True, default=False,
+              help="A gate whose metric cannot be computed (e.g. roc_auc without "
+                   "predict_proba) is skipped with a warning instead of failing the stage.")
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                    "sqlite:///.mlcd/mlflow.db).")
 def cmd(model_uri, test, label, threshold, baseline, max_drop, slice, name, pos_label,  # noqa: A002
-        max_slice_values, plots, tracking_uri):
+        max_slice_values, plots, allow_skipped_gates, tracking_uri):
     """Evaluate MODEL on the test set: metrics, per-slice metrics, plots, and gates.
 
     Gates are absolute thresholds (--threshold 'accuracy>=0.8') and allowed drops
     against a baseline (--max-drop 'accuracy=0.01'); the baseline is --baseline or
-    models:/<name>@champion. With no gate at all the stage warns loudly.
+    models:/<name>@champion. With no gate at all the stage warns loudly. A gate that
+    cannot be checked fails, unless --allow-skipped-gates; --max-drop with no champion
+    (the first model) is skipped with a warning.
     """
     from mlcd_actions.stages import evaluate
 
@@ -63,15 +54,6 @@ def cmd(model_uri, test, label, threshold, baseline, max_drop, slice, name, pos_
                         baseline=baseline, max_drops=split_thresholds(max_drop),
                         slices=split_multi(slice), name=name, pos_label=pos_label,
                         tracking_uri=tracking_uri, report_dir=report_dir,
-                        max_slice_values=max_slice_values, plot=plots)
+                        max_slice_values=max_slice_values, plot=plots,
+                        allow_skipped_gates=allow_skipped_gates)
 
-
-def split_thresholds(values) -> list[str]:
-    """Gate specs given many times, or as one comma/newline separated value (env, yaml)."""
-    out: list[str] = []
-    for v in values or ():
-        if isinstance(v, (list, tuple)):
-            out.extend(split_thresholds(v))
-        else:
-            out.extend(p.strip() for p in str(v).replace("\n", ",").split(",") if p.strip())
-    return out

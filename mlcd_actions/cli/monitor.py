@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlcd_actions.cli.common import split_multi, stage_command
+from mlcd_actions.cli.common import GATE, split_multi, split_thresholds, stage_command
 
 
 @stage_command("monitor")
@@ -13,11 +13,12 @@ from mlcd_actions.cli.common import split_multi, stage_command
 @click.option("--current", required=True, type=click.Path(),
               help="Current data: a dataset, or the prediction log of `mlcd serve` (.jsonl with "
                    "an `inputs` field, detected automatically).")
-@click.option("--threshold", multiple=True,
+@click.option("--threshold", multiple=True, type=GATE, metavar="SPEC",
               help="Drift gate, global ('psi<=0.2') or per feature ('age.psi<=0.1'); repeatable. "
                    "Metrics: psi, ks, ks_pvalue, chi2, chi2_pvalue, js, linf, new_categories, "
                    "missing_categories, null_fraction, null_fraction_delta, nonfinite_fraction. "
-                   "Without a global one: psi<=0.2 and js<=0.1.")
+                   "Without a global one: psi<=0.2 and js<=0.1; null_fraction_delta<=0.1 "
+                   "unless a global null_fraction_delta one is given.")
 @click.option("--columns", multiple=True, help="Only these feature columns (default: shared).")
 @click.option("--categorical", multiple=True,
               help="Treat these columns as categorical (e.g. integer codes).")
@@ -38,7 +39,7 @@ from mlcd_actions.cli.common import split_multi, stage_command
                                   "(models:/name/1, models:/name@champion, runs:/id/model).")
 @click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or "
                                      "the embedded store).")
-@click.option("--max-decay", multiple=True,
+@click.option("--max-decay", multiple=True, type=GATE, metavar="SPEC",
               help="Allowed accuracy decay vs the baseline ('accuracy=0.05' or 'f1=5%'); "
                    "default: 5% on accuracy (classification) or rmse (regression).")
 @click.option("--dispatch", type=click.Choice(["github", "gitlab"]),
@@ -67,9 +68,8 @@ def cmd(reference, current, threshold, columns, categorical, **kwargs):
     from mlcd_actions.stages import monitor
 
     report_dir = click.get_current_context().params.get("report_dir") or ".mlcd/reports"
-    specs = [p.strip() for v in threshold for p in str(v).split(",") if p.strip()]
-    return monitor.run(reference, current, thresholds=specs,
+    return monitor.run(reference, current, thresholds=split_thresholds(threshold),
                        columns=split_multi(columns) or None, categorical=split_multi(categorical),
                        dispatch_inputs=list(kwargs.pop("dispatch_input")),
-                       max_decay=list(kwargs.pop("max_decay")),
+                       max_decay=split_thresholds(kwargs.pop("max_decay")),
                        plots_dir=Path(report_dir) / "monitor", echo=click.echo, **kwargs)

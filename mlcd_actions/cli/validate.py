@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlcd_actions.cli.common import split_multi, stage_command
+from mlcd_actions.cli.common import GATE, split_thresholds, stage_command
 
 
 @stage_command("validate", short_help="Check data against a pandera schema (and skew vs a reference).")
@@ -15,11 +15,13 @@ from mlcd_actions.cli.common import split_multi, stage_command
 @click.option("--reference", default=None, type=click.Path(), metavar="REF_DATA",
               help="Reference data (e.g. the training snapshot): compare column statistics "
                    "with it and gate the skew.")
-@click.option("--skew-threshold", "skew_threshold", multiple=True, metavar="GATE",
+@click.option("--skew-threshold", "skew_threshold", multiple=True, type=GATE,
+              metavar="SPEC",
               help="Skew gate, repeatable: 'psi<=0.2' for every column that has the metric, "
                    "'age.psi<=0.1' for one column. Metrics: psi, ks, ks_pvalue, linf, js, chi2, "
                    "chi2_pvalue, new_categories, missing_categories, null_fraction, "
-                   "null_fraction_delta. Default with --reference: psi<=0.2, linf<=0.2.")
+                   "null_fraction_delta. Default with --reference: psi<=0.2, linf<=0.2; "
+                   "null_fraction_delta<=0.1 unless a global null_fraction_delta one is given.")
 @click.option("--skew-bins", default=10, show_default=True, type=int,
               help="Quantile bins of the reference for PSI.")
 def cmd(data, schema, reference, skew_threshold, skew_bins):
@@ -33,4 +35,4 @@ def cmd(data, schema, reference, skew_threshold, skew_bins):
     from mlcd_actions.stages import validate
 
     return validate.run(data, schema, reference=reference,
-                        skew_thresholds=split_multi(skew_threshold), bins=skew_bins)
+                        skew_thresholds=split_thresholds(skew_threshold), bins=skew_bins)

@@ -506,8 +506,9 @@ def run(src_dir: str | os.PathLike = ".", *, out: str | os.PathLike,
 
     result = StageResult(STAGE)
     result.warnings.extend(info.warnings)
-    result.outputs = {"version": info.version, "version-pep440": info.pep440,
-                      "channel": info.channel}
+    # `code-version` is train's --code-version (the same value as `version`)
+    result.outputs = {"version": info.version, "code-version": info.version,
+                      "version-pep440": info.pep440, "channel": info.channel}
     result.lineage = {"code_version": info.version, "git_sha": ctx.sha}
     result.details = {"git": ctx.to_dict(), "version": info.to_dict()}
 

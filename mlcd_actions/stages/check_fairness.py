@@ -8,6 +8,11 @@ demographic parity and equalized odds differences and ratios. Thresholds gate th
 row each), ``sex:demographic_parity_difference<=0.1`` to ``sex`` only. Groups with
 fewer than ``--min-group-size`` rows are reported but left out of the differences
 and ratios the gates read.
+
+A configured gate that cannot be checked (fewer than two groups reach
+``--min-group-size``, a single group, a ratio of 0 to 0) fails with the reason
+(``sex: only 1 group has >= 30 rows; demographic parity cannot be checked``), unless
+``allow_skipped_gates`` (``--allow-skipped-gates``) skips it with a warning.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 from mlcd_actions import fairness, models, plots
 from mlcd_actions import metrics as metriclib
 from mlcd_actions.errors import ConfigError, DataError
-from mlcd_actions.gates import FAILED, PASSED, SKIPPED, Threshold, fmt
+from mlcd_actions.gates import FAILED, PASSED, SKIPPED, Threshold, fail_unchecked, fmt
 from mlcd_actions.report import DEFAULT_DIR
 from mlcd_actions.results import StageResult, Table
 from mlcd_actions.stages.evaluate import _check_classes, _check_label, _model_info
@@ -58,7 +63,7 @@ def parse_scoped(specs: Iterable[str], task: str | None = None,
 def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable[str], *,
         thresholds: Iterable[str] = (), min_group_size: int = 1, pos_label: str | None = None,
         tracking_uri: str | None = None, report_dir: str | os.PathLike = DEFAULT_DIR,
-        plot: bool = True) -> StageResult:
+        plot: bool = True, allow_skipped_gates: bool = False) -> StageResult:
     """Assess ``model_uri`` on ``test`` for every sensitive column; see the module doc."""
     features = list(dict.fromkeys(sensitive or ()))
     if not features:
@@ -127,9 +132,9 @@ def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable
                 "differences and ratios are undefined")
 
     result.gates = _gates(scoped, assessed, min_group_size)
-    for row in result.gates:
-        if row.verdict == SKIPPED:
-            result.warnings.append(f"gate on {row.metric} skipped: {row.message}")
+    result.warnings.extend(fail_unchecked(
+        [(row, row.message) for row in result.gates if row.verdict == SKIPPED],
+        allow=allow_skipped_gates))
 
     # report detail
     result.tables.append(_summary_table(task, assessed))
@@ -179,10 +184,23 @@ def _gates(scoped, assessed: dict[str, fairness.FeatureFairness], min_group_size
             value = assessed[feature].summary.get(metric)
             row = t.check(value, metric=f"{feature}:{metric}")
             if value is None:
-                row.message = (f"{feature}:{metric} is undefined: fewer than two groups with at "
-                               f"least {min_group_size} row(s), or a ratio of 0 to 0")
+                row.message = _undefined_reason(assessed[feature], metric, min_group_size)
             rows.append(row)
     return rows
+
+
+def _undefined_reason(ff: fairness.FeatureFairness, metric: str, min_group_size: int) -> str:
+    """Why ``metric`` of ``ff`` is undefined: ``sex: only 1 group has >= 30 rows; ...``."""
+    what = metric.removesuffix("_difference").removesuffix("_ratio").replace("_", " ")
+    total, gated = len(ff.groups), ff.gated_groups
+    if total < 2:
+        why = f"only {total} group in the test set"
+    elif gated < 2:
+        have = "no group has" if gated == 0 else "only 1 group has"
+        why = f"{have} >= {min_group_size} rows"
+    else:
+        why = f"{metric} is a ratio of 0 to 0 (the rate is 0 in every gated group)"
+    return f"{ff.feature}: {why}; {what} cannot be checked"
 
 
 def _summary_table(task: str, assessed: dict[str, fairness.FeatureFairness]) -> Table:

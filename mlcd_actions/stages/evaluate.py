@@ -8,6 +8,12 @@ registry's ``models:/<name>@champion`` when that alias exists; it is scored on t
 same test set. Plots go beside the report as PNG; a Mermaid chart goes into the
 markdown. A run with no gate at all says so loudly (warning + reason) instead of
 passing silently.
+
+A configured gate that cannot be checked (``roc_auc>=0.8`` for a model without
+``predict_proba``, ``r2`` on a constant label) fails with the reason, unless
+``allow_skipped_gates`` (``--allow-skipped-gates``) turns it into a skipped gate with a
+warning. The one exception is ``--max-drop`` with no baseline at all (no champion yet:
+the first model): those gates are skipped with a warning, never failed.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ def run(model_uri: str, test: str | os.PathLike, label: str, *,
         max_drops: Iterable[str] = (), slices: Iterable[str] = (), name: str | None = None,
         pos_label: str | None = None, tracking_uri: str | None = None,
         report_dir: str | os.PathLike = DEFAULT_DIR, max_slice_values: int = 20,
-        plot: bool = True, log_metrics: bool = True) -> StageResult:
+        plot: bool = True, log_metrics: bool = True,
+        allow_skipped_gates: bool = False) -> StageResult:
     """Evaluate ``model_uri`` on ``test`` (label column ``label``); see the module doc."""
     threshold_specs = gatelib.parse_thresholds(thresholds)
     drop_specs = gatelib.parse_max_drops(max_drops)
@@ -69,6 +76,7 @@ def run(model_uri: str, test: str | os.PathLike, label: str, *,
 
     base_model, base_source = _baseline(baseline, name, tracking_uri, result)
     base_metrics: dict[str, Any] | None = None
+    base_scored: dict[str, Any] | None = None
     if base_model is not None:
         base_scored = score(base_model, df, label, task, test, pos_label=pos_label,
                             role="baseline")
@@ -80,9 +88,15 @@ def run(model_uri: str, test: str | os.PathLike, label: str, *,
     if drop_specs and base_metrics is None:
         result.warnings.append(
             f"{len(drop_specs)} max-drop gate(s) skipped: {base_source or 'no baseline'}")
-    for row in rows:
-        if row.verdict == SKIPPED and row.message != "no baseline":
-            result.warnings.append(f"gate on {row.metric} skipped: {row.message}")
+    unchecked = []
+    for row, spec in zip(rows, [*threshold_specs, *drop_specs], strict=True):
+        if row.verdict != SKIPPED:
+            continue
+        if isinstance(spec, gatelib.MaxDrop) and base_metrics is None:
+            continue  # no champion yet (the first model): skipped with the warning above
+        unchecked.append((row, _unchecked_reason(spec, model, scored, base_model,
+                                                 base_scored)))
+    result.warnings.extend(gatelib.fail_unchecked(unchecked, allow=allow_skipped_gates))
 
     # report detail
     metric_names = metriclib.metric_names(task)
@@ -181,6 +195,32 @@ def score(model: models.LoadedModel, df: pd.DataFrame, label: str, task: str,
     return {"metrics": values, "unknown_labels": unknown, "y_true": y_true, "y_pred": y_pred, "proba": proba,
             "classes": [_plain(c) for c in classes] if classes else None,
             "pos_label": _plain(pos) if pos is not None else None}
+
+
+def _unchecked_reason(spec, model: models.LoadedModel, scored: dict[str, Any],
+                      base_model: models.LoadedModel | None,
+                      base_scored: dict[str, Any] | None) -> str:
+    """Why the gate ``spec`` could not be checked, in one line."""
+    metric = spec.metric
+    if scored["metrics"].get(metric) is None:
+        why = _why_undefined(metric, model, scored)
+        where = ""
+    else:  # a max-drop gate whose baseline value is undefined
+        why = _why_undefined(metric, base_model, base_scored)
+        where = "the baseline's "
+    return f"{where}{metric} could not be computed ({why}); gate '{spec.spec}' cannot be checked"
+
+
+def _why_undefined(metric: str, model: models.LoadedModel, scored: dict[str, Any]) -> str:
+    if metric in ("roc_auc", "log_loss"):
+        if scored["proba"] is None:
+            return f"model {model.display} has no predict_proba"
+        if scored["unknown_labels"]:
+            return "the test set has label values the model never learned"
+        return "the test set lacks positive or negative rows for it"
+    if metric == "r2":
+        return "the label is constant on the test set"
+    return "undefined on this test set"
 
 
 def _check_label(y: pd.Series, label: str, test) -> None:

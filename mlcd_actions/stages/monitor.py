@@ -7,6 +7,9 @@ prediction log of ``mlcd serve``; accuracy decay when labels arrive; retraining 
 * Gates: ``--threshold 'psi<=0.2'`` (global: every feature that has the metric) or
   ``'age.psi<=0.1'`` (one feature; replaces the global one for it). With no global
   threshold the defaults :data:`DEFAULT_THRESHOLDS` apply (``psi<=0.2``, ``js<=0.1``).
+  :data:`DEFAULT_NULL_THRESHOLD` (``null_fraction_delta<=0.1``) applies unless a global
+  ``null_fraction_delta`` threshold is given, so a feature that turns (mostly) null, whose
+  PSI/JS cannot be computed, is never reported stable.
   A feature whose gate fails has drifted; drift fails the stage (exit 1).
 * Prediction drift: the current predictions (the log's ``prediction``, or a dataset's
   ``--prediction-column``) against reference predictions (that column in the reference,
@@ -43,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 STAGE = "monitor"
 DEFAULT_THRESHOLDS = ("psi<=0.2", "js<=0.1")
+DEFAULT_NULL_THRESHOLD = "null_fraction_delta<=0.1"
 DEFAULT_DECAY = "5%"
 INCIDENT_MARKER = "<!-- mlcd-monitor-incident -->"
 DEFAULT_ISSUE_TITLE = "mlcd monitor: data drift detected — retraining requested"
@@ -92,6 +96,13 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
     labels_is_column = bool(labels) and not Path(labels).exists() and labels in cur_cols
     if labels and not labels_is_column and not Path(labels).exists():
         raise DataError(f"--labels {labels!r}: neither a file nor a column of {current}")
+    if labels and prediction_column not in cur_cols:
+        raise DataError(f"{current}: no prediction column {prediction_column!r}; accuracy decay "
+                        f"(--labels) needs the model's predictions: name their column with "
+                        f"--prediction-column")
+    if labels and id_column and id_column not in cur_cols and not (
+            cur_meta is not None and id_column in cur_meta.columns):
+        raise DataError(f"{current}: --id-column {id_column!r} not found")
     excluded = {prediction_column, id_column, *(LOG_KEYS if cur_meta is not None else ())}
     if labels_is_column:
         excluded.add(labels)
@@ -134,7 +145,7 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
             result.findings.append(Finding(f"{d.column}: {note}", SEV_WARNING, column=d.column,
                                            code="drift.not-computed"))
         if d.new_category_count:
-            shown = ", ".join(_clip(v, 60) for v in d.new_categories[:10])
+            shown = ", ".join(_clip(_safe(v), 60) for v in d.new_categories[:10])
             result.findings.append(Finding(
                 f"{d.column}: {d.new_category_count} new categor"
                 f"{'y' if d.new_category_count == 1 else 'ies'} in the current data: {shown}",
@@ -170,14 +181,15 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
     result.metrics.update({"reference_rows": ref_rows, "current_rows": cur_rows,
                            "features": len(drifts), "drifted_features": len(drifted)})
     result.tables.append(drift_table(all_drifts, failed))
-    result.details["drift"] = {d.column: d.to_dict() for d in all_drifts}
+    result.details["drift"] = {d.column: _masked(d).to_dict() for d in all_drifts}
     result.details["thresholds"] = [t.spec for t in effective_thresholds(specs)]
     result.markdown.append(mermaid_chart(all_drifts))
 
     # ---------------------------------------------------------------- plots
     if plots_dir is not None and max_plots > 0:
         ranked = sorted(all_drifts, key=lambda d: (d.column not in failed, -d.score()))
-        result.artifacts.extend(write_plots(ranked[:max_plots], Path(plots_dir)))
+        result.artifacts.extend(write_plots([_masked(d) for d in ranked[:max_plots]],
+                                            Path(plots_dir)))
 
     # ---------------------------------------------------------------- verdict
     result.fail_unless_gates_pass()
@@ -312,10 +324,14 @@ def _scope(metric: str) -> tuple[str | None, str]:
 
 
 def effective_thresholds(specs: Sequence[Threshold]) -> list[Threshold]:
-    """The user's thresholds, plus the defaults when none of them is global."""
-    if any(_scope(t.metric)[0] is None for t in specs):
-        return list(specs)
-    return [Threshold.parse(s) for s in DEFAULT_THRESHOLDS] + list(specs)
+    """The user's thresholds, plus the defaults when none of them is global, plus the
+    null-fraction default unless a global ``null_fraction_delta`` threshold is given."""
+    out = list(specs)
+    if not any(_scope(t.metric)[0] is None for t in specs):
+        out = [Threshold.parse(s) for s in DEFAULT_THRESHOLDS] + out
+    if not any(t.metric == "null_fraction_delta" for t in specs):
+        out = [Threshold.parse(DEFAULT_NULL_THRESHOLD)] + out
+    return out
 
 
 def drift_gates(drifts: Sequence[drift_mod.ColumnDrift],
@@ -578,6 +594,25 @@ def drift_table(drifts: Sequence[drift_mod.ColumnDrift], failed: set[str]) -> Ta
                  note="psi: population stability index (quantile bins of the reference); ks: "
                       "Kolmogorov–Smirnov; js: Jensen–Shannon distance (base 2); linf: largest "
                       "change in a category's frequency.")
+
+
+def _safe(value: Any) -> str:
+    """A data value quoted in a report or issue: PII (:mod:`mlcd_actions.pii`) is masked."""
+    from mlcd_actions import pii
+
+    text = str(value)
+    return pii.mask_value(text) if pii.find_all(text) else text
+
+
+def _masked(d: drift_mod.ColumnDrift) -> drift_mod.ColumnDrift:
+    """``d`` with the category values it quotes (new, missing, histogram labels) masked."""
+    import dataclasses
+
+    if d.kind != drift_mod.CATEGORICAL:
+        return d
+    return dataclasses.replace(d, new_categories=[_safe(v) for v in d.new_categories],
+                               missing_categories=[_safe(v) for v in d.missing_categories],
+                               bin_labels=[_safe(v) for v in d.bin_labels])
 
 
 def _clip(text: str, n: int) -> str:

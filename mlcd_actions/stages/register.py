@@ -255,10 +255,13 @@ def run(model_uri: str, name: str, *, alias: str | None = "candidate",
     lineage = lineage.replace(model_name=name, model_version=version, model_uri=model_uri)
     registered_uri = f"models:/{name}/{version}"
     result.lineage = lineage.to_dict()
-    result.outputs.update({"model-version": version, "model-name": name,
+    # outputs feed the next stage by option name (DESIGN §2): `name` is evaluate's and
+    # deploy's --name; the alias is `registered-alias`, not `alias`, which would become
+    # MLCD_ALIAS on GitLab and silently set deploy's --alias
+    result.outputs.update({"model-version": version, "model-name": name, "name": name,
                            "registered-uri": registered_uri, "lineage-id": lineage.id,
-                           **({"alias": alias, "alias-uri": f"models:/{name}@{alias}"}
-                              if alias else {})})
+                           **({"registered-alias": alias,
+                               "alias-uri": f"models:/{name}@{alias}"} if alias else {})})
     result.details.update({"created": created, "source": source, "run_id": run_id,
                            "model_id": model_id, "tags": version_tags})
     result.tables.append(Table("Version tags", ["tag", "value"],

@@ -13,7 +13,9 @@ The library behind ``mlcd validate DATA --schema schema.yaml [--reference REF_DA
    values -- and one annotation per row on the schema line that declared the check;
 4. with ``reference``, compare column statistics with :func:`mlcd_actions.drift.compare`
    (numeric: PSI, KS; categorical: L-infinity, JS, new/missing categories) and gate them
-   with ``skew_thresholds`` (``'psi<=0.2'`` for every column, ``'age.psi<=0.1'`` for one).
+   with ``skew_thresholds`` (``'psi<=0.2'`` for every column, ``'age.psi<=0.1'`` for one);
+   ``null_fraction_delta<=0.1`` applies too unless a global ``null_fraction_delta`` threshold
+   is given, so a column that turns null (no PSI/L-inf computable) is never "within skew".
 
 Exit codes: 0 valid and no skew over threshold; 1 any schema failure or skew over a
 threshold; 2 bad input (missing or malformed data or schema, empty dataset, unknown
@@ -31,7 +33,8 @@ from mlcd_actions.errors import ConfigError, DataError
 from mlcd_actions.results import FAILED, Finding, StageResult, Table
 
 STAGE = "validate"
-DEFAULT_SKEW_THRESHOLDS = ("psi<=0.2", "linf<=0.2")
+DEFAULT_SKEW_THRESHOLDS = ("psi<=0.2", "linf<=0.2", "null_fraction_delta<=0.1")
+NULL_SKEW_THRESHOLD = "null_fraction_delta<=0.1"   # kept with the user's unless they set one
 SKEW_OPTION = "--skew-threshold"
 
 
@@ -73,6 +76,9 @@ def run(data: str | os.PathLike, schema: str, *, reference: str | os.PathLike | 
             thresholds = gates.parse_thresholds(DEFAULT_SKEW_THRESHOLDS, option=SKEW_OPTION)
             result.warnings.append("no --skew-threshold given: using the defaults "
                                    + ", ".join(DEFAULT_SKEW_THRESHOLDS))
+        elif not any(t.metric == "null_fraction_delta" for t in thresholds):
+            thresholds = [*gates.parse_thresholds([NULL_SKEW_THRESHOLD], option=SKEW_OPTION),
+                          *thresholds]
         skew_failed = _skew(result, source, loaded, data, reference, thresholds, bins)
 
     if outcome.valid and not skew_failed:
@@ -98,7 +104,39 @@ def run(data: str | os.PathLike, schema: str, *, reference: str | os.PathLike | 
 
 # --------------------------------------------------------------------------- failures
 
+def _data_rows(rows: list) -> list:
+    """Row indices (0-based, global to the file) as the 1-based "data row N" users read."""
+    return [r + 1 if isinstance(r, int) and not isinstance(r, bool) else r for r in rows]
+
+
+def _rows_text(g: Any) -> str:
+    if not g.rows:
+        return ""
+    more = "…" if g.count > len(g.rows) else ""
+    word = "data row" if len(g.rows) == 1 and not more else "data rows"
+    return f"{word} {', '.join(map(str, _data_rows(g.rows)))}{more}"
+
+
+def _safe(value: Any) -> str:
+    """A data value quoted in a report: PII (as :mod:`mlcd_actions.pii` detects it) is masked."""
+    from mlcd_actions import pii
+
+    text = str(value)
+    return pii.mask_value(text) if pii.find_all(text) else text
+
+
+def _target_dtype(g: Any) -> str:
+    import re
+
+    m = re.search(r"\(\s*'?([^')]+?)'?\s*\)", g.check or "")
+    if m:
+        return m.group(1)
+    m = re.search(r"to type (\S+?)[:,]?(?:\s|$)", g.message or "")
+    return m.group(1) if m else "the schema dtype"
+
+
 def _describe(g: Any) -> str:
+    from mlcd_actions import pii
     from mlcd_actions.schemas import check_key
 
     col = repr(g.column) if g.column is not None else "(dataframe)"
@@ -109,10 +147,15 @@ def _describe(g: Any) -> str:
         return f"column {col} is in the data but not in the schema (strict)"
     if g.check == "column_ordered":
         return f"column {col} is out of the schema's order"
+    rows = f" ({_rows_text(g)})" if g.rows else ""
+    if key in ("dtype", "coerce_dtype") and (g.check.startswith("coerce_dtype")
+                                             or "coerc" in (g.message or "").lower()):
+        first = f" (first {_rows_text(g)})" if g.rows else ""
+        return (f"column {col}: {g.count:,} value(s) cannot be coerced to "
+                f"{_target_dtype(g)}{first}")
     if key == "dtype" and g.message:
-        return f"column {col}: {g.message}"
-    rows = f" (rows {', '.join(map(str, g.rows))}{'…' if g.count > len(g.rows) else ''})" \
-        if g.rows else ""
+        text = " ".join(pii.mask_text(g.message).split())
+        return f"column {col}: {text[:200]}{'…' if len(text) > 200 else ''}"
     if g.check == "not_nullable":
         return f"column {col}: {g.count:,} null value(s) in a non-nullable column{rows}"
     if g.check == "field_uniqueness":
@@ -126,19 +169,20 @@ def _report_failures(result: StageResult, outcome: Any, loaded: Any, data: str) 
     rows = []
     for g in outcome.groups:
         line = loaded.line_of(g.schema_key, g.check)
+        shown = [_safe(v) for v in g.values]
         rows.append([g.column if g.column is not None else "(dataframe)", g.check, g.count,
-                     ", ".join(map(str, g.rows)), ", ".join(g.values), line])
-        values = f"; values: {', '.join(g.values)}" if g.values and check_key(g.check) not in (
+                     ", ".join(map(str, _data_rows(g.rows))), ", ".join(shown), line])
+        values = f"; values: {', '.join(shown)}" if shown and check_key(g.check) not in (
             "dtype",) and g.check not in ("column_in_dataframe", "column_in_schema") else ""
         result.findings.append(Finding(
             message=f"{data}: {_describe(g)}{values}",
             title=f"mlcd validate: {g.column if g.column is not None else 'dataframe'} "
                   f"{check_key(g.check)}",
             file=loaded.file, line=line, column=g.column, code=f"schema.{check_key(g.check)}",
-            count=g.count, rows=list(g.rows) or None))
+            count=g.count, rows=_data_rows(list(g.rows)) or None))
     result.tables.append(Table(
-        "schema failures", ["column", "check", "failures", "sample rows", "sample values",
-                            "schema line"], rows,
+        "schema failures", ["column", "check", "failures", "sample data rows (from 1)",
+                            "sample values", "schema line"], rows,
         note=None if rows else f"every check in {loaded.file} passed"))
 
 
@@ -258,5 +302,5 @@ def _declared_categorical(schema: Any, column: str) -> bool:
 def _cats(values: list, count: int) -> str:
     if not count:
         return ""
-    shown = ", ".join(str(v)[:30] for v in values[:5])
+    shown = ", ".join(_safe(v)[:30] for v in values[:5])
     return shown + (f" (+{count - len(values[:5])})" if count > len(values[:5]) else "")

@@ -101,6 +101,7 @@ def test_ci_versions(mlcd, scripts_repo, tmp_path, monkeypatch, platform, kind, 
     assert r.exit_code == 0, r
     out = report()["outputs"]
     assert out["version"] == version.format(sha=sha[:7])
+    assert out["code-version"] == out["version"]  # feeds train --code-version by name
     assert out["version-pep440"] == pep440.format(sha=sha[:7])
     assert out["channel"] == channel and out["channel-enabled"] is True
     assert out["artifact"] == f"out/scripts-{out['version']}.zip" or \

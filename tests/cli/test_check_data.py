@@ -64,6 +64,19 @@ def test_bias_threshold_missed_exits_1(mlcd, files):
     assert "label_rate_gap = 0.3333 misses <= 0.1" in r.verdict
 
 
+def test_pos_label_option_same_name_as_evaluate(mlcd, files):
+    r = mlcd("check-data", "clean.csv", "--label", "label", "--sensitive", "group", "--no-pii",
+             "--pos-label", "0", "--threshold", "label_rate_gap<=1")
+    assert r.exit_code == 0, r
+    assert "rate of label=0" in Path(".mlcd/reports/check-data.md").read_text()
+    r = mlcd("check-data", "clean.csv", "--label", "label", "--sensitive", "group", "--no-pii",
+             "--threshold", "label_rate_gap<=1", env={"MLCD_POS_LABEL": "maybe"})
+    assert r.exit_code == 2, r
+    assert "--pos-label 'maybe' is not a label value" in r.verdict
+    r = mlcd("check-data", "clean.csv", "--label", "label", "--positive-label", "0")
+    assert r.exit_code == 2, r
+
+
 def test_no_gate_is_loud(mlcd, files):
     r = mlcd("check-data", "people.csv")
     assert r.exit_code == 0, r
@@ -116,3 +129,16 @@ def test_help_imports_nothing_heavy():
                          check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert "--pii-policy" in out.stdout and "--split-by-id" in out.stdout
+
+
+@pytest.mark.parametrize("value", ["label_rate_gap <= 0.5",
+                                   "label_rate_gap <= 0.5\ngroup:label_rate_gap <= 0.6",
+                                   "label_rate_gap <= 0.5, group:label_rate_gap <= 0.6"])
+def test_threshold_env_with_spaces_newlines_and_commas(mlcd, files, value):
+    r = mlcd("check-data", "clean.csv", "--label", "label", "--sensitive", "group", "--no-pii",
+             env={"MLCD_THRESHOLD": value})
+    assert r.exit_code == 0, r
+    report = json.loads(Path(".mlcd/reports/check-data.json").read_text())
+    thresholds = sorted(str(g["threshold"]) for g in report["gates"])
+    assert len(thresholds) == value.count("<=")
+    assert all("<=" in t for t in thresholds), thresholds

@@ -70,6 +70,22 @@ def test_min_group_size_reports_small_group_without_gating_it(mlcd, store):
     assert any("under --min-group-size 40" in w for w in rep["warnings"])
 
 
+def test_gate_fails_when_too_few_groups_reach_min_group_size(mlcd, store):
+    args = ("--sensitive", "sex", "--min-group-size", "80",
+            "--threshold", "demographic_parity_difference<=0.5")
+    r = fair(mlcd, "models:/credit/1", *args)
+    assert r.exit_code == 1, r
+    assert r.verdict == ("mlcd check-fairness: failed — sex: only 1 group has >= 80 rows; "
+                         "demographic parity cannot be checked")
+    rep = report()
+    assert rep["gates"][0]["verdict"] == "failed" and rep["outputs"]["passed"] is False
+    assert any("--allow-skipped-gates" in w for w in rep["warnings"])
+    r = fair(mlcd, "models:/credit/1", *args, "--allow-skipped-gates")
+    assert r.exit_code == 0, r
+    assert "no gate checked (1 skipped)" in r.verdict
+    assert report()["gates"][0]["verdict"] == "skipped"
+
+
 def test_no_gates_warns_loudly(mlcd, store):
     r = fair(mlcd, "models:/credit/1", "--sensitive", "sex")
     assert r.exit_code == 0, r

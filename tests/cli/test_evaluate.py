@@ -80,6 +80,23 @@ def test_no_champion_skips_max_drop_and_says_so(mlcd, store):
     assert any("no champion for model 'never-registered'" in w for w in rep["warnings"])
 
 
+def test_gate_that_cannot_be_checked_fails_unless_allowed(mlcd, store):
+    args = ("evaluate", "--model-uri", store["pyfunc"]["runs"], "--test", TEST, "--label", LABEL,
+            "--threshold", "roc_auc>=0.7", "--threshold", "accuracy>=0.1")
+    r = mlcd(*args)
+    assert r.exit_code == 1, r
+    assert "roc_auc could not be computed" in r.verdict and "has no predict_proba" in r.verdict
+    rep = report()
+    assert [g["verdict"] for g in rep["gates"]] == ["failed", "passed"]
+    assert rep["outputs"]["passed"] is False
+    r = mlcd(*args, env={"MLCD_ALLOW_SKIPPED_GATES": "true"})
+    assert r.exit_code == 0, r
+    assert [g["verdict"] for g in report()["gates"]] == ["skipped", "passed"]
+    r = mlcd(*args, "--allow-skipped-gates")
+    assert r.exit_code == 0, r
+    assert r.verdict.startswith("mlcd evaluate: passed — 1 gate(s) passed")
+
+
 def test_env_and_comma_separated_thresholds(mlcd, store):
     r = mlcd("evaluate", "--model-uri", "models:/credit/1", "--test", TEST, "--label", LABEL,
              env={"MLCD_THRESHOLD": "accuracy >= 0.5, f1>=0.5"})
@@ -185,3 +202,15 @@ def test_against_real_mlflow_server(mlcd, mlflow_server, monkeypatch):
     run_id = client.get_model_version(name, "2").run_id
     logged = client.get_run(run_id).data.metrics
     assert logged["eval_accuracy"] == pytest.approx(rep["metrics"]["accuracy"])
+
+
+def test_text_in_a_numeric_column_exits_2_naming_column_and_row(mlcd, store, tmp_path):
+    df = pd.read_csv(TEST)
+    df["income"] = df["income"].astype(object)
+    df.loc[9, "income"] = "unknown"
+    df.to_csv(tmp_path / "t.csv", index=False)
+    r = mlcd("evaluate", "--model-uri", "models:/credit/1", "--test", tmp_path / "t.csv",
+             "--label", LABEL, "--threshold", "accuracy>=0.5")
+    assert r.exit_code == 2, r
+    assert "feature column 'income' must be a number" in r.verdict
+    assert "data row 10 holds 'unknown'" in r.verdict

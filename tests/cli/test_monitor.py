@@ -128,3 +128,85 @@ def test_help_is_light():
             "if m in sys.modules]; print('HEAVY', bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_gate_env_vars_keep_spaces_and_split_on_newlines_and_commas(mlcd):
+    for value, want in [("psi <= 0.3", {"<= 0.3"}), ("psi <= 0.3\njs <= 0.15", {"<= 0.3", "<= 0.15"}),
+                        ("psi <= 0.3, js <= 0.15", {"<= 0.3", "<= 0.15"})]:
+        r = mlcd("monitor", "--reference", D / "reference.csv", "--current",
+                 D / "current_same.csv", "--max-plots", "0", env={"MLCD_THRESHOLD": value})
+        assert r.exit_code == 0, r
+        rep = json.loads(Path(".mlcd/reports/monitor.json").read_text())
+        used = {g["threshold"] for g in rep["gates"] if not g["metric"].endswith("null_fraction_delta")}
+        assert want <= used, used
+    r = mlcd("monitor", "--reference", D / "reference.csv", "--current", D / "predictions.jsonl",
+             "--labels", D / "labels.csv", "--baseline-metrics", D / "baseline.json",
+             "--max-plots", "0", env={"MLCD_MAX_DECAY": "accuracy = 0.05"})
+    assert r.exit_code == 1, r
+    assert "accuracy dropped by" in r.verdict
+
+
+def _with_pii_categories(tmp_path):
+    import pandas as pd
+
+    cur = pd.read_csv(D / "current_shifted.csv")
+    cur.loc[:40, "city"] = "grace.secret@example.com"
+    cur.loc[41:80, "city"] = "+44 20 7946 0958"
+    path = tmp_path / "cur.csv"
+    cur.to_csv(path, index=False)
+    return path
+
+
+def test_new_category_pii_is_masked_in_output_report_and_issue(mlcd, forge, tmp_path):  # noqa: F811
+    cur = _with_pii_categories(tmp_path)
+    env = forge.github_env(GITHUB_REF_NAME="main")
+    r = mlcd("monitor", "--reference", D / "reference.csv", "--current", cur, "--open-issue",
+             "--platform", "github", "--max-plots", "2", env=env)
+    assert r.exit_code == 1, r
+    report = json.loads(Path(".mlcd/reports/monitor.json").read_text())
+    new_cat = next(f for f in report["findings"] if f["code"] == "drift.new-category")
+    assert "g***@e***.com" in new_cat["message"]
+    issue_bodies = json.dumps(list(forge.state.issues.values()))
+    assert len(forge.state.issues) == 1
+    written = (r.stdout + r.stderr + issue_bodies
+               + "".join(p.read_text(errors="replace") for p in Path(".mlcd").rglob("*")
+                         if p.is_file() and p.suffix in (".json", ".md", ".xml", ".log")))
+    for raw in ("grace.secret@example.com", "7946 0958"):
+        assert raw not in written, raw
+
+
+def test_labels_without_prediction_column_exits_2(mlcd, tmp_path):
+    import pandas as pd
+
+    cur = pd.read_csv(D / "reference.csv").head(50)      # has the label `approved`, no predictions
+    cur["id"] = range(len(cur))
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    cur[["id", "approved"]].to_csv(tmp_path / "labels.csv", index=False)
+    for extra in (["--labels", "approved"],
+                  ["--labels", tmp_path / "labels.csv", "--id-column", "id"]):
+        r = mlcd("monitor", "--reference", D / "reference.csv", "--current", tmp_path / "cur.csv",
+                 "--max-plots", "0", *extra)
+        assert r.exit_code == 2, r
+        assert "no prediction column 'prediction'" in r.verdict, r
+        assert "--prediction-column" in r.verdict and "internal error" not in r.verdict
+
+
+def test_feature_that_turns_all_null_is_flagged(mlcd, tmp_path):
+    import pandas as pd
+
+    cur = pd.read_csv(D / "current_same.csv")
+    cur["income"] = float("nan")
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    for extra in ([], ["--threshold", "psi<=0.25"]):   # the null gate stays with user gates
+        r = mlcd("monitor", "--reference", D / "reference.csv", "--current", tmp_path / "cur.csv",
+                 "--max-plots", "0", *extra)
+        assert r.exit_code == 1, r
+        assert "drift in 1/" in r.verdict and "income" in r.verdict
+        rep = json.loads(Path(".mlcd/reports/monitor.json").read_text())
+        gate = next(g for g in rep["gates"] if g["metric"] == "income.null_fraction_delta")
+        assert gate["verdict"] == "failed" and gate["threshold"] == "<= 0.1"
+        row = next(row for row in rep["tables"][0]["rows"] if row[0] == "income")
+        assert row[-1] == "❌ drifted"
+    r = mlcd("monitor", "--reference", D / "reference.csv", "--current", tmp_path / "cur.csv",
+             "--max-plots", "0", "--threshold", "null_fraction_delta<=1")
+    assert r.exit_code == 0, r

@@ -51,10 +51,10 @@ def test_failures_exit_1_with_github_annotations_and_outputs(mlcd, tmp_path):
     city_line = line_of("isin:", "city:")
     assert f"::error file=schema.yaml,line={age_line}," in r.stdout
     assert f"::error file=schema.yaml,line={city_line}," in r.stdout
-    assert "rows 2, 19" in r.stdout
+    assert "data rows 3, 20" in r.stdout
     assert "valid=false" in out.read_text(encoding="utf-8")
     text = summary.read_text(encoding="utf-8")
-    assert "| city | isin(['Berlin', 'Zürich', 'Łódź', '東京']) | 2 | 2, 19 | Atlantis, Atlantis |" \
+    assert "| city | isin(['Berlin', 'Zürich', 'Łódź', '東京']) | 2 | 3, 20 | Atlantis, Atlantis |" \
         in text
 
 
@@ -142,3 +142,32 @@ def test_validate_help_imports_no_heavy_modules():
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert "--skew-threshold" in out.stdout
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_skew_threshold_env_keeps_spaces_and_splits_on_newlines_and_commas(mlcd):
+    setup_files()
+    for value, want in [("psi <= 0.3", {"<= 0.3"}), ("psi <= 0.3\nlinf <= 0.25", {"<= 0.3", "<= 0.25"}),
+                        ("psi <= 0.3, linf <= 0.25", {"<= 0.3", "<= 0.25"})]:
+        r = mlcd("validate", "data.parquet", "--schema", "schema.yaml", "--reference",
+                 "data.parquet", env={"MLCD_SKEW_THRESHOLD": value})
+        assert r.exit_code == 0, r
+        report = json.loads(Path(".mlcd/reports/validate.json").read_text(encoding="utf-8"))
+        assert {g["threshold"] for g in report["gates"]
+                if not g["metric"].endswith(".null_fraction_delta")} == want
+
+
+def test_pii_in_failing_values_never_appears_raw(mlcd, tmp_path):
+    df = pd.read_csv(DATA / "people.csv")
+    df.loc[4, "city"] = "mallory.private@example.com"
+    setup_files(df)
+    out, summary = tmp_path / "gh_output", tmp_path / "gh_summary"
+    r = mlcd("validate", "data.parquet", "--schema", "schema.yaml",
+             env={"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out),
+                  "GITHUB_STEP_SUMMARY": str(summary)})
+    assert r.exit_code == 1, r
+    assert "::error file=schema.yaml," in r.stdout and "(data row 5)" in r.stdout
+    written = (r.stdout + r.stderr + summary.read_text(encoding="utf-8")
+               + "".join(p.read_text(encoding="utf-8", errors="replace")
+                         for p in Path(".mlcd").rglob("*") if p.is_file()))
+    assert "mallory.private@example.com" not in written
+    assert "m***@e***.com" in written

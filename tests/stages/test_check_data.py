@@ -161,7 +161,7 @@ def test_positive_label_chooses_the_rate_compared():
     r = check_data.run(CLEAN, label="label", sensitive=["group"], positive_label="0",
                        scan_pii=False)
     assert "rate of label=0" in r.tables[-1].columns
-    with pytest.raises(DataError, match="--positive-label 'maybe' is not a label value"):
+    with pytest.raises(DataError, match="--pos-label 'maybe' is not a label value"):
         check_data.run(CLEAN, label="label", sensitive=["group"], positive_label="maybe",
                        scan_pii=False)
 

@@ -61,3 +61,31 @@ def test_parse_scoped():
     with pytest.raises(ConfigError, match="mae_difference"):
         check_fairness.parse_scoped(["demographic_parity_difference<=0.1"], "regression",
                                     ["sex"])
+
+
+def test_single_group_fails_a_configured_gate_unless_allowed(store, tmp_path):
+    pd.read_csv(TEST).assign(sex="M").to_csv(tmp_path / "one.csv", index=False)
+    args = ("models:/credit/1", tmp_path / "one.csv", LABEL, ["sex"])
+    res = check_fairness.run(*args, thresholds=["demographic_parity_difference<=0.1"],
+                             report_dir=tmp_path, plot=False)
+    assert res.status == "failed" and res.gates[0].verdict == "failed"
+    assert res.reason == ("sex: only 1 group in the test set; demographic parity cannot be "
+                          "checked")
+    assert res.outputs["passed"] is False
+    allowed = check_fairness.run(*args, thresholds=["demographic_parity_difference<=0.1"],
+                                 report_dir=tmp_path, plot=False, allow_skipped_gates=True)
+    assert allowed.status == "passed" and allowed.gates[0].verdict == "skipped"
+    assert allowed.reason.startswith("no gate checked (1 skipped)")
+
+
+def test_ratio_of_zero_to_zero_cannot_be_checked(store, tmp_path):
+    # everyone refused: selection rate 0 in both groups, so the ratio is 0/0
+    df = pd.read_csv(TEST).assign(income=0.0, debt=100.0)
+    df.to_csv(tmp_path / "none.csv", index=False)
+    res = check_fairness.run("models:/credit/1", tmp_path / "none.csv", LABEL, ["sex"],
+                             thresholds=["demographic_parity_ratio>=0.8"], report_dir=tmp_path,
+                             plot=False)
+    assert res.metrics["sex:demographic_parity_ratio"] is None
+    assert res.status == "failed"
+    assert res.reason == ("sex: demographic_parity_ratio is a ratio of 0 to 0 (the rate is 0 in "
+                          "every gated group); demographic parity cannot be checked")

@@ -89,13 +89,32 @@ def test_metrics_logged_to_the_models_run(store, tmp_path):
     assert res.details["logged_to_run"] == store["good"]["run_id"]
 
 
-def test_model_without_probabilities_skips_probability_gates_loudly(store, tmp_path):
+def test_gate_on_a_metric_that_cannot_be_computed_fails(store, tmp_path):
     res = evaluate.run(store["pyfunc"]["runs"], TEST, LABEL, thresholds=["roc_auc>=0.7"],
                        report_dir=tmp_path, plot=False)
     assert res.metrics["roc_auc"] is None and res.metrics["accuracy"] is not None
-    assert res.gates[0].verdict == "skipped"
+    assert res.status == "failed" and res.gates[0].verdict == "failed"
+    assert res.reason.startswith("roc_auc could not be computed (model runs:/")
+    assert "has no predict_proba); gate 'roc_auc>=0.7' cannot be checked" in res.reason
+    assert res.outputs["passed"] is False
+    assert any("--allow-skipped-gates" in w for w in res.warnings)
+
+
+def test_allow_skipped_gates_skips_probability_gates_loudly(store, tmp_path):
+    res = evaluate.run(store["pyfunc"]["runs"], TEST, LABEL, thresholds=["roc_auc>=0.7"],
+                       report_dir=tmp_path, plot=False, allow_skipped_gates=True)
+    assert res.status == "passed" and res.gates[0].verdict == "skipped"
     assert res.reason.startswith("no gate checked")
     assert any("nothing was verified" in w for w in res.warnings)
+    assert any("gate on roc_auc skipped (--allow-skipped-gates): roc_auc could not be "
+               "computed" in w for w in res.warnings)
+
+
+def test_max_drop_fails_when_the_baselines_metric_cannot_be_computed(store, tmp_path):
+    res = evaluate.run("models:/credit/1", TEST, LABEL, baseline=store["pyfunc"]["runs"],
+                       max_drops=["roc_auc=0.01"], report_dir=tmp_path, plot=False)
+    assert res.status == "failed" and res.gates[0].verdict == "failed"
+    assert res.reason.startswith("the baseline's roc_auc could not be computed (model runs:/")
 
 
 def test_explicit_baseline_diff_table(store, tmp_path):

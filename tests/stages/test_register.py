@@ -43,6 +43,11 @@ def test_register_twice_gives_one_version_with_lineage_and_verdicts(trained, iso
     assert first.outputs["model-version"] == "1"
     assert first.outputs["registered-uri"] == "models:/churn-stage/1"
     assert first.outputs["lineage-id"] == res.outputs["lineage-id"]
+    # outputs named as the next stage's options: `name` feeds evaluate/deploy --name; the
+    # alias is `registered-alias`, never `alias` (MLCD_ALIAS would set deploy's --alias)
+    assert first.outputs["name"] == first.outputs["model-name"] == "churn-stage"
+    assert first.outputs["registered-alias"] == "candidate" and "alias" not in first.outputs
+    assert first.outputs["alias-uri"] == "models:/churn-stage@candidate"
     assert first.details["created"] is True
     assert any("check-fairness.json is about run some-other-run" in w for w in first.warnings)
     second = register.run(model_uri, "churn-stage", tracking_uri=uri, report_dir="reports")
@@ -70,6 +75,7 @@ def test_register_by_logged_model_id_and_custom_alias(trained, isolated):
     out = register.run(f"models:/{res.outputs['model-id']}", "churn-by-id", alias="staging-next",
                        tracking_uri=uri)
     assert out.outputs["model-version"] == "1"
+    assert out.outputs["registered-alias"] == "staging-next" and "alias" not in out.outputs
     client = MlflowClient(uri, registry_uri=uri)
     assert str(client.get_model_version_by_alias("churn-by-id", "staging-next").version) == "1"
 

@@ -3,6 +3,7 @@ failure table and annotations on schema lines, skew against a reference."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -72,17 +73,17 @@ def test_failures_are_collected_lazily_with_global_rows_and_schema_lines():
     assert result.outputs["valid"] is False
     g = groups(result)
     assert g[("age", "in_range")][2] == 2
-    assert g[("age", "in_range")][3] == "3, 17"
-    assert g[("city", "isin")][3] == "20" and g[("city", "isin")][4] == "Paris"
-    assert g[("id", "field_uniqueness")][2] == 2 and g[("id", "field_uniqueness")][3] == "2, 21"
+    assert g[("age", "in_range")][3] == "4, 18"          # data rows, from 1
+    assert g[("city", "isin")][3] == "21" and g[("city", "isin")][4] == "Paris"
+    assert g[("id", "field_uniqueness")][2] == 2 and g[("id", "field_uniqueness")][3] == "3, 22"
     assert result.metrics["failures"] == 5
     by_code = {(f.column, f.code): f for f in result.findings}
     age = by_code[("age", "schema.in_range")]
     assert age.file == path and age.line == line_of(path, "in_range:", after="age:")
-    assert age.rows == [3, 17] and age.count == 2
+    assert age.rows == [4, 18] and age.count == 2
     assert by_code[("city", "schema.isin")].line == line_of(path, "isin:", after="city:")
     assert by_code[("id", "schema.unique")].line == line_of(path, "unique: true")
-    assert "column 'id': 2 duplicated value(s) in a unique column (rows 2, 21)" in result.reason
+    assert "column 'id': 2 duplicated value(s) in a unique column (data rows 3, 22)" in result.reason
 
 
 def test_same_failures_as_plain_pandera_on_pandas():
@@ -130,7 +131,7 @@ def test_wrong_column_type_and_nan_inf(tmp_path):
     result = validate.run(data, schema_file())
     g = groups(result)
     assert ("age", "dtype") in g
-    assert g[("score", "less_than_or_equal_to")][3] == "4"
+    assert g[("score", "less_than_or_equal_to")][3] == "5"     # data row 5 = index 4
     assert g[("score", "less_than_or_equal_to")][4] == "inf"
     age = next(f for f in result.findings if f.column == "age" and f.code == "schema.dtype")
     assert "expected series 'age' to have type int64" in age.message
@@ -153,7 +154,7 @@ def test_unicode_and_very_long_strings_are_quoted_short():
     df.loc[9, "city"] = "Ω" * 5000
     result = validate.run(write_parquet(df), schema_file())
     row = groups(result)[("city", "isin")]
-    assert row[3] == "9"
+    assert row[3] == "10"                                   # data row 10 = index 9
     assert row[4].startswith("ΩΩΩ") and len(row[4]) <= schemas.MAX_VALUE_CHARS
 
 
@@ -197,7 +198,7 @@ def test_python_model_file_and_module(monkeypatch):
     finding = next(f for f in result.findings if f.code == "schema.age_is_not_99")
     assert finding.file == "people_model.py"
     assert finding.line == line_of("people_model.py", "def age_is_not_99")
-    assert finding.rows == [7]
+    assert finding.rows == [8]                              # data row 8 = index 7
     monkeypatch.syspath_prepend(".")
     by_module = validate.run(data, "people_model:People")
     assert [f.code for f in by_module.findings] == [f.code for f in result.findings]
@@ -282,7 +283,7 @@ def test_skew_within_threshold_passes_and_defaults_warn():
     result = validate.run(ref, schema_file(), reference=ref)
     assert result.status == "passed", result.reason
     assert result.warnings and "psi<=0.2" in result.warnings[0]
-    assert {g.metric.split(".")[1] for g in result.gates} == {"psi", "linf"}
+    assert {g.metric.split(".")[1] for g in result.gates} == {"psi", "linf", "null_fraction_delta"}
     assert result.outputs["skew"] is False
 
 
@@ -322,4 +323,43 @@ def test_directory_of_parquet_files_and_regex_columns():
                                "    greater_than_or_equal_to: 0\n", encoding="utf-8")
     result = validate.run("parts", "rx.yaml")
     rows = {f.column: (f.rows, f.line) for f in result.findings}
-    assert rows == {"f_a": ([4], 5), "f_b": ([5], 5)}       # global rows across files
+    assert rows == {"f_a": ([5], 5), "f_b": ([6], 5)}       # global data rows across files
+
+
+def test_coercion_failure_is_one_line_and_pii_values_are_masked():
+    df = people().astype({"age": object})
+    df.loc[2, "age"] = "abc"
+    df.loc[4, "age"] = "bob.secret@example.org"
+    df.loc[6, "city"] = "eve.hidden@example.net"
+    df.to_csv("people.csv", index=False)
+    Path("coerce.yaml").write_text(Path(schema_file()).read_text(encoding="utf-8")
+                                   .replace("coerce: false", "coerce: true"), encoding="utf-8")
+    result = validate.run("people.csv", "coerce.yaml")
+    assert result.status == "failed"
+    assert "cannot be coerced to int64" in result.reason
+    coerce = [f for f in result.findings if "coerced" in f.message]
+    assert coerce and all("\n" not in f.message for f in coerce)
+    assert ("column 'age': 2 value(s) cannot be coerced to int64 (first data rows 3, 5)"
+            in coerce[0].message)
+    dumped = json.dumps([f.to_dict() for f in result.findings] + [t.to_dict() for t in result.tables]
+                        + [result.reason])
+    assert "bob.secret@example.org" not in dumped and "eve.hidden@example.net" not in dumped
+    assert "index failure_case" not in dumped
+    assert "b***@e***.org" in dumped and "e***@e***.net" in dumped
+
+
+def test_all_null_column_fails_default_skew_gates():
+    ref = write_parquet(people(), "ref.parquet")
+    cur = people()
+    cur["score"] = np.nan
+    result = validate.run(write_parquet(cur, "cur.parquet"), schema_file(), reference=ref)
+    assert result.status == "failed"
+    gates = {g.metric: g for g in result.gates}
+    assert gates["score.null_fraction_delta"].verdict == "failed"
+    assert "score.null_fraction_delta" in result.reason
+    result = validate.run(write_parquet(cur, "cur.parquet"), schema_file(), reference=ref,
+                          skew_thresholds=["psi<=0.5"])        # kept beside the user's gates
+    assert result.status == "failed" and "score.null_fraction_delta" in result.reason
+    result = validate.run(write_parquet(cur, "cur.parquet"), schema_file(), reference=ref,
+                          skew_thresholds=["psi<=0.5", "null_fraction_delta<=1"])
+    assert result.status == "passed", result.reason
