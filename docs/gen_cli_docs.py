@@ -110,7 +110,7 @@ def command_page(path: str, cmd: click.Command) -> str:
               "Every option can also come from `mlcd.yaml` (the key above, in a "
               f"`{path.split()[0]}:` section" + (f" under `{path.split()[1]}:`"
                                                   if " " in path else "")
-              + ", or at the top level for every command that has it) or from its "
+              + ", or at the top level when it is a shared option) or from its "
               "environment variable. Precedence: command line > env var > mlcd.yaml > "
               "default. See [configuration](../configuration.md).", "",
               "Exit codes: 0 passed, 1 a gate failed, 2 usage, configuration or bad input, "
@@ -131,13 +131,15 @@ def index_page(commands: list[tuple[str, click.Command]]) -> str:
 
 
 def configuration_page(commands: list[tuple[str, click.Command]]) -> str:
-    from mlcd_actions.config import RESERVED
+    from mlcd_actions.config import GLOBAL_OPTIONS, RESERVED
 
     lines = [HEADER + "# Configuration reference (`mlcd.yaml`)", "",
              "`mlcd.yaml` mirrors the CLI: a section per command holds that command's "
              "options, keyed by parameter name in kebab-case (underscores work too); a "
-             "repeatable option is a list. A key at the top level applies to every command "
-             "that has that option (`label`, `sensitive`, `name`...). Every key is checked "
+             "repeatable option is a list. Only shared options may stand at the top level, "
+             "where they apply to every command that has them: "
+             + ", ".join(f"`{k}`" for k in sorted(GLOBAL_OPTIONS))
+             + "; every other option goes under its command. Every key is checked "
              "when the file is loaded: an unknown key is an error naming its line, with a "
              "suggestion. `${VAR}` and `${VAR:-default}` read the environment; values read "
              "that way are treated as secrets and masked in all output.", "",
