@@ -50,6 +50,12 @@ def _reset_mlflow_uris() -> None:
 
     tracking._tracking_uri = None
     registry._registry_uri = None
+    import mlflow
+    import mlflow.tracking.fluent as fluent
+
+    while mlflow.active_run() is not None:  # a run left open by a failed test
+        mlflow.end_run()
+    fluent._active_experiment_id = None  # set_experiment() of another store's experiment
 
 
 class Result:
