@@ -21,9 +21,20 @@ def _gen():
     return mod
 
 
-def test_committed_cli_pages_equal_the_generated_ones():
-    gen = _gen()
-    stale = [str(p.relative_to(ROOT)) for p, text in gen.pages().items()
+def test_committed_cli_pages_equal_the_generated_ones(tmp_path):
+    # generated in a fresh interpreter: other tests load and change click commands in-process
+    code = ("import importlib.util, json, sys\n"
+            f"spec = importlib.util.spec_from_file_location('g', {str(ROOT / 'docs/gen_cli_docs.py')!r})\n"
+            "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+            "json.dump({str(p): t for p, t in mod.pages().items()}, sys.stdout)\n")
+    import json
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLCD_", "COLUMNS"))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, env=env, timeout=120, check=True)
+    pages = {Path(p): t for p, t in json.loads(out.stdout).items()}
+    stale = [str(p.relative_to(ROOT)) for p, text in pages.items()
              if not p.is_file() or p.read_text(encoding="utf-8") != text]
     assert not stale, f"regenerate with `python docs/gen_cli_docs.py`: {stale}"
 

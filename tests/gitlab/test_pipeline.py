@@ -125,6 +125,20 @@ def _kill_servers(state_dir: Path) -> None:
             pass
 
 
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """This module's own `mlflow server`: the registry versions these tests assert on must
+    not be shifted by other modules registering the same model name."""
+    from tests.services import start_mlflow, stop
+
+    proc, uri = start_mlflow(tmp_path_factory.mktemp("gitlab-mlflow"))
+    try:
+        yield uri
+    finally:
+        stop(proc)
+        proc._mlcd_log.close()  # type: ignore[attr-defined]
+
 @pytest.fixture(scope="module")
 def forge():
     with FakeForge() as f:
