@@ -72,13 +72,14 @@ def git_repo(path: Path) -> Path:
 def _wheelhouse() -> Path:
     """Wheels of every dependency (and ruff, which the example's code check runs)."""
     wh = TOOLS / "actions-wheelhouse"
-    stamp = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    stamp = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()
+                           + (ROOT / "constraints.txt").read_bytes()).hexdigest()
     marker = wh / ".complete"
     if marker.exists() and marker.read_text().strip() == stamp:
         return wh
     wh.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--find-links", str(wh),
-                    "-w", str(wh), f"{ROOT}[all]", "setuptools>=68", "wheel", "ruff"],
+                    "-w", str(wh), "-c", str(ROOT / "constraints.txt"), f"{ROOT}[all]", "setuptools>=68", "wheel", "ruff"],
                    check=True, timeout=1800)
     marker.write_text(stamp)
     return wh
