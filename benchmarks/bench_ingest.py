@@ -1,7 +1,10 @@
 """Benchmark: `mlcd ingest` (streamed pyarrow -> Parquet) against the peer a user would write
 (pandas.read_csv + DataFrame.to_parquet), each in a fresh process, best of N runs.
 Prints time and peak RSS of each, and the ratios (mlcd / peer)."""
-import os, subprocess, sys, tempfile
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
@@ -15,14 +18,15 @@ WRAP = ("import sys, time, atexit; t0 = time.monotonic(); "
 def run(code: str) -> tuple[float, float]:
     p = subprocess.run([sys.executable, "-c", WRAP + code], capture_output=True, text=True,
                        env={**os.environ, "MLCD_PROGRESS": "0"})
-    line = [l for l in p.stderr.splitlines() if l.startswith("BENCH")][-1]
+    line = [ln for ln in p.stderr.splitlines() if ln.startswith("BENCH")][-1]
     _, t, mb = line.split()
     return float(t), float(mb)
 
 with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
     csv = tmp / "big.csv"
-    import numpy as np, pandas as pd
+    import numpy as np
+    import pandas as pd
     rng = np.random.default_rng(0)
     pd.DataFrame({"id": np.arange(ROWS), "x": rng.normal(size=ROWS),
                   "y": rng.integers(0, 1000, ROWS),

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from mlcd_actions import secrets
@@ -97,8 +98,8 @@ def github_summary(markdown: str, path: str) -> None:
     current = Path(path).stat().st_size if Path(path).exists() else 0
     data = markdown.encode("utf-8")
     if current + len(data) > SUMMARY_CAP:
-        data = ("_mlcd: this stage's summary was left out to stay under GitHub's 1 MiB cap; "
-                "see the report artifact._\n").encode()
+        data = (b"_mlcd: this stage's summary was left out to stay under GitHub's 1 MiB cap; "
+                b"see the report artifact._\n")
     with open(path, "ab") as fh:
         fh.write(data + b"\n")
 

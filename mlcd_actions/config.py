@@ -26,9 +26,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from mlcd_actions import secrets
 from mlcd_actions.errors import ConfigError

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Iterable, Mapping
 
 from mlcd_actions.errors import ConfigError
 
@@ -80,7 +80,7 @@ class Threshold:
     spec: str
 
     @classmethod
-    def parse(cls, spec: str, *, option: str = "--threshold") -> "Threshold":
+    def parse(cls, spec: str, *, option: str = "--threshold") -> Threshold:
         m = _THRESHOLD_RE.match(str(spec))
         if not m:
             raise ConfigError(f"{option} {spec!r} is not of the form 'metric>=number' "
@@ -96,7 +96,7 @@ class Threshold:
         return "equal"
 
     def check(self, value: float | None, baseline: float | None = None,
-              metric: str | None = None) -> "GateRow":
+              metric: str | None = None) -> GateRow:
         name = metric or self.metric
         threshold = f"{self.op} {_fmt(self.value)}"
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -119,7 +119,7 @@ class MaxDrop:
     spec: str
 
     @classmethod
-    def parse(cls, spec: str, *, option: str = "--max-drop") -> "MaxDrop":
+    def parse(cls, spec: str, *, option: str = "--max-drop") -> MaxDrop:
         m = _DROP_RE.match(str(spec))
         if not m:
             raise ConfigError(f"{option} {spec!r} is not of the form 'metric=0.01' or 'metric=2%'")
@@ -130,7 +130,7 @@ class MaxDrop:
         return cls(metric, float(m["value"]), bool(m["pct"]), str(spec).strip())
 
     def check(self, value: float | None, baseline: float | None,
-              metric: str | None = None) -> "GateRow":
+              metric: str | None = None) -> GateRow:
         name = metric or self.metric
         direction = direction_of(self.metric) or "higher"
         allowed = f"{_fmt(self.value)}{'%' if self.relative else ''}"
@@ -166,7 +166,7 @@ class GateRow:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "GateRow":
+    def from_dict(cls, data: Mapping) -> GateRow:
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
 
 

@@ -28,7 +28,7 @@ class Progress:
         self._last = self._start
         self._drawn = False
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

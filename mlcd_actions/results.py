@@ -42,7 +42,7 @@ class Finding:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Finding":
+    def from_dict(cls, data: dict) -> Finding:
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
 
 
@@ -60,7 +60,7 @@ class Table:
                 **({"note": self.note} if self.note else {})}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Table":
+    def from_dict(cls, data: dict) -> Table:
         return cls(data["title"], list(data["columns"]), [list(r) for r in data["rows"]],
                    data.get("note"))
 

@@ -9,8 +9,9 @@ pandas and pyarrow are imported inside the functions (fast ``--help``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from mlcd_actions.errors import DataError
 from mlcd_actions.fsutil import atomic_path
@@ -60,7 +61,7 @@ def table_files(path: str | os.PathLike) -> list[Path]:
 
 
 def read_table(path: str | os.PathLike, *, columns: Iterable[str] | None = None,
-               what: str = "data") -> "pd.DataFrame":
+               what: str = "data") -> pd.DataFrame:
     """Read one table (or a directory of tables) into a DataFrame."""
     import pandas as pd
 
@@ -70,7 +71,7 @@ def read_table(path: str | os.PathLike, *, columns: Iterable[str] | None = None,
     return df
 
 
-def _read_one(path: Path, columns) -> "pd.DataFrame":
+def _read_one(path: Path, columns) -> pd.DataFrame:
     import pandas as pd
 
     kind = kind_of(path)
@@ -110,7 +111,7 @@ def _read_one(path: Path, columns) -> "pd.DataFrame":
         raise
 
 
-def write_table(df: "pd.DataFrame", path: str | os.PathLike) -> Path:
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write atomically, format by extension (Parquet keeps dtypes; CSV for humans)."""
     target = Path(path)
     kind = kind_of(target)
@@ -126,7 +127,7 @@ def write_table(df: "pd.DataFrame", path: str | os.PathLike) -> Path:
     return target
 
 
-def require_columns(df: "pd.DataFrame", columns: Iterable[str | None], path: str | os.PathLike,
+def require_columns(df: pd.DataFrame, columns: Iterable[str | None], path: str | os.PathLike,
                     role: str = "column") -> None:
     """Raise one clear line when a named column is missing."""
     for col in columns:

@@ -4,7 +4,13 @@ import pytest
 
 from mlcd_actions.errors import ConfigError
 from mlcd_actions.gates import (
-    FAILED, PASSED, SKIPPED, MaxDrop, Threshold, direction_of, evaluate_gates,
+    FAILED,
+    PASSED,
+    SKIPPED,
+    MaxDrop,
+    Threshold,
+    direction_of,
+    evaluate_gates,
 )
 
 

@@ -18,8 +18,8 @@ import logging
 import os
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 
