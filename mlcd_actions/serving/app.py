@@ -276,7 +276,8 @@ class MicroBatcher:
         names = list(batches[0].arrays)
         arrays = {n: np.concatenate([b.arrays[n] for b in batches]) for n in names}
         try:
-            pred, proba = self.spec.predict(payload.Batch(0, {}, arrays).frame(), proba=want)
+            pred, proba = self.spec.predict_arrays(arrays, sum(b.n_rows for b in batches),
+                                                   proba=want)
         except Exception:  # noqa: BLE001 - find the request at fault, one by one
             for item in group:
                 self._run_one(item, item[1])
@@ -291,7 +292,7 @@ class MicroBatcher:
     def _run_one(self, item, want: bool) -> None:
         batch, _, fut = item
         try:
-            result = self.spec.predict(batch.frame(), proba=want)
+            result = self.spec.predict_arrays(batch.arrays, batch.n_rows, proba=want)
         except Exception as exc:  # noqa: BLE001 - handed to the request, which classifies it
             if not fut.done():
                 fut.set_exception(exc)

@@ -52,6 +52,12 @@ class ModelSpec:
         self.classes = list(model.classes) if model.classes is not None else None
         self.lineage_id = lineage_id or find_lineage_id(model)
         self._steps = _pipeline_steps(model)
+        self._fast = None
+        if self.columns is not None:
+            from mlcd_actions.serving import fastpath
+
+            self._fast = fastpath.build(model, {c.name: c.type for c in self.columns},
+                                        self._predict_frame)
 
     @property
     def input_names(self) -> list[str] | None:
@@ -79,9 +85,52 @@ class ModelSpec:
             "signature": signature,
         }
 
+    @property
+    def fast(self) -> bool:
+        """True when numeric batches skip the DataFrame (see :mod:`.fastpath`)."""
+        return self._fast is not None
+
+    def predict_arrays(self, arrays: dict[str, np.ndarray], n_rows: int, *,
+                       proba: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict` for ``{column: 1-D array}`` (a request's validated batch)."""
+        if self._fast is not None:
+            x = self._fast.matrix(arrays, n_rows)
+            if x is not None:
+                out = self._try_fast(x, n_rows, proba)
+                if out is not None:
+                    return out
+        import pandas as pd
+
+        return self._predict_frame(pd.DataFrame(arrays, copy=False), proba)
+
     def predict(self, df: pd.DataFrame, *, proba: bool = True
                 ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Predictions (1-D) and probabilities ``(rows, classes)`` or None.
+        """Predictions (1-D) and probabilities ``(rows, classes)`` or None."""
+        if self._fast is not None and all(f in df.columns for f in self._fast.features):
+            x = self._fast.matrix({f: df[f].to_numpy() for f in self._fast.features}, len(df))
+            if x is not None:
+                out = self._try_fast(x, len(df), proba)
+                if out is not None:
+                    return out
+        return self._predict_frame(df, proba)
+
+    def _try_fast(self, x: np.ndarray, n_rows: int, proba: bool):
+        from mlcd_actions.models import check_predictions, check_probabilities
+
+        try:
+            pred, prob = self._fast.predict(x, proba and self.model.has_proba)
+            what = f"model {self.model.display}"
+            pred = check_predictions(pred, n_rows, what=what)
+            if prob is not None:
+                n_classes = len(self.classes) if self.classes else None
+                prob = check_probabilities(prob, n_rows, n_classes, what=what)
+            return pred, prob
+        except Exception:  # noqa: BLE001 - the DataFrame path classifies the error
+            return None
+
+    def _predict_frame(self, df: pd.DataFrame, proba: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The DataFrame path: the model's own calls, with errors classified.
 
         For a scikit-learn ``Pipeline`` classifier the transform steps run once and feed
         both the final estimator's ``predict`` and ``predict_proba``: exactly what

@@ -116,8 +116,9 @@ def test_concurrent_requests_are_predicted_together_and_exactly(binary, monkeypa
     _, path = binary
     spec = ModelSpec(models.load(str(path)))
     calls = []
-    real = spec.predict
-    monkeypatch.setattr(spec, "predict", lambda df, **kw: calls.append(len(df)) or real(df, **kw))
+    real = spec.predict_arrays
+    monkeypatch.setattr(spec, "predict_arrays",
+                        lambda arrays, n, **kw: calls.append(n) or real(arrays, n, **kw))
     df = fixtures.frame(9, seed=13)
     rows = df[fixtures.FEATURES].to_dict(orient="records")
     bodies = [json.dumps(rows[i:i + 3]).encode() for i in (0, 3, 6)]
