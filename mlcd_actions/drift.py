@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlcd_actions.errors import DataError
+from mlcd_actions.errors import DataError, first_line
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -160,7 +160,7 @@ class _Frame:
                     self._pq = pq.ParquetFile(files[0])
                 except Exception as exc:  # pyarrow's zoo of errors
                     raise DataError(f"{files[0]}: cannot read as parquet: "
-                                    f"{_first_line(exc)}") from exc
+                                    f"{first_line(exc)}") from exc
             else:
                 self._df = tabular.read_table(data, what=role)
         else:
@@ -505,10 +505,6 @@ def _chi2_homogeneity(r: np.ndarray, c: np.ndarray) -> tuple[float, float]:
 def _short(value: float) -> str:
     return f"{float(value):.4g}"
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def read_columns(path: str | os.PathLike) -> list[str]:

@@ -61,3 +61,11 @@ class ServiceError(MlcdError):
     """An outside service or source failed: unreachable, timed out, refused auth (exit 3)."""
 
     exit_code = EXIT_SERVICE
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message (its type name when empty)."""
+    for line in str(exc).strip().splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__

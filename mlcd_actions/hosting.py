@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlcd_actions import secrets
-from mlcd_actions.errors import ConfigError, ServiceError
+from mlcd_actions.errors import ConfigError, ServiceError, first_line
 
 GITHUB = "github"
 GITLAB = "gitlab"
@@ -359,5 +359,4 @@ def _api_message(resp) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__
+    return first_line(exc)[:200]

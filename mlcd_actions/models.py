@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcd_actions import tracking
-from mlcd_actions.errors import ConfigError, DataError, MlcdError, StageFailed
+from mlcd_actions.errors import ConfigError, DataError, MlcdError, StageFailed, first_line
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -140,12 +140,12 @@ class LoadedModel:
                 raise DataError(
                     f"feature column {col!r} has {count} missing or infinite value(s), first at "
                     f"data row {row + 1}{more}; model {self.display} cannot {method} them: "
-                    f"{_first_line(exc)}") from exc
+                    f"{first_line(exc)}") from exc
             unparsable = _unparsable_text(exc, df, self)
             if unparsable is not None:
                 raise unparsable from exc
             raise StageFailed(f"model {self.display} raised in {method}: "
-                              f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                              f"{type(exc).__name__}: {first_line(exc)}") from exc
 
 
 def load(uri: str, tracking_uri: str | None = None) -> LoadedModel:
@@ -267,7 +267,7 @@ def _download(resolved: str, uri: str, dst: str, where: str) -> str:
 
 
 def _not_found(exc: BaseException, uri: str) -> MlcdError:
-    text = _first_line(exc)
+    text = first_line(exc)
     code = getattr(exc, "error_code", "") or ""
     if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND") or \
             "not found" in text.lower() or "does not exist" in text.lower():
@@ -285,7 +285,7 @@ def _load_local(path: Path, uri: str) -> LoadedModel:
     try:
         mlmodel = Model.load(str(path))
     except Exception as exc:  # noqa: BLE001 - a broken MLmodel file
-        raise ConfigError(f"model {uri}: cannot read MLmodel: {_first_line(exc)}") from exc
+        raise ConfigError(f"model {uri}: cannot read MLmodel: {first_line(exc)}") from exc
     metadata = dict(mlmodel.metadata or {})
     mlcd_meta = metadata.get("mlcd") if isinstance(metadata.get("mlcd"), dict) else {}
     signature = mlmodel.signature
@@ -309,7 +309,7 @@ def _load_local(path: Path, uri: str) -> LoadedModel:
         raise
     except Exception as exc:  # noqa: BLE001 - missing module, unpickling error...
         raise ConfigError(f"model {uri} cannot be loaded: {type(exc).__name__}: "
-                          f"{_first_line(exc)}") from exc
+                          f"{first_line(exc)}") from exc
     task = mlcd_meta.get("task")
     if task not in TASKS:
         task = _infer_task(impl, flavor)
@@ -489,7 +489,7 @@ def _schema_error(exc: BaseException, df: pd.DataFrame, model: LoadedModel) -> D
     text = str(exc)
     if type(exc).__name__ != "MlflowException" or "enforce schema" not in text:
         return None
-    detail = text.rsplit("Error: ", 1)[-1] if "Error: " in text else _first_line(exc)
+    detail = text.rsplit("Error: ", 1)[-1] if "Error: " in text else first_line(exc)
     detail = (detail.strip().splitlines() or [""])[0].strip()
     m = re.search(r"for column (?P<col>.+?)\. ", detail)
     col = m["col"] if m else None
@@ -615,8 +615,3 @@ def check_probabilities(raw, n_rows: int, n_classes: int | None, *,
 def _plain(value):
     """numpy scalar -> Python scalar (JSON-friendly class labels)."""
     return value.item() if hasattr(value, "item") else value
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-    return lines[0].strip() if lines else type(exc).__name__

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlcd_actions.errors import ConfigError, DataError
+from mlcd_actions.errors import ConfigError, DataError, first_line
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -328,7 +328,7 @@ def _load_python_file(path: Path, name: str | None, spec: str) -> LoadedSchema:
     except Exception as exc:  # noqa: BLE001 - the user's module raised while importing
         line = _line_in(exc, path)
         raise ConfigError(f"{path}: importing the schema raised {type(exc).__name__}: "
-                          f"{_first_line(exc)}", file=str(path), line=line) from exc
+                          f"{first_line(exc)}", file=str(path), line=line) from exc
     return _from_module(module, name, spec, str(path))
 
 
@@ -339,10 +339,10 @@ def _load_python_module(module_name: str, name: str, spec: str) -> LoadedSchema:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"--schema {spec!r}: module {module_name!r} not found "
-                          f"({_first_line(exc)})") from exc
+                          f"({first_line(exc)})") from exc
     except Exception as exc:  # noqa: BLE001 - the user's module raised while importing
         raise ConfigError(f"--schema {spec!r}: importing {module_name} raised "
-                          f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                          f"{type(exc).__name__}: {first_line(exc)}") from exc
     file = getattr(module, "__file__", None)
     return _from_module(module, name, spec, _display(file) if file else spec)
 
@@ -374,7 +374,7 @@ def _from_module(module: Any, name: str | None, spec: str, file: str) -> LoadedS
     try:
         schema = obj.to_schema() if inspect.isclass(obj) else obj
     except Exception as exc:  # noqa: BLE001 - a malformed model fails here
-        raise ConfigError(f"{file}: {name} is not a valid pandera model: {_first_line(exc)}",
+        raise ConfigError(f"{file}: {name} is not a valid pandera model: {first_line(exc)}",
                           file=file) from exc
     return LoadedSchema(schema, file, "python", _python_lines(obj, file))
 
@@ -464,7 +464,7 @@ def infer_schema(df: pd.DataFrame, *, max_categories: int = 20,
     try:
         inferred = pa.infer_schema(df)
     except Exception as exc:  # noqa: BLE001 - pandera cannot infer some exotic dtypes
-        raise DataError(f"pandera cannot infer a schema: {_first_line(exc)}") from exc
+        raise DataError(f"pandera cannot infer a schema: {first_line(exc)}") from exc
     notes: list[ColumnNote] = []
     columns = {}
     for name, column in inferred.columns.items():
@@ -647,7 +647,7 @@ class ParquetSource:
             try:
                 pf = pq.ParquetFile(f)
             except Exception as exc:  # noqa: BLE001 - pyarrow's ArrowInvalid, OSError...
-                raise DataError(f"{f}: cannot read as parquet: {_first_line(exc)}") from exc
+                raise DataError(f"{f}: cannot read as parquet: {first_line(exc)}") from exc
             these = [n for n in pf.schema_arrow.names if not _is_index_column(pf, n)]
             if names is None:
                 names = these
@@ -667,7 +667,7 @@ class ParquetSource:
                 tables.append(pf.read(columns=columns, use_pandas_metadata=len(self.files) == 1))
             except Exception as exc:  # noqa: BLE001 - corrupt pages surface only here
                 raise DataError(f"{self.path}: cannot read column(s) "
-                                f"{', '.join(columns)}: {_first_line(exc)}") from exc
+                                f"{', '.join(columns)}: {first_line(exc)}") from exc
         return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
     def frame(self, columns: list[str]) -> pd.DataFrame:
@@ -719,7 +719,7 @@ def validate(source: ColumnSource, loaded: LoadedSchema, *,
         if str(getattr(exc, "check", "")) in _STRUCTURAL:
             collect(exc)
     except pa.errors.SchemaDefinitionError as exc:
-        raise ConfigError(f"{loaded.file}: invalid pandera schema: {_first_line(exc)}",
+        raise ConfigError(f"{loaded.file}: invalid pandera schema: {first_line(exc)}",
                           file=loaded.file) from exc
 
     # 2. one column at a time
@@ -744,7 +744,7 @@ def validate(source: ColumnSource, loaded: LoadedSchema, *,
                 collect(exc)
             except pa.errors.SchemaDefinitionError as exc:
                 raise ConfigError(f"{loaded.file}: column {name!r}: invalid pandera schema: "
-                                  f"{_first_line(exc)}", file=loaded.file,
+                                  f"{first_line(exc)}", file=loaded.file,
                                   line=loaded.line_of(name)) from exc
             del frame
             if progress:
@@ -929,8 +929,3 @@ def _short(value: Any) -> str:
         text = str(value)
     text = " ".join(text.split())
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS - 1] + "…"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

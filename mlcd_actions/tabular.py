@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlcd_actions.errors import DataError
+from mlcd_actions.errors import DataError, first_line
 from mlcd_actions.fsutil import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,16 +98,16 @@ def _read_one(path: Path, columns) -> pd.DataFrame:
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: file is empty (no header row)") from exc
     except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: malformed CSV: {_first_line(exc)}") from exc
+        raise DataError(f"{path}: malformed CSV: {first_line(exc)}") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text at byte {exc.start}") from exc
     except KeyError as exc:
         raise DataError(f"{path}: column {exc} not found") from exc
     except ValueError as exc:
-        raise DataError(f"{path}: cannot read as {kind}: {_first_line(exc)}") from exc
+        raise DataError(f"{path}: cannot read as {kind}: {first_line(exc)}") from exc
     except Exception as exc:  # pyarrow raises its own zoo (ArrowInvalid, OSError...)
         if type(exc).__module__.startswith("pyarrow") or isinstance(exc, OSError):
-            raise DataError(f"{path}: cannot read as {kind}: {_first_line(exc)}") from exc
+            raise DataError(f"{path}: cannot read as {kind}: {first_line(exc)}") from exc
         raise
 
 
@@ -134,8 +134,3 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str | None], path: str |
         if col is not None and col not in df.columns:
             shown = ", ".join(map(str, list(df.columns)[:20]))
             raise DataError(f"{path}: {role} {col!r} not found (columns: {shown})")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlcd_actions import tabular
-from mlcd_actions.errors import ConfigError, DataError
+from mlcd_actions.errors import ConfigError, DataError, first_line
 from mlcd_actions.results import StageResult, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,6 +69,7 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
     from mlcd_actions import models
     from mlcd_actions.serving.spec import ModelSpec
 
+    t_load = time.monotonic()
     spec = ModelSpec(models.load(model_uri, tracking_uri=tracking_uri))
     t0 = time.monotonic()
     if remote:
@@ -86,6 +87,7 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
                      f"({seconds:.1f}s)")
     result.outputs = {"predictions-path": str(output), "rows": rows}
     result.metrics = {"rows": rows, "seconds": round(seconds, 3),
+                      "load_seconds": round(t0 - t_load, 3),
                       "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None}
     result.artifacts = [str(output)]
     result.details = {"model_uri": model_uri, "model_name": spec.name,
@@ -213,7 +215,7 @@ def _columns_of(path: Path) -> list[str]:
     except csv.Error as exc:
         raise DataError(f"{path}: malformed CSV header: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError...
-        raise DataError(f"{path}: cannot read as {kind}: {_first_line(exc)}") from None
+        raise DataError(f"{path}: cannot read as {kind}: {first_line(exc)}") from None
     if not header:
         raise DataError(f"{path}: file is empty (no header row)")
     return header
@@ -259,11 +261,11 @@ def _file_batches(path: Path, columns: list[str], plan: _Plan,
     except Exception as exc:  # noqa: BLE001 - pyarrow's ArrowInvalid, OSError...
         if kind == "csv":
             raise DataError(f"{path}: malformed CSV: {_csv_message(exc, header)}") from None
-        raise DataError(f"{path}: cannot read as {kind}: {_first_line(exc)}") from None
+        raise DataError(f"{path}: cannot read as {kind}: {first_line(exc)}") from None
 
 
 def _csv_message(exc: BaseException, header: list[str]) -> str:
-    text = _first_line(exc)
+    text = first_line(exc)
     m = re.search(r"In CSV column #(\d+): ", text)
     if m and int(m.group(1)) < len(header):
         text = text.replace(m.group(0), f"column {header[int(m.group(1))]!r}: ")
@@ -301,7 +303,7 @@ class _Writer:
                 raise DataError(f"column {bad!r} changes type between chunks "
                                 f"({self.schema.field(bad).type if bad != '?' else ''} -> "
                                 f"{table.schema.field(bad).type if bad != '?' else ''}): "
-                                f"{_first_line(exc)}") from None
+                                f"{first_line(exc)}") from None
         self._w.write_table(table)
 
     def close(self) -> None:
@@ -445,8 +447,3 @@ def _plan_columns(spec: ModelSpec, cols: list[str], id_columns: list[str] | None
     ids = list(dict.fromkeys(id_columns)) if id_columns else \
         [c for c in cols if c.lower() == "id" or c.lower().endswith("_id")]
     return _Plan([], spec.input_names, ids, spec.model.label, {})
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-    return lines[0].strip() if lines else type(exc).__name__

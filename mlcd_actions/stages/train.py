@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcd_actions import secrets, tracking
-from mlcd_actions.errors import ConfigError, DataError, MlcdError, StageFailed
+from mlcd_actions.errors import ConfigError, DataError, MlcdError, StageFailed, first_line
 from mlcd_actions.fsutil import json_safe, sha256_file
 from mlcd_actions.lineage import Lineage
 from mlcd_actions.results import FAILED, StageResult, Table
@@ -262,7 +262,7 @@ def _predict(model, X, what: str):
         raise
     except Exception as exc:  # noqa: BLE001 - the user's model
         raise StageFailed(f"{what} raised in predict: {type(exc).__name__}: "
-                          f"{_first_line(exc)}") from exc
+                          f"{first_line(exc)}") from exc
     proba = None
     if callable(getattr(model, "predict_proba", None)):
         try:
@@ -276,10 +276,6 @@ def _predict(model, X, what: str):
             log.info("predict_proba unavailable: %s", exc)
     return preds, proba
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-    return lines[0].strip() if lines else type(exc).__name__
 
 
 def _metrics(task: str, y_true, y_pred, proba, classes) -> dict[str, float]:
@@ -454,7 +450,7 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
         except BaseException as exc:
             job.abort()
             reason = exc.one_line() if isinstance(exc, MlcdError) else \
-                f"{type(exc).__name__}: {_first_line(exc)}"
+                f"{type(exc).__name__}: {first_line(exc)}"
             with contextlib.suppress(Exception):
                 tracker.set_tags({"mlcd.failure": reason[:5000]})
             with contextlib.suppress(Exception):
@@ -600,7 +596,7 @@ def _run(result: StageResult, tracker: _Tracker, lineage: Lineage, job: _Job, *,
                                       step=int(elapsed))
             tracker.client.log_artifact(run_id, str(log_path), LOG_ARTIFACT_DIR)
         except Exception as exc:  # noqa: BLE001 - never stop training for a heartbeat
-            log.warning("heartbeat to %s failed: %s", tracker.uri, _first_line(exc))
+            log.warning("heartbeat to %s failed: %s", tracker.uri, first_line(exc))
 
     warm = threading.Thread(target=_warm_imports, daemon=True)
     warm.start()
@@ -700,7 +696,7 @@ def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, *, work
                     model = cloudpickle.load(fh)
             except Exception as exc:  # noqa: BLE001 - user classes that cannot be re-imported
                 raise StageFailed(f"the trained model cannot be loaded back: "
-                                  f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                                  f"{type(exc).__name__}: {first_line(exc)}") from exc
             code_paths = [str(cwd / f) for f in child_info.get("user_files", [])]
         else:
             saved_dir = _find_saved_model(out_dir)
@@ -784,7 +780,7 @@ def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, *, work
                     raise
                 except Exception as exc:  # noqa: BLE001 - keep the user's model as it is
                     result.warnings.append(f"the model {command!r} logged has no signature "
-                                           f"and none could be added: {_first_line(exc)}")
+                                           f"and none could be added: {first_line(exc)}")
         else:
             with _quiet_mlflow(), _env(MLFLOW_EXPERIMENT_ID=tracker.experiment_id):
                 info = _log(model, saved_dir, run_id=run_id, signature=signature,
