@@ -18,15 +18,20 @@ from mlcd_actions.cli.common import split_multi, stage_command
               help="Predictions file: .parquet or .csv (written atomically).")
 @click.option("--engine", default="pandas", show_default=True,
               type=click.Choice(["pandas", "spark"]),
-              help="pandas: chunked, in process. spark: needs pyspark.")
+              help="pandas: chunked, in process. spark: a Spark job (needs pyspark and "
+                   "Java); --output becomes a directory of part files.")
+@click.option("--spark-master", default=None, metavar="URL",
+              help="Spark master for --engine spark when no session is active "
+                   "(default local[*]).")
 @click.option("--chunk-rows", default=100_000, show_default=True, type=int,
-              help="Rows per chunk: memory stays flat however large the input.")
+              help="Rows per chunk (spark: per Arrow batch): memory stays flat however "
+                   "large the input.")
 @click.option("--id-column", "id_column", multiple=True, metavar="COL",
               help="Input column copied to the output, repeatable (default: columns named "
                    "id or ending in _id).")
 @click.option("--tracking-uri", default=None, metavar="URI",
               help="MLflow tracking server for runs:/ and models:/ URIs.")
-def cmd(model_uri, input, output, engine, chunk_rows, id_column, tracking_uri):
+def cmd(model_uri, input, output, engine, spark_master, chunk_rows, id_column, tracking_uri):
     """Predict every row of --input with the model at --model-uri, chunk by chunk.
 
     Writes the id columns, `prediction`, and for classifiers `probability` (binary) or
@@ -37,4 +42,5 @@ def cmd(model_uri, input, output, engine, chunk_rows, id_column, tracking_uri):
     from mlcd_actions.stages import predict
 
     return predict.run(model_uri, input, output, engine=engine, chunk_rows=chunk_rows,
-                       id_columns=split_multi(id_column) or None, tracking_uri=tracking_uri)
+                       id_columns=split_multi(id_column) or None, tracking_uri=tracking_uri,
+                       spark_master=spark_master)

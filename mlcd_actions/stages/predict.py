@@ -16,7 +16,8 @@ Errors: a missing or unreadable input, a malformed CSV, a missing feature or id 
 an unsupported extension are :class:`~mlcd_actions.errors.DataError` (exit 2) naming
 the file and column; a model returning the wrong shape is
 :class:`~mlcd_actions.errors.StageFailed` (exit 1, from :mod:`mlcd_actions.models`).
-``--engine spark`` needs pyspark; without it the stage exits 2 saying so.
+``--engine spark`` (:mod:`mlcd_actions.stages.predict_spark`) runs the same model over
+a Spark DataFrame and writes a directory of part files; without pyspark it exits 2.
 """
 
 from __future__ import annotations
@@ -51,19 +52,17 @@ _ARROW_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integ
 
 def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
         chunk_rows: int = DEFAULT_CHUNK_ROWS, id_columns: list[str] | None = None,
-        tracking_uri: str | None = None, progress: bool | None = None) -> StageResult:
+        tracking_uri: str | None = None, progress: bool | None = None,
+        spark_master: str | None = None) -> StageResult:
     if engine not in ENGINES:
         raise ConfigError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
     if engine == "spark" and importlib.util.find_spec("pyspark") is None:
         raise ConfigError("--engine spark needs pyspark, which is not installed "
-                          "(pip install pyspark, or use --engine pandas)")
-    if engine == "spark":
-        raise ConfigError("--engine spark: pyspark is installed but this build runs batch "
-                          "predictions with --engine pandas only")
+                          "(pip install 'mlcd-actions[spark]', or use --engine pandas)")
     if chunk_rows < 1:
         raise ConfigError(f"--chunk-rows must be at least 1, got {chunk_rows}")
     out_kind = _output_kind(output)
-    remote = _is_remote(input)
+    remote = engine == "spark" or _is_remote(input)
     files: list[Path] = [] if remote else _input_files(input, output)
 
     from mlcd_actions import models
@@ -72,15 +71,23 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
     t_load = time.monotonic()
     spec = ModelSpec(models.load(model_uri, tracking_uri=tracking_uri))
     t0 = time.monotonic()
-    if remote:
+    if engine == "spark":
+        from mlcd_actions.stages import predict_spark
+
+        counts, rows, ids, out_names = predict_spark.predict(
+            spec, input, output, out_kind, id_columns=id_columns, batch_rows=chunk_rows,
+            master=spark_master)
+    elif remote:
         counts, rows, out_schema = _predict_source(spec, input, output, out_kind, chunk_rows,
                                                     id_columns, progress)
         ids = [n for n in out_schema.names if n not in _result_names(out_schema)]
+        out_names = out_schema.names
     else:
         plan = _plan(spec, files, id_columns)
         counts, rows, out_schema = _predict_files(spec, plan, output, out_kind, chunk_rows,
                                                    progress)
         ids = plan.ids
+        out_names = out_schema.names
     seconds = time.monotonic() - t0
     result = StageResult("predict")
     result.reason = (f"{rows:,} predictions from {spec.model.display} written to {output} "
@@ -95,7 +102,7 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
                       "lineage_id": spec.lineage_id, "engine": engine,
                       "chunk_rows": chunk_rows, "input": input,
                       "files": [str(f) for f in files], "id_columns": ids,
-                      "output_columns": out_schema.names}
+                      "output_columns": out_names}
     if spec.lineage_id:
         result.lineage = {"lineage_id": spec.lineage_id}
     if counts:
@@ -185,10 +192,7 @@ def _plan(spec: ModelSpec, files: list[Path], id_columns: list[str] | None) -> _
     else:
         ids = [c for c in first_cols if c.lower() == "id" or c.lower().endswith("_id")]
         ids = [c for c in ids if all(c in _columns_of(f) for f in files[1:])]
-    clash = [c for c in ids if c in RESERVED or c.startswith("probability_")]
-    if clash:
-        raise DataError(f"id column {clash[0]!r} would collide with an output column; "
-                        "rename it or pick other --id-column values")
+    _check_clash(ids)
     csv_types = {}
     for col in spec.columns or ():
         if col.type in _ARROW_TYPES:
@@ -446,4 +450,12 @@ def _plan_columns(spec: ModelSpec, cols: list[str], id_columns: list[str] | None
             raise DataError(f"{where}: id column {c!r} not found (columns: {_show_cols(cols)})")
     ids = list(dict.fromkeys(id_columns)) if id_columns else \
         [c for c in cols if c.lower() == "id" or c.lower().endswith("_id")]
+    _check_clash(ids)
     return _Plan([], spec.input_names, ids, spec.model.label, {})
+
+
+def _check_clash(ids: list[str]) -> None:
+    clash = [c for c in ids if c in RESERVED or c.startswith("probability_")]
+    if clash:
+        raise DataError(f"id column {clash[0]!r} would collide with an output column; "
+                        "rename it or pick other --id-column values")

@@ -70,12 +70,29 @@ def test_wrong_shape_model_exit_1(mlcd, tmp_path):
     assert "shape" in r.verdict
 
 
-def test_spark_engine_exit_2_when_pyspark_is_missing(mlcd, model_dir):
+def test_spark_engine_exit_2_when_pyspark_is_missing(mlcd, model_dir, monkeypatch):
     import importlib.util
 
-    if importlib.util.find_spec("pyspark") is not None:
-        pytest.skip("pyspark is installed here")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pyspark" else real(name, *a))
     r = mlcd("predict", "--model-uri", model_dir, "--input", "x.parquet", "--output",
              "o.parquet", "--engine", "spark")
     assert r.exit_code == 2, r
     assert "pyspark, which is not installed" in r.verdict
+
+
+@pytest.mark.slow
+def test_spark_engine_through_the_cli(mlcd, model_dir):
+    pytest.importorskip("pyspark", reason="the spark extra is part of the test install")
+    df = fixtures.frame(20, seed=12)
+    df.to_parquet("in.parquet")
+    r = mlcd("predict", "--model-uri", model_dir, "--input", "in.parquet", "--output",
+             "preds.parquet", "--engine", "spark", "--spark-master", "local[1]")
+    assert r.exit_code == 0, r
+    assert r.verdict.startswith("mlcd predict: passed — 20 predictions")
+    out = pd.read_parquet("preds.parquet").sort_values("customer_id")
+    pred, _ = fixtures.in_process(model_dir, df)
+    assert out["prediction"].tolist() == pred.tolist()
+    report = json.loads(open(".mlcd/reports/predict.json").read())
+    assert report["details"]["engine"] == "spark"

@@ -162,11 +162,12 @@ def test_bad_options(models_dir, tmp_path):
                     str(tmp_path / "out.csv"), chunk_rows=0)
 
 
-def test_spark_engine_without_pyspark_says_so(models_dir, tmp_path):
+def test_spark_engine_without_pyspark_says_so(models_dir, tmp_path, monkeypatch):
     import importlib.util
 
-    if importlib.util.find_spec("pyspark") is not None:
-        pytest.skip("pyspark is installed here")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pyspark" else real(name, *a))
     with pytest.raises(ConfigError, match="pyspark, which is not installed"):
         predict.run(str(models_dir["binary"]), "in.parquet", str(tmp_path / "o.parquet"),
                     engine="spark")
