@@ -17,6 +17,10 @@ out itself, in the order the first step was fitted with. It is built only when
   regression) within a relative 1e-9, through both paths (a ``ColumnTransformer`` selecting columns by name fails here, so such
   models keep the DataFrame path).
 
+For the plainest pipelines (standard scaling, then a logistic, linear or ridge
+regression) :class:`CompiledPath` goes one step further and does the steps' arithmetic
+itself (about 20 µs a row instead of 0.8 ms), under the same probe.
+
 At call time a batch whose arrays are not all numeric, or any error, goes back to the
 DataFrame path, which classifies errors (bad values: 422; a failing model: 500).
 """
@@ -49,6 +53,8 @@ ARGMAX_CLASSIFIERS = frozenset({
 class NumpyPath:
     """Predict from ``{column: 1-D array}`` without a DataFrame (see the module doc)."""
 
+    compiled = False
+
     def __init__(self, features: list[str], transforms: list, final: Any,
                  has_proba: bool) -> None:
         self.features = features
@@ -80,6 +86,69 @@ class NumpyPath:
         return self.final.predict(x), None
 
 
+class CompiledPath(NumpyPath):
+    """The same arithmetic as a few linear scikit-learn steps, without their input checks.
+
+    Only for exact types whose ``transform``/``predict``/``predict_proba`` are a few
+    numpy operations on fitted arrays: ``StandardScaler``, ``LogisticRegression``,
+    ``LinearRegression`` and ``Ridge``. A matrix holding NaN or infinity is refused
+    (None), so the DataFrame path reports it as scikit-learn would.
+    """
+
+    compiled = True
+
+    def __init__(self, features: list[str], transforms: list, final: Any) -> None:
+        super().__init__(features, transforms, final, hasattr(final, "predict_proba"))
+        self._kind = type(final).__name__
+
+    def predict(self, x: np.ndarray, proba: bool):
+        if not np.isfinite(x).all():
+            raise ValueError("non-finite input")  # the caller takes the DataFrame path
+        for step in self.transforms:
+            x = x.copy()
+            if step.with_mean:
+                x -= step.mean_
+            if step.with_std:
+                x /= step.scale_
+        final = self.final
+        d = x @ final.coef_.T + final.intercept_
+        if self._kind != "LogisticRegression":
+            return d, None
+        classes = final.classes_
+        if d.ndim == 2 and d.shape[1] == 1:
+            d = d.ravel()
+        if d.ndim == 1:
+            pred = classes.take((d > 0).astype(np.intp))
+            if not (proba and self.has_proba):
+                return pred, None
+            from scipy.special import expit
+
+            p = expit(d)
+            return pred, np.stack([1 - p, p], axis=1)
+        pred = classes.take(np.argmax(d, axis=1))
+        if not (proba and self.has_proba):
+            return pred, None
+        from sklearn.utils.extmath import softmax
+
+        return pred, softmax(d.copy(), copy=False)
+
+
+_COMPILABLE_TRANSFORMS = frozenset({"StandardScaler"})
+_COMPILABLE_FINALS = frozenset({"LogisticRegression", "LinearRegression", "Ridge"})
+
+
+def _compiled(features: list[str], steps: list) -> CompiledPath | None:
+    if not all(type(s).__name__ in _COMPILABLE_TRANSFORMS and
+               type(s).__module__.startswith("sklearn.") for s in steps[:-1]):
+        return None
+    final = steps[-1]
+    if type(final).__name__ not in _COMPILABLE_FINALS or \
+            not type(final).__module__.startswith("sklearn.") or \
+            not isinstance(getattr(final, "coef_", None), np.ndarray):
+        return None
+    return CompiledPath(features, steps[:-1], final)
+
+
 def build(model: LoadedModel, column_types: Mapping[str, str | None],
           reference) -> NumpyPath | None:
     """A verified :class:`NumpyPath` for ``model``, or None when it does not apply.
@@ -101,6 +170,9 @@ def build(model: LoadedModel, column_types: Mapping[str, str | None],
         if any(f not in column_types or column_types[f] not in NUMERIC | {None}
                for f in features):
             return None
+        compiled = _compiled(features, steps)
+        if compiled is not None and _agrees(compiled, column_types, reference):
+            return compiled
         stripped = [_without_names(s) for s in steps]
         path = NumpyPath(features, stripped[:-1], stripped[-1],
                          hasattr(steps[-1], "predict_proba"))

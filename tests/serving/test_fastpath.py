@@ -107,3 +107,45 @@ def test_bad_values_still_fail_as_data_errors(tmp_path):
     # a frame with a text column where a number belongs goes to the DataFrame path too
     with pytest.raises(DataError):
         spec.predict(pd.DataFrame({"a": ["x"], "b": [1.0], "c": [2]}))
+
+
+def _kind(spec):
+    return type(spec._fast).__name__ if spec._fast is not None else None
+
+
+@pytest.mark.parametrize("label,task", [("y", "classification"), ("kind", "classification"),
+                                        ("amount", "regression")])
+@pytest.mark.parametrize("with_mean", [True, False])
+def test_plain_linear_pipelines_are_compiled_and_exact(tmp_path, label, task, with_mean):
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    final = Ridge() if task == "regression" else LogisticRegression(max_iter=500)
+    model = make_pipeline(StandardScaler(with_mean=with_mean), final)
+    spec = ModelSpec(models.load(str(_save(model, tmp_path / "m", label=label, task=task))))
+    assert _kind(spec) == "CompiledPath"
+    df = fixtures.frame(64, seed=31)
+    impl = spec.model._impl
+    batch = payload.parse(df[["c", "a", "b"]].to_json(orient="records").encode(), spec.columns)
+    pred, proba = spec.predict_arrays(batch.arrays, batch.n_rows)
+    if task == "regression":
+        assert proba is None
+        assert np.allclose(pred, impl.predict(df[NUMERIC]), rtol=1e-12, atol=1e-12)
+    else:
+        assert pred.tolist() == impl.predict(df[NUMERIC]).tolist()
+        assert np.allclose(proba, impl.predict_proba(df[NUMERIC]), rtol=1e-12, atol=1e-15)
+    # a null still gets the DataFrame path's message naming the column
+    bad = payload.parse(b'[{"a": 1.0, "b": null, "c": 2}]', spec.columns)
+    with pytest.raises(DataError, match="'b'"):
+        spec.predict_arrays(bad.arrays, bad.n_rows)
+
+
+def test_other_estimators_are_not_compiled(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    spec = ModelSpec(models.load(str(_save(make_pipeline(MinMaxScaler(), LogisticRegression()),
+                                           tmp_path / "m"))))
+    assert _kind(spec) == "NumpyPath"
