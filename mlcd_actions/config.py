@@ -260,7 +260,20 @@ def validate(cfg: Config, commands: Mapping[str, Mapping[str, Validator] | Mappi
             merged = {k: v for k, v in globals_.items() if k in spec}
             merged.update(defaults.get(name, {}))
             default_map[name] = {_param_name(spec, k): v for k, v in merged.items()}
+    _source_default(defaults, commands, default_map)
     return default_map
+
+
+def _source_default(defaults: Mapping[str, Any], commands: Mapping[str, Any],
+                    default_map: dict[str, Any]) -> None:
+    """``ingest``'s SOURCE_URI defaults to ``run.source`` (what ``mlcd init`` writes), so a
+    CI job that runs ``mlcd ingest`` alone finds the same source as ``mlcd run``."""
+    source = (defaults.get("run") or {}).get("source")
+    spec = commands.get("ingest")
+    if source is None or not spec or "source-uri" not in spec:
+        return
+    ingest = default_map.setdefault("ingest", {})
+    ingest.setdefault(_param_name(spec, "source-uri"), source)
 
 
 def _param_name(spec: Mapping[str, Any], key: str) -> str:

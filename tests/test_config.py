@@ -115,3 +115,12 @@ def test_cli_refuses_a_per_stage_option_at_the_top_level(mlcd):
     assert r.exit_code == 2, r
     assert r.verdict == ("mlcd validate: failed — mlcd.yaml:3: 'threshold' is a per-stage option; "
                          "put it under the stage (e.g. check-data:)")
+
+
+def test_ingest_source_defaults_to_run_source():
+    cfg = write("version: 1\nrun:\n  source: data/a.csv\n")
+    dm = config.validate(cfg, {**spec(), "run": {"source": lambda v: v}})
+    assert dm["ingest"] == {"source_uri": "data/a.csv"}
+    cfg = write("version: 1\nrun:\n  source: data/a.csv\ningest:\n  source-uri: b.csv\n")
+    dm = config.validate(cfg, {**spec(), "run": {"source": lambda v: v}})
+    assert dm["ingest"] == {"source_uri": "b.csv"}

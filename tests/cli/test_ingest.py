@@ -536,3 +536,17 @@ def test_help_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def test_source_from_run_source_in_mlcd_yaml(mlcd):
+    """What `mlcd init` writes (run.source) is also ingest's SOURCE_URI: the GitLab and
+    GitHub templates call `mlcd ingest` alone."""
+    shutil.copy(DATA / "people.csv", "people.csv")
+    Path("mlcd.yaml").write_text("version: 1\nrun:\n  source: people.csv\n")
+    r = mlcd("ingest", "--out", "snap")
+    assert r.exit_code == 0, r
+    assert (Path("snap") / "manifest.json").exists() or any(Path("snap").iterdir())
+    Path("mlcd.yaml").write_text("version: 1\nrun:\n  source: people.csv\n"
+                                 "ingest:\n  source-uri: missing.csv\n")
+    r = mlcd("ingest", "--out", "snap2")
+    assert r.exit_code == 2 and "missing.csv" in r.verdict, r  # ingest's own key wins
