@@ -14,6 +14,18 @@ pytest.importorskip("pyspark", reason="the spark extra is part of the test insta
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module", autouse=True)
+def spark():
+    """One local session for the module: predict reuses an active session (and leaves it
+    running), as under spark-submit; starting one per test costs about 15 s."""
+    from mlcd_actions.stages import predict_spark
+
+    session, started = predict_spark._session("local[2]", 10_000)
+    assert started
+    yield session
+    session.stop()
+
+
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
@@ -35,7 +47,7 @@ def test_spark_and_pandas_engines_agree_on_parquet_and_csv(models_dir, tmp_path)
     (tmp_path / "sp.parquet").write_text("an older output, replaced at the end")
 
     res = predict.run(str(models_dir["multi"]), str(src), str(tmp_path / "sp.parquet"),
-                      engine="spark", chunk_rows=64, spark_master="local[2]")
+                      engine="spark", chunk_rows=64)
     assert res.status == "passed" and res.outputs["rows"] == 300
     assert (tmp_path / "sp.parquet").is_dir()
     assert res.details["engine"] == "spark"
@@ -50,8 +62,7 @@ def test_spark_and_pandas_engines_agree_on_parquet_and_csv(models_dir, tmp_path)
     assert sum(row[1] for row in res.tables[0].rows) == 300
 
     csv_res = predict.run(str(models_dir["binary"]), str(tmp_path / "in.csv"),
-                          str(tmp_path / "csv_out.csv"), engine="spark",
-                          spark_master="local[2]")
+                          str(tmp_path / "csv_out.csv"), engine="spark")
     assert csv_res.outputs["rows"] == 300
     parts = sorted((tmp_path / "csv_out.csv").glob("part-*.csv"))
     got = pd.concat([pd.read_csv(p) for p in parts]).sort_values("customer_id")
@@ -65,7 +76,7 @@ def test_missing_feature_and_bad_values_are_data_errors(models_dir, tmp_path):
     df.drop(columns=["b"]).to_parquet(tmp_path / "nob.parquet")
     with pytest.raises(DataError, match="feature column 'b'"):
         predict.run(str(models_dir["binary"]), str(tmp_path / "nob.parquet"),
-                    str(tmp_path / "o.parquet"), engine="spark", spark_master="local[1]")
+                    str(tmp_path / "o.parquet"), engine="spark")
     assert not (tmp_path / "o.parquet").exists()
 
     bad = df.copy()
@@ -74,6 +85,6 @@ def test_missing_feature_and_bad_values_are_data_errors(models_dir, tmp_path):
     (tmp_path / "keep.parquet").write_text("previous output")
     with pytest.raises(DataError, match="'a'"):
         predict.run(str(models_dir["binary"]), str(tmp_path / "nan.parquet"),
-                    str(tmp_path / "keep.parquet"), engine="spark", spark_master="local[1]")
+                    str(tmp_path / "keep.parquet"), engine="spark")
     assert (tmp_path / "keep.parquet").read_text() == "previous output"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".keep.parquet")]
