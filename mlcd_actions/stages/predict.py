@@ -322,30 +322,38 @@ def _predict_chunk(spec: ModelSpec, batch: pa.RecordBatch, features: list[str],
     import pyarrow as pa
 
     from mlcd_actions import models
-    from mlcd_actions.serving.spec import proba_values
 
     frame = batch.select(features).to_pandas()
     frame = models.prepare_features(frame, label, spec.model, path=where)
     pred, proba = spec.predict(frame)
     arrays = [batch.column(c) for c in ids]
     names = list(ids)
-    arrays.append(_to_arrow(pred))
-    names.append("prediction")
-    if proba is not None:
-        values = proba_values(proba)
-        if values.ndim == 1:
-            arrays.append(pa.array(values, type=pa.float64()))
-            names.append("probability")
-        else:
-            for j, name in enumerate(spec.proba_columns(proba)):
-                arrays.append(pa.array(np.ascontiguousarray(values[:, j]), type=pa.float64()))
-                names.append(name)
+    for name, values in result_columns(spec, pred, proba).items():
+        arrays.append(_to_arrow(values) if name == "prediction" else
+                      pa.array(np.ascontiguousarray(values), type=pa.float64()))
+        names.append(name)
     if spec.task == "classification" or proba is not None:
         uniq, cnt = np.unique(pred.astype(str) if pred.dtype == object else pred,
                               return_counts=True)
         for k, v in zip(uniq.tolist(), cnt.tolist(), strict=True):
             counts[k] += v
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def result_columns(spec: ModelSpec, pred, proba) -> dict:
+    """``prediction`` then ``probability`` (binary) or ``probability_<class>`` columns,
+    the same for every engine."""
+    from mlcd_actions.serving.spec import proba_values
+
+    out = {"prediction": pred}
+    if proba is not None:
+        values = proba_values(proba)
+        if values.ndim == 1:
+            out["probability"] = values
+        else:
+            for j, name in enumerate(spec.proba_columns(proba)):
+                out[name] = values[:, j]
+    return out
 
 
 def _to_arrow(values) -> pa.Array:

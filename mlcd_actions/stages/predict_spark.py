@@ -105,6 +105,8 @@ def _read(spark, spec: ModelSpec, input: str):
 
     path = input[len("file://"):] if input.startswith("file://") else input
     kind = _kind_of(path)
+    if "://" not in path:  # the JVM resolves relative paths against its own start directory
+        path = str(Path(path).resolve())
     if kind == "parquet":
         df = spark.read.parquet(path)
     else:
@@ -119,17 +121,22 @@ def _read(spark, spec: ModelSpec, input: str):
 
 def _kind_of(path: str) -> str:
     """parquet or csv, from the name or (a local directory) from the files in it."""
+    from mlcd_actions import tabular
+
     names = [path]
-    local = Path(path)
     if "://" not in path:
+        local = Path(path)
         if not local.exists():
             raise DataError(f"{path}: no such file or directory")
         if local.is_dir():
             names = [p.name for p in local.iterdir() if not p.name.startswith((".", "_"))]
-    kinds = {"parquet" if n.endswith((".parquet", ".pq")) else
-             "csv" if n.endswith((".csv", ".csv.gz")) else None for n in names}
-    kinds.discard(None)
-    if len(kinds) != 1:
+    kinds = set()
+    for name in names:
+        try:
+            kinds.add(tabular.kind_of(name))
+        except DataError:
+            kinds.add(None)
+    if len(kinds) != 1 or not kinds <= {"parquet", "csv"}:
         raise DataError(f"{path}: --engine spark reads a .parquet or .csv file or a directory "
                         "of one kind")
     return kinds.pop()
@@ -153,7 +160,7 @@ def _run(spark, spec: ModelSpec, model_dir: str, input: str, output: str, out_ki
         raise DataError(f"{input}: no rows to predict")
     schema = spark.createDataFrame(_predict_frame(spec, sample, features, ids)).schema
 
-    spark.sparkContext.addFile(model_dir, recursive=True)
+    spark.sparkContext.addFile(str(Path(model_dir).resolve()), recursive=True)
     shipped = Path(model_dir).name
 
     def predict_batches(batches):
@@ -162,7 +169,7 @@ def _run(spark, spec: ModelSpec, model_dir: str, input: str, output: str, out_ki
             yield _predict_frame(local, pdf, features, ids)
 
     out = df.mapInPandas(predict_batches, schema)
-    target = Path(output)
+    target = Path(output).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
@@ -202,20 +209,12 @@ def _predict_frame(spec: ModelSpec, pdf: pd.DataFrame, features: list[str],
     import pandas as pd
 
     from mlcd_actions import models
-    from mlcd_actions.serving.spec import proba_values
+    from mlcd_actions.stages.predict import result_columns
 
     frame = models.prepare_features(pdf.loc[:, features], spec.model.label, spec.model)
     pred, proba = spec.predict(frame)
-    out = {c: pdf[c].to_numpy() for c in ids}
-    out["prediction"] = pred
-    if proba is not None:
-        values = proba_values(proba)
-        if values.ndim == 1:
-            out["probability"] = values
-        else:
-            for j, name in enumerate(spec.proba_columns(proba)):
-                out[name] = values[:, j]
-    return pd.DataFrame(out)
+    return pd.DataFrame({**{c: pdf[c].to_numpy() for c in ids},
+                         **result_columns(spec, pred, proba)})
 
 
 def _swap(new: Path, target: Path) -> None:
