@@ -17,6 +17,7 @@ work after the model is loaded (the in-process child times its read + predict; m
 report has ``seconds`` and ``load_seconds``), and end to end. Nothing is asserted.
 
     python benchmarks/bench_predict.py [--rows 1000000] [--large-rows 10000000] [--skip-mlflow]
+                                       [--format skops|cloudpickle|pickle]
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ print(f"WORK {time.perf_counter() - t0:.4f}", file=sys.stderr)
 """
 
 
-def make_model(root: Path) -> Path:
+def make_model(root: Path, fmt: str = "skops") -> Path:
     import numpy as np
     import pandas as pd
     from mlflow.models import infer_signature
@@ -62,7 +63,8 @@ def make_model(root: Path) -> Path:
     y = (X.f0 + X.f1 - X.f2 > 0).astype(int)
     path = root / "model"
     save_model(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), str(path),
-               signature=infer_signature(X, y), pip_requirements=["scikit-learn"])
+               signature=infer_signature(X, y), pip_requirements=["scikit-learn"],
+               serialization_format=fmt)
     return path
 
 
@@ -115,18 +117,22 @@ def main() -> None:
     ap.add_argument("--large-rows", type=int, default=10_000_000)
     ap.add_argument("--chunk-rows", type=int, default=100_000)
     ap.add_argument("--skip-mlflow", action="store_true")
+    ap.add_argument("--format", default="skops", choices=["skops", "cloudpickle", "pickle"],
+                    help="how the model is saved: skops (MLflow's default) or cloudpickle "
+                         "(mlcd train's default)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-predict-"))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
            "MLCD_PROGRESS": "0", "PYTHONWARNINGS": "ignore"}
     try:
-        model = make_model(root)
+        model = make_model(root, args.format)
         small, small_csv, large = root / "in.parquet", root / "in.csv", root / "large.parquet"
         t0 = time.perf_counter()
         make_data(small, args.rows, None if args.skip_mlflow else small_csv)
         make_data(large, args.large_rows)
         print(f"load average (2 cores, shared machine): {os.getloadavg()[0]:.1f}")
-        print(f"data: {args.rows:,} and {args.large_rows:,} rows, 6 features + id "
+        print(f"model: scaler + logistic regression saved as {args.format}; "
+              f"data: {args.rows:,} and {args.large_rows:,} rows, 6 features + id "
               f"({time.perf_counter() - t0:.1f}s to generate)")
         mlcd = [str(BIN / "mlcd"), "predict", "--model-uri", str(model), "--chunk-rows",
                 str(args.chunk_rows), "--report-dir", str(root / "rep")]

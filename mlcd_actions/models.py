@@ -280,36 +280,24 @@ def _not_found(exc: BaseException, uri: str) -> MlcdError:
 
 
 def _load_local(path: Path, uri: str) -> LoadedModel:
-    from mlflow.models import Model
+    from mlcd_actions import mlmodel
 
     try:
-        mlmodel = Model.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - a broken MLmodel file
+        light = mlmodel.read(path)
+    except (OSError, ValueError) as exc:
         raise ConfigError(f"model {uri}: cannot read MLmodel: {first_line(exc)}") from exc
-    metadata = dict(mlmodel.metadata or {})
-    mlcd_meta = metadata.get("mlcd") if isinstance(metadata.get("mlcd"), dict) else {}
-    signature = mlmodel.signature
-    input_columns = _signature_columns(signature)
-    flavors = mlmodel.flavors or {}
     try:
-        if "sklearn" in flavors:
-            import mlflow.sklearn
-
-            impl = mlflow.sklearn.load_model(str(path))
-            flavor = "sklearn"
-        elif "python_function" in flavors:
-            import mlflow.pyfunc
-
-            impl = mlflow.pyfunc.load_model(str(path))
-            flavor = "python_function"
-        else:
-            raise ConfigError(f"model {uri}: no sklearn or python_function flavor "
-                              f"(flavors: {', '.join(flavors) or 'none'})")
-    except MlcdError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - missing module, unpickling error...
-        raise ConfigError(f"model {uri} cannot be loaded: {type(exc).__name__}: "
-                          f"{first_line(exc)}") from exc
+        impl = light.load_sklearn() if light is not None else None
+    except Exception as exc:  # noqa: BLE001 - unpickling error, missing module...
+        raise _cannot_load(uri, exc) from exc
+    if impl is not None:  # mlflow not imported: about 2 s saved (see mlcd_actions.mlmodel)
+        flavor, info = "sklearn", light
+    else:
+        impl, flavor, info = _load_with_mlflow(path, uri)
+    metadata = dict(info.metadata or {})
+    mlcd_meta = metadata.get("mlcd") if isinstance(metadata.get("mlcd"), dict) else {}
+    signature = info.signature
+    input_columns = _signature_columns(signature)
     task = mlcd_meta.get("task")
     if task not in TASKS:
         task = _infer_task(impl, flavor)
@@ -323,12 +311,41 @@ def _load_local(path: Path, uri: str) -> LoadedModel:
         if names is None and flavor == "sklearn":
             names = getattr(impl, "feature_names_in_", None)
         input_columns = [str(c) for c in names] if names is not None else None
-    return LoadedModel(uri=uri, name=None, version=None, run_id=mlmodel.run_id,
+    return LoadedModel(uri=uri, name=None, version=None, run_id=info.run_id,
                        signature=signature, input_columns=input_columns, task=task,
                        classes=list(classes) if classes is not None else None,
                        metadata=metadata, flavor=flavor, resolved_uri=uri,
-                       model_id=getattr(mlmodel, "model_id", None),
+                       model_id=getattr(info, "model_id", None),
                        label=mlcd_meta.get("label"), _impl=impl)
+
+
+def _load_with_mlflow(path: Path, uri: str):
+    """``(model, flavor, mlflow Model)`` through mlflow: sklearn flavor first (so
+    ``predict_proba`` works), else ``python_function``."""
+    from mlflow.models import Model
+
+    try:
+        mlmodel = Model.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - a broken MLmodel file
+        raise ConfigError(f"model {uri}: cannot read MLmodel: {first_line(exc)}") from exc
+    flavors = mlmodel.flavors or {}
+    try:
+        if "sklearn" in flavors:
+            import mlflow.sklearn
+
+            return mlflow.sklearn.load_model(str(path)), "sklearn", mlmodel
+        if "python_function" in flavors:
+            import mlflow.pyfunc
+
+            return mlflow.pyfunc.load_model(str(path)), "python_function", mlmodel
+    except Exception as exc:  # noqa: BLE001 - missing module, unpickling error...
+        raise _cannot_load(uri, exc) from exc
+    raise ConfigError(f"model {uri}: no sklearn or python_function flavor "
+                      f"(flavors: {', '.join(flavors) or 'none'})")
+
+
+def _cannot_load(uri: str, exc: BaseException) -> ConfigError:
+    return ConfigError(f"model {uri} cannot be loaded: {type(exc).__name__}: {first_line(exc)}")
 
 
 def _signature_columns(signature) -> list[str] | None:
