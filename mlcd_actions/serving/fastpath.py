@@ -160,7 +160,7 @@ def build(model: LoadedModel, column_types: Mapping[str, str | None],
     if model.flavor != "sklearn" or impl is None:
         return None
     try:
-        steps = _steps(impl)
+        steps = active_steps(impl)
         if steps is None:
             return None
         names = getattr(steps[0], "feature_names_in_", None)
@@ -186,7 +186,11 @@ def build(model: LoadedModel, column_types: Mapping[str, str | None],
         return None
 
 
-def _steps(impl) -> list | None:
+def active_steps(impl) -> list | None:
+    """The steps a scikit-learn model runs: a Pipeline's active steps (``None`` and
+    ``'passthrough'`` left out) or ``[impl]``; None when they cannot be run one by one
+    (metadata routing on, a last step without ``predict``, a middle one without
+    ``transform``)."""
     from sklearn import get_config
     from sklearn.pipeline import Pipeline
 

@@ -169,23 +169,16 @@ class ModelSpec:
 
 
 def _pipeline_steps(model: LoadedModel) -> list | None:
-    """The active steps of a scikit-learn Pipeline model (None for anything else)."""
+    """The active steps of a scikit-learn Pipeline classifier (None for anything else)."""
     impl = getattr(model, "_impl", None)  # the loaded estimator (LoadedModel keeps it here)
     if model.flavor != "sklearn" or impl is None:
         return None
-    try:
-        from sklearn import get_config
-        from sklearn.pipeline import Pipeline
-    except ImportError:  # pragma: no cover - the sklearn flavor implies sklearn
-        return None
-    if type(impl) is not Pipeline or get_config().get("enable_metadata_routing"):
-        return None
-    steps = [step for _, step in impl.steps if step is not None and step != "passthrough"]
-    if not steps or not hasattr(steps[-1], "predict_proba"):
-        return None
-    if not all(hasattr(step, "transform") for step in steps[:-1]):
-        return None
-    return steps
+    from sklearn.pipeline import Pipeline
+
+    from mlcd_actions.serving.fastpath import active_steps
+
+    steps = active_steps(impl) if type(impl) is Pipeline else None
+    return steps if steps and hasattr(steps[-1], "predict_proba") else None
 
 
 def proba_values(proba: np.ndarray) -> np.ndarray:
