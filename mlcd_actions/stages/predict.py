@@ -293,7 +293,10 @@ class _Writer:
             if self.kind == "parquet":
                 import pyarrow.parquet as pq
 
-                self._w = pq.ParquetWriter(self.path, self.schema)
+                from mlcd_actions.tabular import dictionary_columns
+
+                self._w = pq.ParquetWriter(self.path, self.schema,
+                                           use_dictionary=dictionary_columns(table))
             else:
                 import pyarrow.csv as pcsv
 

@@ -34,7 +34,13 @@ def test_parquet_file_exact_with_ids_and_probability(models_dir, tmp_path):
     assert np.array_equal(out["prediction"].to_numpy(), pred)
     assert np.array_equal(out["probability"].to_numpy(), proba[:, 1])
     assert res.tables and res.tables[0].title == "Predicted classes"
-    assert pq.ParquetFile(tmp_path / "out.parquet").metadata.num_rows == 50
+    meta = pq.ParquetFile(tmp_path / "out.parquet").metadata
+    assert meta.num_rows == 50
+    # the class column is dictionary encoded; unique ids and probabilities are not
+    group = meta.row_group(0)
+    encoded = {group.column(i).path_in_schema: group.column(i).has_dictionary_page
+               for i in range(group.num_columns)}
+    assert encoded == {"customer_id": False, "prediction": True, "probability": False}
 
 
 def test_chunking_gives_the_same_result_as_one_chunk(models_dir, tmp_path):
