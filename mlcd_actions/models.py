@@ -26,7 +26,8 @@ number) are a DataError naming the column and the first bad data row
 (:func:`check_feature_types`, also used when the model raises, and MLflow's own schema
 enforcement errors are classified the same way).
 
-mlflow, numpy and pandas are imported inside functions.
+mlflow, numpy and pandas are imported inside functions; a scikit-learn model in a local
+directory is read without importing mlflow at all (:mod:`mlcd_actions.mlmodel`).
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class LoadedModel:
       becomes ``models:/name/version``)
     * ``name``/``version``: registry name and version when the URI names them
     * ``run_id``: the MLflow run that logged the model (None for a bare local model)
-    * ``signature``: the MLflow ``ModelSignature`` or None
+    * ``signature``: the MLflow ``ModelSignature`` (or :class:`mlcd_actions.mlmodel.Signature`,
+      the same API, when mlflow was not needed to load the model) or None
     * ``input_columns``: input column names from the signature (None without one)
     * ``task``: ``'classification'`` or ``'regression'``; None only when neither the
       metadata nor the flavor tells (see :func:`resolve_task`)
