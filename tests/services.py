@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,21 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
+
+
+@contextlib.contextmanager
+def machine_lock(name: str):
+    """An exclusive lock across processes (the pytest-xdist workers) around building a shared
+    cache in ``.tools/``: the second one waits, then finds it built."""
+    import fcntl
+
+    path = Path(tempfile.gettempdir()) / f"mlcd-tests-{name}.lock"
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def free_port() -> int:
@@ -167,8 +183,6 @@ def docker_host(tmp_path_factory):
     dockerd = shutil.which("dockerd")
     if dockerd is None:
         pytest.fail("no Docker engine: set DOCKER_HOST or install docker.io (./run test does)")
-    import tempfile
-
     root = Path(tempfile.mkdtemp(prefix="mlcd-dk-", dir="/tmp"))
     sock = root / "docker.sock"
     url = f"unix://{sock}"
@@ -205,8 +219,6 @@ def build_base_image(client, tag: str = BASE_IMAGE) -> str:
         debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
         if not Path(debootstrap).exists():
             pytest.fail("debootstrap not installed (./run test installs it)")
-        import tempfile
-
         work = Path(tempfile.mkdtemp(prefix="mlcd-rootfs-", dir="/tmp"))
         rootfs = work / "rootfs"
         subprocess.run([debootstrap, "--variant=minbase",

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import free_port
+from tests.services import free_port, machine_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 STUBS = ROOT / "tests" / "data" / "actions" / "stubs"
@@ -71,6 +71,11 @@ def git_repo(path: Path) -> Path:
 
 def _wheelhouse() -> Path:
     """Wheels of every dependency (and ruff, which the example's code check runs)."""
+    with machine_lock("actions-wheelhouse"):  # pytest-xdist workers build it once
+        return _build_wheelhouse()
+
+
+def _build_wheelhouse() -> Path:
     wh = TOOLS / "actions-wheelhouse"
     stamp = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()
                            + (ROOT / "constraints.txt").read_bytes()).hexdigest()

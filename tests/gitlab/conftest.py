@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import machine_lock
+
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = Path(os.environ.get("MLCD_NODE_TOOLS", REPO / ".tools" / "node"))
 GITLAB_CI_LOCAL = "gitlab-ci-local@4.75.1"
@@ -32,6 +34,11 @@ def _works(bin_dir: Path) -> bool:
 @pytest.fixture(scope="session")
 def gitlab_ci_local_bin() -> Path:
     """The folder holding ``node`` (22) and ``gitlab-ci-local``; installs them when absent."""
+    with machine_lock("gitlab-ci-local"):  # pytest-xdist workers install it once
+        return _install()
+
+
+def _install() -> Path:
     bin_dir = TOOLS / "node_modules" / ".bin"
     if _works(bin_dir):
         return bin_dir
