@@ -98,3 +98,18 @@ def mlcd():
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+# ------------------------------------------------------------------ pytest-xdist
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``./run test``: ``--dist loadfile --no-loadscope-reorder``) the
+    slow tests come first, so the long files start at once instead of ending the run on one
+    worker while the other idles. ``loadfile`` keeps each file on one worker, in order: a
+    module-scoped fixture is set up once, the GitLab pipeline tests run in sequence on their
+    project, the act tests reuse the setup action's virtualenvs one after the other instead
+    of waiting on its lock, and only one worker starts a dockerd (tests/deploy/test_docker_
+    flow.py; a second engine would fight over the docker0 bridge)."""
+    if hasattr(config, "workerinput"):  # an xdist worker
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
