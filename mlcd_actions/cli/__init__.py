@@ -3,7 +3,7 @@
 Subcommands are imported only when named (click's "Lazily Loading Subcommands"
 recipe), and their modules import no pandas, sklearn, mlflow or dvc at module level,
 so ``mlcd --help`` stays fast. Every option also reads ``MLCD_<OPTION>`` and
-``mlcd.yaml`` (see :mod:`mlcd_actions.config`).
+``mlcd.yaml`` (see :mod:`mlcd_actions.core.config`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 
 import click
 
-from mlcd_actions import __version__, secrets
-from mlcd_actions.errors import EXIT_USAGE, MlcdError
+from mlcd_actions import __version__
+from mlcd_actions.core import secrets
+from mlcd_actions.core.errors import EXIT_USAGE, MlcdError
 
 # command name -> "module:attribute"; a module not yet present is simply not listed
 COMMANDS: dict[str, str] = {
@@ -147,7 +148,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     argv = (ctx.obj or {}).get("argv", sys.argv[1:])
     if ctx.resilient_parsing or any(a in ("--help", "-h") for a in argv):
         return  # help never fails on a broken config
-    from mlcd_actions import config
+    from mlcd_actions.core import config
 
     path = config.find(config_path)
     if path is None:

@@ -58,8 +58,8 @@ computed from the repository alone, and exits.""")
               help="Print STAGE's CI cache key (also the cache-key output) and exit.")
 def cmd(config_file, until, from_, force, keep_serving, source, batch, name, schema, cache_dir,
         print_cache_key):
-    from mlcd_actions import pipeline
-    from mlcd_actions.results import StageResult
+    from mlcd_actions.core.results import StageResult
+    from mlcd_actions.run import pipeline
 
     ctx = click.get_current_context()
     report_dir = ctx.params.get("report_dir") or ".mlcd/reports"

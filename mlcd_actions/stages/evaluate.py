@@ -1,7 +1,7 @@
 """``mlcd evaluate``: score a model on the test set and gate it.
 
-Metrics (see :mod:`mlcd_actions.metrics` for their exact definitions and averaging),
-per-slice metrics, and two kinds of gates (:mod:`mlcd_actions.gates`): absolute
+Metrics (see :mod:`mlcd_actions.models.metrics` for their exact definitions and averaging),
+per-slice metrics, and two kinds of gates (:mod:`mlcd_actions.core.gates`): absolute
 thresholds (``accuracy>=0.8``) and the allowed drop against a baseline model
 (``accuracy=0.01``). The baseline is ``--baseline URI`` or, with ``--name``, the
 registry's ``models:/<name>@champion`` when that alias exists; it is scored on the
@@ -25,14 +25,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlcd_actions import gates as gatelib
-from mlcd_actions import metrics as metriclib
-from mlcd_actions import models, plots
-from mlcd_actions.errors import DataError, StageFailed
-from mlcd_actions.gates import FAILED, PASSED, SKIPPED, fmt
-from mlcd_actions.report import DEFAULT_DIR
-from mlcd_actions.results import StageResult, Table
-from mlcd_actions.tabular import read_table, require_columns
+from mlcd_actions.core import gates as gatelib
+from mlcd_actions.core.errors import DataError, StageFailed
+from mlcd_actions.core.gates import FAILED, PASSED, SKIPPED, fmt
+from mlcd_actions.core.reporting import DEFAULT_DIR
+from mlcd_actions.core.results import StageResult, Table
+from mlcd_actions.data.tables import read_table, require_columns
+from mlcd_actions.models import loading as models
+from mlcd_actions.models import metrics as metriclib
+from mlcd_actions.models import plots
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

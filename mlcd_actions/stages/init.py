@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from mlcd_actions import scaffold
-from mlcd_actions.errors import ConfigError, DataError
-from mlcd_actions.fsutil import write_text
-from mlcd_actions.results import StageResult, Table
+from mlcd_actions.core.errors import ConfigError, DataError
+from mlcd_actions.core.files import write_text
+from mlcd_actions.core.results import StageResult, Table
 
 STAGE = "init"
 DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json")
@@ -74,7 +74,8 @@ def guess_task(series) -> str:
 
 def profile(data: Path, label: str | None, sensitive: Iterable[str]) -> dict[str, Any]:
     """What the config needs to know about the data."""
-    from mlcd_actions import pii, tabular
+    from mlcd_actions.data import pii
+    from mlcd_actions.data import tables as tabular
 
     df = tabular.read_table(data)
     if df.empty:
@@ -307,8 +308,8 @@ def _check_config(text: str, root: Path) -> None:
 
     import click
 
-    from mlcd_actions import config as config_mod
     from mlcd_actions.cli import cli, option_spec
+    from mlcd_actions.core import config as config_mod
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mlcd.yaml"

@@ -13,10 +13,10 @@ Output columns: the id columns (``--id-column``; default every input column name
 positive class of a binary classifier) or ``probability_<class>`` per class.
 
 Errors: a missing or unreadable input, a malformed CSV, a missing feature or id column,
-an unsupported extension are :class:`~mlcd_actions.errors.DataError` (exit 2) naming
+an unsupported extension are :class:`~mlcd_actions.core.errors.DataError` (exit 2) naming
 the file and column; a model returning the wrong shape is
-:class:`~mlcd_actions.errors.StageFailed` (exit 1, from :mod:`mlcd_actions.models`).
-``--engine spark`` (:mod:`mlcd_actions.stages.predict_spark`) runs the same model over
+:class:`~mlcd_actions.core.errors.StageFailed` (exit 1, from :mod:`mlcd_actions.models.loading`).
+``--engine spark`` (:mod:`mlcd_actions.delivery.predict_spark`) runs the same model over
 a Spark DataFrame and writes a directory of part files; without pyspark it exits 2.
 """
 
@@ -31,14 +31,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlcd_actions import tabular
-from mlcd_actions.errors import ConfigError, DataError, first_line
-from mlcd_actions.results import StageResult, Table
+from mlcd_actions.core.errors import ConfigError, DataError, first_line
+from mlcd_actions.core.results import StageResult, Table
+from mlcd_actions.data import tables as tabular
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-    from mlcd_actions.serving.spec import ModelSpec
+    from mlcd_actions.delivery.serving.spec import ModelSpec
 
 ENGINES = ("pandas", "spark")
 DEFAULT_CHUNK_ROWS = 100_000
@@ -65,8 +65,8 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
     remote = engine == "spark" or _is_remote(input)
     files: list[Path] = [] if remote else _input_files(input, output)
 
-    from mlcd_actions import models
-    from mlcd_actions.serving.spec import ModelSpec
+    from mlcd_actions.delivery.serving.spec import ModelSpec
+    from mlcd_actions.models import loading as models
 
     t_load = time.monotonic()
     spec = ModelSpec(models.load(model_uri, tracking_uri=tracking_uri))
@@ -293,7 +293,7 @@ class _Writer:
             if self.kind == "parquet":
                 import pyarrow.parquet as pq
 
-                from mlcd_actions.tabular import dictionary_columns
+                from mlcd_actions.data.tables import dictionary_columns
 
                 self._w = pq.ParquetWriter(self.path, self.schema,
                                            use_dictionary=dictionary_columns(table))
@@ -324,7 +324,7 @@ def _predict_chunk(spec: ModelSpec, batch: pa.RecordBatch, features: list[str],
     import numpy as np
     import pyarrow as pa
 
-    from mlcd_actions import models
+    from mlcd_actions.models import loading as models
 
     frame = batch.select(features).to_pandas()
     frame = models.prepare_features(frame, label, spec.model, path=where)
@@ -346,7 +346,7 @@ def _predict_chunk(spec: ModelSpec, batch: pa.RecordBatch, features: list[str],
 def result_columns(spec: ModelSpec, pred, proba) -> dict:
     """``prediction`` then ``probability`` (binary) or ``probability_<class>`` columns,
     the same for every engine."""
-    from mlcd_actions.serving.spec import proba_values
+    from mlcd_actions.delivery.serving.spec import proba_values
 
     out = {"prediction": pred}
     if proba is not None:
@@ -374,8 +374,8 @@ def _result_names(schema) -> list[str]:
 
 def _predict_files(spec: ModelSpec, plan: _Plan, output: str, out_kind: str,
                    chunk_rows: int, progress: bool | None):
-    from mlcd_actions.fsutil import atomic_path
-    from mlcd_actions.progress import Progress
+    from mlcd_actions.core.files import atomic_path
+    from mlcd_actions.core.progress import Progress
 
     total = _parquet_rows(plan.files)
     counts: Counter = Counter()
@@ -414,8 +414,8 @@ def _parquet_rows(files: list[Path]) -> int | None:
 def _predict_source(spec: ModelSpec, uri: str, output: str, out_kind: str, chunk_rows: int,
                     id_columns: list[str] | None, progress: bool | None):
     """Remote input through the source adapter registry (``mlcd_actions.sources``)."""
-    from mlcd_actions.fsutil import atomic_path
-    from mlcd_actions.progress import Progress
+    from mlcd_actions.core.files import atomic_path
+    from mlcd_actions.core.progress import Progress
     from mlcd_actions.sources import for_uri, mask_uri
 
     shown = mask_uri(uri)

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlcd_actions import hosting
-from mlcd_actions import report as report_mod
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.gates import FAILED
-from mlcd_actions.report import md_escape, md_table
-from mlcd_actions.results import ERROR, PASSED, SEV_ERROR, SKIPPED, StageResult
+from mlcd_actions.ci import forges as hosting
+from mlcd_actions.core import reporting as report_mod
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.gates import FAILED
+from mlcd_actions.core.reporting import md_escape, md_table
+from mlcd_actions.core.results import ERROR, PASSED, SEV_ERROR, SKIPPED, StageResult
 
 STAGE = "report"
 MARKER = "<!-- mlcd-report -->"
@@ -329,8 +329,8 @@ def run(report_dir: str | os.PathLike = report_mod.DEFAULT_DIR, *, comment: bool
         fail_on_failed_stage: bool = False, comment_cap: int = hosting.COMMENT_CAP,
         summary_cap: int | None = None, env: dict[str, str] | None = None,
         echo: Callable[[str], None] = print) -> StageResult:
-    from mlcd_actions import ci
-    from mlcd_actions.fsutil import write_text
+    from mlcd_actions.ci import emit as ci
+    from mlcd_actions.core.files import write_text
 
     env = dict(os.environ) if env is None else env
     results, warnings = gather(report_dir)

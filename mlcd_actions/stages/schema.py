@@ -1,7 +1,7 @@
 """``schema infer``: write a first pandera schema for a dataset.
 
 The library behind ``mlcd schema infer DATA --out schema.yaml`` (DESIGN §2, §7). It
-reads the data, infers a pandera ``DataFrameSchema`` (:func:`mlcd_actions.schemas.infer_schema`:
+reads the data, infers a pandera ``DataFrameSchema`` (:func:`mlcd_actions.data.schemas.infer_schema`:
 dtypes, nullable, observed ranges, allowed categories for low-cardinality strings), and
 writes it atomically as pandera's own YAML (:mod:`pandera.io`), with comments, so that
 ``pandera.io.from_yaml`` and ``mlcd validate --schema`` both load it.
@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlcd_actions.errors import ConfigError, DataError, StageFailed
-from mlcd_actions.results import StageResult, Table
+from mlcd_actions.core.errors import ConfigError, DataError, StageFailed
+from mlcd_actions.core.results import StageResult, Table
 
 STAGE = "schema infer"
 
@@ -25,7 +25,9 @@ STAGE = "schema infer"
 def infer(data: str | os.PathLike, out: str | os.PathLike, *,
           max_categories: int = 20) -> StageResult:
     """Infer a pandera schema from ``data`` and write it to ``out`` (YAML)."""
-    from mlcd_actions import fsutil, schemas, tabular
+    from mlcd_actions.core import files as fsutil
+    from mlcd_actions.data import schemas
+    from mlcd_actions.data import tables as tabular
 
     target = Path(out)
     if target.suffix.lower() not in schemas.YAML_SUFFIXES:
@@ -102,7 +104,7 @@ def _reload(text: str, target: Path):
     """Parse the rendered YAML exactly as ``mlcd validate`` will (pandera.io)."""
     import tempfile
 
-    from mlcd_actions import schemas
+    from mlcd_actions.data import schemas
 
     with tempfile.TemporaryDirectory(prefix="mlcd-schema-") as tmp:
         probe = Path(tmp) / target.name
