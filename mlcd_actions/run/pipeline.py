@@ -24,6 +24,7 @@ from typing import Any
 from mlcd_actions import __version__
 from mlcd_actions.core import config as config_mod
 from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.options import Commands
 from mlcd_actions.core.results import ERROR, FAILED, PASSED, SKIPPED, StageResult, Table
 from mlcd_actions.run import cache as cache_mod
 
@@ -69,6 +70,9 @@ class Step:
     cacheable: Callable[[Run], bool] = lambda run: True
     produces: tuple[str, ...] = ()           # option params naming produced files/folders
     summary: Callable[[dict], str] | None = None  # the "key output" cell
+    skip: Callable[[Run], str | None] = lambda run: None  # a reason not to run it, or None
+    git: bool = False                        # its key includes the git facts (sha, tag...)
+    reads_reports: bool = False              # reads earlier reports (key, static deps)
 
     @property
     def report(self) -> str:
@@ -234,6 +238,8 @@ STEPS: tuple[Step, ...] = (
          cacheable=lambda run: run.local_source(),
          summary=_outputs_cell("rows", "data-path")),
     Step("validate", "validate", ("ingest",), _validate, gate=True,
+         skip=lambda run: None if run.schema or run.given("validate", "schema") else
+         "no schema: run `mlcd schema infer` or `mlcd init`",
          summary=_outputs_cell("valid")),
     Step("prepare", "prepare", ("ingest",), _prepare, code=True, produces=("out",),
          summary=_outputs_cell("train-rows", "test-rows")),
@@ -241,13 +247,15 @@ STEPS: tuple[Step, ...] = (
          summary=lambda r: f"{len(r.get('findings') or [])} finding(s)"),
     Step("version-data", "version-data", ("ingest", "prepare"), _version_data,
          summary=_outputs_cell("data-version")),
-    Step("build-training", "build-training", (), _build_training, code=True,
+    Step("build-training", "build-training", (), _build_training, code=True, git=True,
          produces=("out",), summary=_outputs_cell("version")),
     Step("train", "train", ("prepare", "version-data", "build-training"), _train, code=True,
          summary=_outputs_cell("run-id")),
     Step("evaluate", "evaluate", ("train", "prepare"), _evaluate, gate=True,
          summary=_fmt_metrics(("accuracy", "roc_auc", "f1", "rmse", "r2", "mae"))),
     Step("check-fairness", "check-fairness", ("train", "prepare"), _scored, gate=True,
+         skip=lambda run: None if run.given("check-fairness", "sensitive") else
+         "no sensitive features configured (sensitive:)",
          summary=lambda r: r.get("reason", "")),
     Step("register", "register", ("train",), _register,
          summary=_outputs_cell("model-name", "model-version")),
@@ -267,7 +275,8 @@ STEPS: tuple[Step, ...] = (
          summary=_outputs_cell("rows", "predictions-path")),
     Step("monitor", "monitor", ("ingest", "prepare"), _monitor, gate=True,
          summary=_outputs_cell("drift", "retrain")),
-    Step("report", "report", (), lambda run: [], summary=_outputs_cell("summary-path")),
+    Step("report", "report", (), lambda run: [], reads_reports=True,
+         summary=_outputs_cell("summary-path")),
 )
 STEP_IDS = tuple(s.id for s in STEPS)
 # steps that stand in for a stage name in --from / --until
@@ -319,6 +328,7 @@ class Run:
     name: str
     schema: str | None
     report_dir: Path
+    commands: Commands
     keep_serving: bool = False
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     hasher: cache_mod.Hasher | None = None
@@ -332,10 +342,8 @@ class Run:
 
     def options_of(self, command: str) -> dict[str, Any]:
         """What the config and env give ``command`` (what click will see, minus argv)."""
-        from mlcd_actions.cli import cli
-
         opts = dict(self.default_map.get(command, {}))
-        cmd = cli.get_command(_click_ctx(), command)
+        cmd = self.commands.command(command)
         for p in getattr(cmd, "params", []):
             env = os.environ.get("MLCD_" + (p.name or "").upper())
             if env and p.name != "report_dir":
@@ -388,25 +396,17 @@ class Run:
         material: dict[str, Any] = {"step": step.id, "mlcd": __version__, "options": keyed}
         if step.code:
             material["code"] = cache_mod.code_hash(self.root)
-        if step.id == "build-training":
+        if step.git:
             from mlcd_actions.ci import gitinfo
 
             ctx = gitinfo.context(self.root)
             material["git"] = [ctx.sha, ctx.tag, ctx.branch, ctx.run_number,
                                ctx.is_pull_request]
-        if step.id == "report" and not static:
+        if step.reads_reports and not static:
             material["reports"] = _report_digest(self.report_dir)
         if static:
             material["upstream"] = upstream or {}
         return cache_mod.digest(material)
-
-
-def _click_ctx():
-    import click
-
-    from mlcd_actions.cli import cli
-
-    return click.Context(cli)
 
 
 def _report_digest(report_dir: Path) -> dict[str, str]:
@@ -418,15 +418,12 @@ def _report_digest(report_dir: Path) -> dict[str, str]:
     return out
 
 
-def load_config(config_path: str | os.PathLike | None) -> tuple[Path | None,
-                                                                config_mod.Config,
-                                                                dict[str, Any]]:
+def load_config(config_path: str | os.PathLike | None,
+                commands: Commands) -> tuple[Path | None, config_mod.Config, dict[str, Any]]:
     """Read and validate the config against every command's options."""
-    from mlcd_actions.cli import cli, option_spec
-
     path = config_mod.find(config_path)
     cfg = config_mod.load(path)
-    default_map = config_mod.validate(cfg, option_spec(cli, _click_ctx()))
+    default_map = config_mod.validate(cfg, commands.spec())
     return path, cfg, default_map
 
 
@@ -469,14 +466,15 @@ def execute_pipeline(*, config_path: str | None, until: str | None, from_: str |
                      force: bool, keep_serving: bool, source: str | None, batch: str | None,
                      name: str | None, schema: str | None, cache_dir: str,
                      report_dir: str, echo: Callable[[str], None],
-                     invoke: Callable[[list[str]], int] | None = None) -> StageResult:
+                     commands: Commands) -> StageResult:
     """Run the steps in order; return the ``run`` StageResult (summary table, verdict)."""
     t_start = time.monotonic()
-    path, cfg, default_map = load_config(config_path)
+    path, cfg, default_map = load_config(config_path, commands)
     root = (path.parent if path else Path.cwd()).resolve()
     with _chdir(root):
         run = _make_run(root, path, cfg, default_map, source=source, batch=batch, name=name,
-                        schema=schema, report_dir=report_dir, keep_serving=keep_serving)
+                        schema=schema, report_dir=report_dir, keep_serving=keep_serving,
+                        commands=commands)
         first = step_index(from_, last=False) if from_ else 0
         if STEPS[first].command == "smoke-test":
             first -= 1  # a smoke test needs its deployment running: deploy again first
@@ -485,7 +483,7 @@ def execute_pipeline(*, config_path: str | None, until: str | None, from_: str |
             raise ConfigError(f"--from {from_} comes after --until {until}")
         store = cache_mod.Cache(cache_dir, root)
         records = [StepRecord(s.id) for s in STEPS]
-        invoke = invoke or _invoke
+        invoke = commands.invoke
         failed: StepRecord | None = None
         deployed: list[str] = []
         # reports of the steps this run covers are rewritten or restored below; a stale one
@@ -535,7 +533,7 @@ def _chdir(path: Path):
 
 
 def _make_run(root: Path, path: Path | None, cfg, default_map, *, source, batch, name, schema,
-              report_dir, keep_serving) -> Run:
+              report_dir, keep_serving, commands: Commands) -> Run:
     run_opts = default_map.get("run", {})
     source = source or run_opts.get("source") or default_map.get("ingest", {}).get("source_uri")
     if not source:
@@ -548,7 +546,8 @@ def _make_run(root: Path, path: Path | None, cfg, default_map, *, source, batch,
         schema = "schema.yaml"
     run = Run(root=root, config_path=path.resolve() if path else None, cfg=cfg,
               default_map=default_map, source=str(source), batch=batch, name=name,
-              schema=schema, report_dir=Path(report_dir), keep_serving=keep_serving)
+              schema=schema, report_dir=Path(report_dir), commands=commands,
+              keep_serving=keep_serving)
     run.hasher = cache_mod.Hasher(root)
     return run
 
@@ -596,12 +595,6 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _invoke(argv: list[str]) -> int:
-    from mlcd_actions.cli import main
-
-    return main(argv)
-
-
 def _read_report(path: Path) -> dict | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -616,13 +609,10 @@ def _run_step(run: Run, step: Step, rec: StepRecord, store: cache_mod.Cache, *, 
     report_path = run.report_dir / f"{step_report_name(step)}.json"
     assert run.hasher is not None
     run.hasher.forget()
-    if step.id == "validate" and not run.schema and not run.given("validate", "schema"):
-        rec.status, rec.reason = SKIPPED, "no schema: run `mlcd schema infer` or `mlcd init`"
-        echo(f"mlcd run: [{index + 1}/{total}] validate skipped — {rec.reason}")
-        return
-    if step.id == "check-fairness" and not run.given("check-fairness", "sensitive"):
-        rec.status, rec.reason = SKIPPED, "no sensitive features configured (sensitive:)"
-        echo(f"mlcd run: [{index + 1}/{total}] check-fairness skipped — {rec.reason}")
+    reason = step.skip(run)
+    if reason:
+        rec.status, rec.reason = SKIPPED, reason
+        echo(f"mlcd run: [{index + 1}/{total}] {step.id} skipped — {rec.reason}")
         return
     try:
         args = step.args(run)
@@ -692,17 +682,18 @@ def _run_step(run: Run, step: Step, rec: StepRecord, store: cache_mod.Cache, *, 
 
 def static_key(step_id: str, *, config_path: str | None, source: str | None = None,
                batch: str | None = None, name: str | None = None, schema: str | None = None,
-               report_dir: str = ".mlcd/reports") -> str:
+               report_dir: str = ".mlcd/reports", commands: Commands) -> str:
     """The CI cache key of a step: computable from the repository alone (no stage runs)."""
-    path, cfg, default_map = load_config(config_path)
+    path, cfg, default_map = load_config(config_path, commands)
     root = (path.parent if path else Path.cwd()).resolve()
     with _chdir(root):
         run = _make_run(root, path, cfg, default_map, source=source, batch=batch, name=name,
-                        schema=schema, report_dir=report_dir, keep_serving=False)
+                        schema=schema, report_dir=report_dir, keep_serving=False,
+                        commands=commands)
         keys: dict[str, str] = {}
         target = STEP_IDS[step_index(step_id, last=True)]
         for step in STEPS:
-            deps = STEP_IDS[:STEP_IDS.index("report")] if step.id == "report" else step.deps
+            deps = STEP_IDS[:STEP_IDS.index(step.id)] if step.reads_reports else step.deps
             args = step.args(_Placeholder(run))  # type: ignore[arg-type]
             keys[step.id] = run.key(step, args, static=True,
                                     upstream={d: keys[d] for d in deps})

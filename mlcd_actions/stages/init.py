@@ -19,6 +19,7 @@ from typing import Any
 from mlcd_actions import scaffold
 from mlcd_actions.core.errors import ConfigError, DataError
 from mlcd_actions.core.files import write_text
+from mlcd_actions.core.options import Commands
 from mlcd_actions.core.results import StageResult, Table
 
 STAGE = "init"
@@ -223,7 +224,9 @@ class _Writer:
 def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | None = None,
         force: bool = False, label: str | None = None, sensitive: Iterable[str] = (),
         repo: str = scaffold.DEFAULT_REPO, ref: str = scaffold.DEFAULT_REF,
-        dvc: bool = True) -> StageResult:
+        dvc: bool = True, commands: Commands) -> StageResult:
+    """Scaffold mlcd into ``directory``; ``commands`` (the CLI's) check the generated
+    mlcd.yaml before it is written."""
     from mlcd_actions.stages import schema as schema_stage
 
     root = Path(directory).resolve()
@@ -267,7 +270,7 @@ def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | N
     # mlcd.yaml, checked against the CLI before it is written
     text = config_text(project=project, source=source, prof=prof, schema="schema.yaml",
                        policy=policy)
-    _check_config(text, root)
+    _check_config(text, commands)
     w.write("mlcd.yaml", text)
 
     # CI callers
@@ -301,14 +304,11 @@ def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | N
     return result
 
 
-def _check_config(text: str, root: Path) -> None:
+def _check_config(text: str, commands: Commands) -> None:
     """Validate the generated config against every command's options (never write a
     config the CLI would refuse)."""
     import tempfile
 
-    import click
-
-    from mlcd_actions.cli import cli, option_spec
     from mlcd_actions.core import config as config_mod
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -316,7 +316,7 @@ def _check_config(text: str, root: Path) -> None:
         path.write_text(text, encoding="utf-8")
         cfg = config_mod.load(path)
         try:
-            config_mod.validate(cfg, option_spec(cli, click.Context(cli)))
+            config_mod.validate(cfg, commands.spec())
         except ConfigError as exc:  # a bug in this template, not the user's fault
             raise RuntimeError(f"generated mlcd.yaml is invalid: {exc.one_line()}") from exc
 
