@@ -153,3 +153,32 @@ def _mask_all(value: Any) -> Any:
     if isinstance(value, list):
         return [_mask_all(v) for v in value]
     return value
+
+
+# --------------------------------------------------------------------------- size caps
+
+CUT_NOTE = "\n\n_…cut to stay under the size cap._"
+
+
+def size(text: str, unit: str) -> int:
+    """Length in characters, or in UTF-8 bytes when ``unit`` is ``"bytes"``."""
+    return len(text.encode("utf-8")) if unit == "bytes" else len(text)
+
+
+def fit_text(text: str, cap: int, link: str | None = None, *, unit: str = "chars",
+             footer: str | None = None) -> str:
+    """Cut ``text`` to ``cap``, closing an open code fence and ``<details>``."""
+    if footer is None:
+        footer = f"\n\n---\nFull report: {link}\n" if link else "\n"
+    if size(text, unit) <= cap:
+        return text
+    room = cap - size(footer + CUT_NOTE, unit) - 64
+    cut = text
+    while size(cut, unit) > room:
+        over = size(cut, unit) - room
+        cut = cut[: max(0, len(cut) - max(over, 1))]
+    if cut.count("```") % 2:
+        cut += "\n```"
+    opened = cut.count("<details>") - cut.count("</details>")
+    cut += "\n\n</details>" * max(0, opened)
+    return cut + CUT_NOTE + footer

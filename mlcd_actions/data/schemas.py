@@ -573,6 +573,83 @@ def render_yaml(schema: Any, notes: list[ColumnNote], *, source: str,
     return "\n".join(header + lines) + "\n"
 
 
+@dataclass
+class Inferred:
+    """What :func:`write_inferred` wrote: the schema, its notes, and the checks dropped."""
+
+    schema: Any
+    notes: list[ColumnNote]
+    target: Path
+    rows: int
+    sha256: str | None
+    dropped: list[str]
+
+
+def write_inferred(data: str | os.PathLike, out: str | os.PathLike, *,
+                   max_categories: int = 20) -> Inferred:
+    """Infer a schema from ``data`` and write it to ``out`` as pandera YAML, after checking
+    that it accepts the data it came from (a check its own data fails is dropped)."""
+    from mlcd_actions.core import files as fsutil
+    from mlcd_actions.core.errors import StageFailed
+    from mlcd_actions.data import tables as tabular
+
+    target = Path(out)
+    if target.suffix.lower() not in YAML_SUFFIXES:
+        raise ConfigError(f"--out {out}: the schema is written as YAML; use a .yaml or .yml name")
+    if target.is_dir():
+        raise ConfigError(f"--out {out}: is a directory")
+    if max_categories < 0:
+        raise ConfigError(f"--max-categories {max_categories}: must be 0 or more")
+    files = tabular.table_files(data)
+    df = tabular.read_table(data)
+    if len(df) == 0:
+        raise DataError(f"{data}: dataset is empty (0 rows); a schema cannot be inferred from it")
+    try:
+        schema, notes = infer_schema(df, max_categories=max_categories)
+    except DataError as exc:
+        raise DataError(f"{data}: {exc.message}") from exc
+    sha = fsutil.sha256_file(files[0]) if len(files) == 1 else None
+    source = os.fspath(data)
+
+    # the schema must accept the data it was inferred from
+    dropped: list[str] = []
+    for _ in range(3):
+        text = render_yaml(schema, notes, source=source, sha256=sha)
+        loaded = _reload(text, target)
+        outcome = validate(FrameSource(df, source), loaded)
+        if outcome.valid:
+            break
+        for g in outcome.groups:
+            if check_key(g.check) == "dtype" or g.column not in schema.columns:
+                raise StageFailed(f"{data}: column {g.column!r}: pandera does not accept its own "
+                                  f"inferred {g.check} ({g.message or g.values})")
+            col = schema.columns[g.column]
+            kept = [c for c in col.checks if str(c.name) != check_key(g.check)
+                    and not g.check.startswith(f"{c.name}(")]
+            if g.check == "not_nullable":
+                schema = schema.update_column(g.column, nullable=True)
+            else:
+                schema = schema.update_column(g.column, checks=kept)
+            dropped.append(f"{g.column}: {g.check}")
+    else:  # pragma: no cover - three rounds always settle: each drops a failing check
+        raise StageFailed(f"{data}: the inferred schema does not accept its own data")
+
+    fsutil.write_text(target, text)
+    return Inferred(schema, notes, target, len(df), sha, dropped)
+
+
+def _reload(text: str, target: Path) -> LoadedSchema:
+    """Parse the rendered YAML exactly as ``mlcd validate`` will (pandera.io)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mlcd-schema-") as tmp:
+        probe = Path(tmp) / target.name
+        probe.write_text(text, encoding="utf-8")
+        loaded = load_schema(os.fspath(probe))
+    loaded.file = os.fspath(target)
+    return loaded
+
+
 # --------------------------------------------------------------------------- validation
 
 @dataclass

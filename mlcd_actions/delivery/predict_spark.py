@@ -146,11 +146,11 @@ def _run(spark, spec: ModelSpec, model_dir: str, input: str, output: str, out_ki
          id_columns: list[str] | None):
     from pyspark import SparkFiles
 
-    from mlcd_actions.stages.predict import _plan_columns
+    from mlcd_actions.delivery.batch import plan_columns
 
     df = _read(spark, spec, input)
     cols = list(df.columns)
-    plan = _plan_columns(spec, cols, id_columns, input)
+    plan = plan_columns(spec, cols, id_columns, input)
     ids, features = plan.ids, plan.features_for(cols)
     df = df.select(*dict.fromkeys(features + ids))
 
@@ -208,8 +208,8 @@ def _predict_frame(spec: ModelSpec, pdf: pd.DataFrame, features: list[str],
                    ids: list[str]) -> pd.DataFrame:
     import pandas as pd
 
+    from mlcd_actions.delivery.batch import result_columns
     from mlcd_actions.models import loading as models
-    from mlcd_actions.stages.predict import result_columns
 
     frame = models.prepare_features(pdf.loc[:, features], spec.model.label, spec.model)
     pred, proba = spec.predict(frame)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from mlcd_actions.core.errors import ConfigError, DataError
 from mlcd_actions.core.gates import FAILED, PASSED, SKIPPED, Threshold, fail_unchecked, fmt
@@ -30,7 +29,11 @@ from mlcd_actions.data.tables import read_table, require_columns
 from mlcd_actions.models import fairness, plots
 from mlcd_actions.models import loading as models
 from mlcd_actions.models import metrics as metriclib
-from mlcd_actions.stages.evaluate import _check_classes, _check_label, _model_info
+from mlcd_actions.models.scoring import check_classes as _check_classes
+from mlcd_actions.models.scoring import check_label as _check_label
+from mlcd_actions.models.scoring import model_info as _model_info
+from mlcd_actions.models.scoring import plain as _plain
+from mlcd_actions.models.scoring import unique as _unique
 
 STAGE = "check-fairness"
 NO_GATES = "no gates configured"
@@ -257,14 +260,4 @@ def _headline(task: str, assessed: dict[str, fairness.FeatureFairness]) -> str:
     parts = [f"{f} {key} {fmt(ff.summary[key])}" for f, ff in assessed.items()
              if ff.summary.get(key) is not None]
     return "; ".join(parts) or "per-group metrics computed"
-
-
-def _unique(values) -> list:
-    import pandas as pd
-
-    return list(pd.unique(pd.Series(values)))
-
-
-def _plain(value: Any):
-    return value.item() if hasattr(value, "item") else value
 

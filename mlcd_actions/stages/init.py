@@ -227,7 +227,7 @@ def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | N
         dvc: bool = True, commands: Commands) -> StageResult:
     """Scaffold mlcd into ``directory``; ``commands`` (the CLI's) check the generated
     mlcd.yaml before it is written."""
-    from mlcd_actions.stages import schema as schema_stage
+    from mlcd_actions.data import schemas
 
     root = Path(directory).resolve()
     if not root.is_dir():
@@ -248,10 +248,10 @@ def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | N
     w = _Writer(root, force)
     result = StageResult(STAGE)
 
-    # the schema, inferred by the schema stage
+    # the schema, inferred as `mlcd schema infer` does
     if not w.skip("schema.yaml"):
         existed = w.exists("schema.yaml")
-        schema_stage.infer(str(data_path), str(root / "schema.yaml"))
+        schemas.write_inferred(str(data_path), str(root / "schema.yaml"))
         readable(root / "schema.yaml")
         w.rows.append(["schema.yaml", OVERWRITTEN if existed else WRITTEN])
 

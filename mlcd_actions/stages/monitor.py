@@ -726,7 +726,7 @@ def _close_loop(result: StageResult, *, dispatch, event_type, workflow, ref, dis
         result.details["dispatch"] = done
     if open_issue:
         from mlcd_actions.core import reporting as report_mod
-        from mlcd_actions.stages.report import fit_text
+        from mlcd_actions.core.reporting import fit_text
 
         body = fit_text(INCIDENT_MARKER + "\n" + report_mod.to_markdown(result, heading_level=2),
                         hosting.COMMENT_CAP - 1000, link)
