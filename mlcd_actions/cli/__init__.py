@@ -1,4 +1,4 @@
-"""The ``mlcd`` command: a lazy click group and the one place that maps errors to exit codes.
+"""The ``mlcd`` command: a lazy click group; exit codes from :func:`~mlcd_actions.core.errors.failure`.
 
 Subcommands are imported only when named (click's "Lazily Loading Subcommands"
 recipe), and their modules import no pandas, sklearn, mlflow or dvc at module level,
@@ -17,7 +17,7 @@ import click
 
 from mlcd_actions import __version__
 from mlcd_actions.core import secrets
-from mlcd_actions.core.errors import EXIT_USAGE, MlcdError
+from mlcd_actions.core.errors import EXIT_USAGE, MlcdError, failure
 from mlcd_actions.core.options import Commands, option_spec, with_envvars
 
 # command name -> "module:attribute"; a module not yet present is simply not listed
@@ -131,7 +131,8 @@ def _main(args: list[str]) -> int:
         click.echo(f"Error: {message}", err=True)
         click.echo(f"mlcd {stage}: failed — usage: {message}")
         return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
-    except MlcdError as exc:
-        click.echo(f"mlcd {_stage_of(args)}: failed — {secrets.mask(exc.one_line())}")
-        return exc.exit_code
+    except MlcdError as exc:  # before any stage runs: config, option spec
+        code, line = failure(exc)
+        click.echo(f"mlcd {_stage_of(args)}: failed — {secrets.mask(line)}")
+        return code
     return rv if isinstance(rv, int) else 0
