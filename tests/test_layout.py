@@ -48,7 +48,7 @@ def test_entry_points_import(target):
 
 
 def test_old_contract_kit_path_is_the_new_one():
-    from mlcd_actions.sources import checks
+    from mlcd_actions.sources import checks  # the old path (rewrite_imports: keep)
     from mlcd_actions.testing import sources
 
     assert checks.CHECKS is sources.CHECKS and len(checks.CHECKS) >= 5
