@@ -155,33 +155,48 @@ def open_source(path: str | os.PathLike) -> ColumnSource:
 def validate(source: ColumnSource, loaded: LoadedSchema, *,
              progress: Callable[[int], None] | None = None) -> Outcome:
     """Validate every column of ``source`` against ``loaded.schema`` (pandera, lazy)."""
+    schema = loaded.schema
+    groups: dict[tuple, FailureGroup] = {}
+    _structure(source, loaded, groups)       # 1. presence, strictness, order
+    plan = _plan(schema, source.names)
+    _columns(source, loaded, plan, groups, progress)   # 2. one column at a time
+    _frame_wide(source, schema, groups)      # 3. multi-column uniqueness, dataframe checks
+    key_for = {name: str(column.name) for name, column in plan}
+    for g in groups.values():
+        g.schema_key = key_for.get(g.column, g.column) if g.column is not None else None
+    ordered = sorted(groups.values(), key=lambda g: (_order(g.column, source.names), g.check))
+    return Outcome(source.rows, source.names, [name for name, _ in plan], ordered,
+                   source.engine)
+
+
+def _structure(source: ColumnSource, loaded: LoadedSchema,
+               groups: dict[tuple, FailureGroup]) -> None:
+    """Presence, strictness and order, from the column names alone."""
     import pandas as pd
     import pandera.pandas as pa
 
-    schema = loaded.schema
-    groups: dict[tuple, FailureGroup] = {}
-
-    def collect(exc: Exception) -> None:
-        _collect(exc, groups)
-
-    # 1. structure: presence, strictness and order, from the column names alone
     empty = pd.DataFrame({n: pd.Series([], dtype="object") for n in source.names})
     if len(set(source.names)) != len(source.names):
         empty = pd.DataFrame(columns=source.names)
     try:
-        schema.validate(empty, lazy=True, inplace=True)
+        loaded.schema.validate(empty, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as exc:
         _collect(exc, groups, only=_STRUCTURAL)
     except pa.errors.SchemaError as exc:
         if str(getattr(exc, "check", "")) in _STRUCTURAL:
-            collect(exc)
+            _collect(exc, groups)
     except pa.errors.SchemaDefinitionError as exc:
         raise ConfigError(f"{loaded.file}: invalid pandera schema: {first_line(exc)}",
                           file=loaded.file) from exc
 
-    # 2. one column at a time
-    plan = _plan(schema, source.names)
-    checked = [name for name, _ in plan]
+
+def _columns(source: ColumnSource, loaded: LoadedSchema, plan: list[tuple[str, Any]],
+             groups: dict[tuple, FailureGroup],
+             progress: Callable[[int], None] | None) -> None:
+    """One column at a time; the next column is read while the current one is checked."""
+    import pandera.pandas as pa
+
+    schema = loaded.schema
     first = True
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlcd-read") as pool:
         pending = pool.submit(source.frame, [plan[0][0]]) if plan else None
@@ -198,7 +213,7 @@ def validate(source: ColumnSource, loaded: LoadedSchema, *,
             try:
                 sub.validate(frame, lazy=True, inplace=True)
             except (pa.errors.SchemaErrors, pa.errors.SchemaError) as exc:
-                collect(exc)
+                _collect(exc, groups)
             except pa.errors.SchemaDefinitionError as exc:
                 raise ConfigError(f"{loaded.file}: column {name!r}: invalid pandera schema: "
                                   f"{first_line(exc)}", file=loaded.file,
@@ -209,7 +224,11 @@ def validate(source: ColumnSource, loaded: LoadedSchema, *,
         if pending is not None:
             pending.cancel()
 
-    # 3. dataframe-wide parts: multi-column uniqueness, dataframe checks
+
+def _frame_wide(source: ColumnSource, schema: Any, groups: dict[tuple, FailureGroup]) -> None:
+    """Multi-column uniqueness and dataframe checks, reading the columns they need."""
+    import pandera.pandas as pa
+
     present = [n for n in _schema_names(schema, source.names) if n in source.names]
     unique = schema.unique
     if unique:
@@ -219,7 +238,7 @@ def validate(source: ColumnSource, loaded: LoadedSchema, *,
             try:
                 part.validate(source.frame(cols), lazy=True, inplace=True)
             except (pa.errors.SchemaErrors, pa.errors.SchemaError) as exc:
-                collect(exc)
+                _collect(exc, groups)
     if schema.checks and present:
         whole = pa.DataFrameSchema(columns={n: _cast_only(schema.columns.get(n)) for n in present
                                             if n in schema.columns},
@@ -229,12 +248,7 @@ def validate(source: ColumnSource, loaded: LoadedSchema, *,
         except pa.errors.SchemaErrors as exc:
             _collect(exc, groups, only=None, skip_columns=True)
         except pa.errors.SchemaError as exc:
-            collect(exc)
-    key_for = {name: str(column.name) for name, column in plan}
-    for g in groups.values():
-        g.schema_key = key_for.get(g.column, g.column) if g.column is not None else None
-    ordered = sorted(groups.values(), key=lambda g: (_order(g.column, source.names), g.check))
-    return Outcome(source.rows, source.names, checked, ordered, source.engine)
+            _collect(exc, groups)
 
 
 def _cast_only(column: Any) -> Any:
