@@ -344,53 +344,18 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
         echo_log: bool = True) -> StageResult:
     """Train, track and log the model; see the module docstring."""
     t_start = time.monotonic()
-    # -- options
-    if entrypoint and command:
-        raise ConfigError("give --entrypoint or --command, not both")
-    if estimator and (entrypoint or command):
-        raise ConfigError("--estimator names a built-in model; it cannot be combined with "
-                          "--entrypoint or --command")
-    if entrypoint and (":" not in entrypoint or not all(entrypoint.split(":", 1))):
-        raise ConfigError(f"--entrypoint {entrypoint!r} must look like module:function")
-    task = (task or "auto").lower()
-    if task not in TASKS:
-        raise ConfigError(f"--task {task!r}: choose one of {', '.join(TASKS)}")
-    if serialization_format not in SERIALIZATION_FORMATS:
-        raise ConfigError(f"--serialization-format {serialization_format!r}: choose one of "
-                          f"{', '.join(SERIALIZATION_FORMATS)}")
-    if not label:
-        raise ConfigError("--label is required: the column the model predicts")
+    mode, task = _check_options(label=label, entrypoint=entrypoint, command=command,
+                                estimator=estimator, task=task,
+                                serialization_format=serialization_format)
     if timeout is not None and timeout <= 0:
         timeout = None
     if alert_webhook:
         secrets.register(alert_webhook)
-    mode = "entrypoint" if entrypoint else "command" if command else "builtin"
 
     # -- data
-    from mlcd_actions.data import tables as tabular
     from mlcd_actions.training import estimators
 
-    train_df = tabular.read_table(train, what="training data")
-    tabular.require_columns(train_df, [label], train, role="label column")
-    if train_df.empty:
-        raise DataError(f"{train}: training data has no rows", file=str(train))
-    if train_df.shape[1] < 2:
-        raise DataError(f"{train}: training data has only the label column {label!r}; "
-                        "there is nothing to learn from", file=str(train))
-    if task == "auto":
-        task = estimators.infer_task(train_df[label])
-    _check_label(train_df, label, str(train), task)
-    test_df = None
-    if test:
-        test_df = tabular.read_table(test, what="test data")
-        tabular.require_columns(test_df, [label], test, role="label column")
-        if test_df.empty:
-            raise DataError(f"{test}: test data has no rows", file=str(test))
-        _check_label(test_df, label, str(test), None)
-        missing = [c for c in train_df.columns if c not in test_df.columns]
-        if missing:
-            raise DataError(f"{test}: feature column {missing[0]!r} of the training data is "
-                            f"missing from the test data", file=str(test))
+    train_df, test_df, task = _read_data(train, test, label, task)
     if mode == "builtin":
         estimator = estimators.resolve(estimator, task)
     params = _load_params(params_file)
@@ -399,16 +364,9 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
     if mode == "builtin":
         params["estimator"] = estimator
 
-    # -- lineage
-    from mlcd_actions.ci import gitinfo
-
     cwd = Path.cwd().resolve()
-    code_version = code_version or _from_report(report_dir, "build-training", "version")
-    data_version = data_version or _from_report(report_dir, "version-data", "data-version")
-    git_sha = gitinfo.context(cwd, os.environ).sha or gitinfo.git_sha(cwd)
-    lineage = Lineage(data_sha256=data_sha256(train), git_sha=git_sha,
-                      code_version=code_version, data_version=data_version,
-                      data_path=str(train))
+    lineage = _lineage(train, cwd, report_dir, code_version=code_version,
+                       data_version=data_version)
 
     # -- start training now: the child imports and reads while we set up the MLflow run
     work = Path(tempfile.mkdtemp(prefix="mlcd-train-"))
@@ -420,16 +378,10 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
 
         # -- tracking
         try:
-            uri = tracking.configure(tracking_uri)
-            tracker = _Tracker(uri, experiment)
-            what = entrypoint or command or estimator
-            tags = {**lineage.to_tags(), "mlcd.task": task, "mlcd.label": label,
-                    "mlcd.mode": mode, "mlcd.stage": STAGE, "mlcd.trainer": str(what)}
-            if lineage.git_sha:
-                tags["mlflow.source.git.commit"] = lineage.git_sha
-            tags["mlflow.source.name"] = f"mlcd train ({mode}: {what})"
-            tags["mlflow.source.type"] = "JOB"
-            run_id = tracker.start(run_name, tags)
+            tracker = _Tracker(tracking.configure(tracking_uri), experiment)
+            trainer = str(entrypoint or command or estimator)
+            run_id = tracker.start(run_name, _run_tags(lineage, task=task, label=label,
+                                                       mode=mode, trainer=trainer))
         except BaseException as exc:
             job.abort()
             if isinstance(exc, MlcdError):
@@ -472,6 +424,84 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
     else:
         tracker.end("FINISHED")
     return result
+
+
+def _read_data(train: str, test: str | None, label: str, task: str):
+    """(train frame, test frame or None, task): the label is there and usable, the test set
+    has every training column."""
+    from mlcd_actions.data import tables as tabular
+    from mlcd_actions.training import estimators
+
+    train_df = tabular.read_table(train, what="training data")
+    tabular.require_columns(train_df, [label], train, role="label column")
+    if train_df.empty:
+        raise DataError(f"{train}: training data has no rows", file=str(train))
+    if train_df.shape[1] < 2:
+        raise DataError(f"{train}: training data has only the label column {label!r}; "
+                        "there is nothing to learn from", file=str(train))
+    if task == "auto":
+        task = estimators.infer_task(train_df[label])
+    _check_label(train_df, label, str(train), task)
+    test_df = None
+    if test:
+        test_df = tabular.read_table(test, what="test data")
+        tabular.require_columns(test_df, [label], test, role="label column")
+        if test_df.empty:
+            raise DataError(f"{test}: test data has no rows", file=str(test))
+        _check_label(test_df, label, str(test), None)
+        missing = [c for c in train_df.columns if c not in test_df.columns]
+        if missing:
+            raise DataError(f"{test}: feature column {missing[0]!r} of the training data is "
+                            f"missing from the test data", file=str(test))
+    return train_df, test_df, task
+
+
+def _check_options(*, label: str | None, entrypoint: str | None, command: str | None,
+                   estimator: str | None, task: str,
+                   serialization_format: str) -> tuple[str, str]:
+    """Option errors before anything is read; returns (mode, task)."""
+    if entrypoint and command:
+        raise ConfigError("give --entrypoint or --command, not both")
+    if estimator and (entrypoint or command):
+        raise ConfigError("--estimator names a built-in model; it cannot be combined with "
+                          "--entrypoint or --command")
+    if entrypoint and (":" not in entrypoint or not all(entrypoint.split(":", 1))):
+        raise ConfigError(f"--entrypoint {entrypoint!r} must look like module:function")
+    task = (task or "auto").lower()
+    if task not in TASKS:
+        raise ConfigError(f"--task {task!r}: choose one of {', '.join(TASKS)}")
+    if serialization_format not in SERIALIZATION_FORMATS:
+        raise ConfigError(f"--serialization-format {serialization_format!r}: choose one of "
+                          f"{', '.join(SERIALIZATION_FORMATS)}")
+    if not label:
+        raise ConfigError("--label is required: the column the model predicts")
+    return ("entrypoint" if entrypoint else "command" if command else "builtin"), task
+
+
+def _lineage(train: str, cwd: Path, report_dir: str | os.PathLike, *,
+             code_version: str | None, data_version: str | None) -> Lineage:
+    """Data hash, git commit, code and data versions (from the earlier stages' reports
+    when not given)."""
+    from mlcd_actions.ci import gitinfo
+
+    code_version = code_version or _from_report(report_dir, "build-training", "version")
+    data_version = data_version or _from_report(report_dir, "version-data", "data-version")
+    git_sha = gitinfo.context(cwd, os.environ).sha or gitinfo.git_sha(cwd)
+    return Lineage(data_sha256=data_sha256(train), git_sha=git_sha,
+                   code_version=code_version, data_version=data_version,
+                   data_path=str(train))
+
+
+def _run_tags(lineage: Lineage, *, task: str, label: str, mode: str,
+              trainer: str) -> dict[str, str]:
+    """The MLflow run's tags: lineage, task, label, who trained, the source commit."""
+    tags = {**lineage.to_tags(), "mlcd.task": task, "mlcd.label": label,
+            "mlcd.mode": mode, "mlcd.stage": STAGE, "mlcd.trainer": trainer}
+    if lineage.git_sha:
+        tags["mlflow.source.git.commit"] = lineage.git_sha
+    tags["mlflow.source.name"] = f"mlcd train ({mode}: {trainer})"
+    tags["mlflow.source.type"] = "JOB"
+    return tags
 
 
 def _alert(url: str | None, text: str, result: StageResult) -> None:
