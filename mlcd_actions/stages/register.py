@@ -58,7 +58,7 @@ def _quote(value: str) -> str:
 
 class _Registry:
     def __init__(self, uri: str, explicit: str | None = None) -> None:
-        from mlcd_actions import tracking_rest
+        from mlcd_actions.models import tracking_rest
 
         self.uri = uri
         # a tracking server: plain REST calls, no mlflow import (1.5-2 s of a CI step)

@@ -14,7 +14,7 @@ certificates, workspaces, Databricks, a request-header plugin, another registry 
 ``MlflowClient`` made on first use, so callers may use any client method.
 
 Errors: a non-2xx answer raises :class:`RestError` carrying MLflow's ``error_code`` and the
-HTTP status (what :func:`mlcd_actions.tracking.is_unavailable` reads); connection failures
+HTTP status (what :func:`mlcd_actions.models.tracking.is_unavailable` reads); connection failures
 are requests' own exceptions, as with MLflow's client.
 """
 

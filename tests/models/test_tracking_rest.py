@@ -1,4 +1,4 @@
-"""``mlcd_actions.tracking_rest``: register over plain REST gives what MlflowClient gives,
+"""``mlcd_actions.models.tracking_rest``: register over plain REST gives what MlflowClient gives,
 against a real ``mlflow server``."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcd_actions import tracking_rest
+from mlcd_actions.models import tracking_rest
 from mlcd_actions.stages import register, train
 
 DATA = Path(__file__).resolve().parent / "data" / "train"
