@@ -11,7 +11,7 @@ import pytest
 from mlcd_actions.models import tracking_rest
 from mlcd_actions.stages import register, train
 
-DATA = Path(__file__).resolve().parent / "data" / "train"
+DATA = Path(__file__).resolve().parents[1] / "data" / "train"
 
 
 @pytest.fixture(scope="module")
