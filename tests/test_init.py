@@ -65,7 +65,8 @@ def test_init_writes_config_schema_dvc_and_workflows(tmp_path, mlcd):
     assert cfg["label"] == "price" and cfg["train"]["task"] == "regression"
     assert cfg["run"]["source"] == "data/houses.csv"
     assert cfg["prepare"]["split-by-id"] == "house_id"
-    assert ".mlcd/" in Path(".gitignore").read_text().split()
+    assert ".mlcd/*" in Path(".gitignore").read_text().split()
+    assert "!.mlcd/data/*.dvc" in Path(".gitignore").read_text().split()
     assert oct(Path("mlcd.yaml").stat().st_mode & 0o777) != oct(0o600)
 
 
@@ -84,7 +85,7 @@ def test_rerun_keeps_edits_and_force_overwrites(tmp_path, mlcd):
     assert r.exit_code == 0, r
     assert "overwritten" in r.stdout
     assert "r2>=0.0" in Path("mlcd.yaml").read_text()
-    assert Path(".gitignore").read_text().count(".mlcd/") == 1
+    assert Path(".gitignore").read_text().count(".mlcd/*") == 1
 
 
 def test_gitlab_flavour(tmp_path, mlcd):

@@ -274,14 +274,11 @@ def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | N
     for name, rel in files.items():
         w.write(rel, scaffold.render(name, repo=repo, ref=ref))
 
-    # .gitignore: the local work folder never goes to git
-    gitignore = root / ".gitignore"
-    current = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
-    if ".mlcd/" not in current.split():
-        sep = "" if not current or current.endswith("\n") else "\n"
-        readable(write_text(gitignore, current + sep + "# mlcd local state (MLflow store, "
-                            "cache, reports, DVC remote)\n.mlcd/\n"))
-        w.rows.append([".gitignore", "updated (.mlcd/)"])
+    # .gitignore: the local work folder never goes to git, except the DVC files that
+    # version the data (.mlcd/data/*.dvc), which are committed as in any DVC project
+    state = _update_gitignore(root / ".gitignore")
+    if state:
+        w.rows.append([".gitignore", state])
 
     # DVC with a local remote
     if dvc:
@@ -298,6 +295,33 @@ def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | N
                      + (f" ({', '.join(skipped)}; --force overwrites)" if skipped else "")
                      + f"; label {prof['label']} ({prof['task']}); next: mlcd run")
     return result
+
+
+GITIGNORE_BLOCK = (
+    "# mlcd local state (MLflow store, cache, reports, DVC remote) stays out of git;\n"
+    "# the DVC files that version the data (.mlcd/data/*.dvc) are committed\n"
+    ".mlcd/*\n"
+    "!.mlcd/data/\n"
+    ".mlcd/data/*\n"
+    "!.mlcd/data/*.dvc\n"
+    "!.mlcd/data/.gitignore\n"
+)
+_BARE_RULES = (".mlcd", ".mlcd/", "/.mlcd", "/.mlcd/", ".mlcd/*", "/.mlcd/*",
+               "# mlcd local state (MLflow store, cache, reports, DVC remote)")
+
+
+def _update_gitignore(path: Path) -> str | None:
+    """Add :data:`GITIGNORE_BLOCK`, replacing a rule that ignores the whole of ``.mlcd/``
+    (what an older init wrote: DVC then refuses ``.mlcd/data/*.dvc`` as git-ignored).
+    Returns what was done, None when the file is up to date."""
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    if GITIGNORE_BLOCK in current:
+        return None
+    kept = [ln for ln in current.splitlines(keepends=True) if ln.strip() not in _BARE_RULES]
+    text = "".join(kept)
+    sep = "" if not text or text.endswith("\n") else "\n"
+    readable(write_text(path, text + sep + GITIGNORE_BLOCK))
+    return "updated (.mlcd/ ignored except .mlcd/data/*.dvc)"
 
 
 def _check_config(text: str, root: Path) -> None:
