@@ -75,7 +75,7 @@ def test_rerun_keeps_edits_and_force_overwrites(tmp_path, mlcd):
     _house_copy(work / "proj")
     os.chdir(work / "proj")
     assert mlcd("init", "--no-dvc").exit_code == 0
-    edited = Path("mlcd.yaml").read_text().replace("r2>=0.0", "r2>=0.5")
+    edited = Path("mlcd.yaml").read_text().replace("r2=0.1", "r2=0.3")
     Path("mlcd.yaml").write_text(edited)
     r = mlcd("init", "--no-dvc")
     assert r.exit_code == 0, r
@@ -84,7 +84,7 @@ def test_rerun_keeps_edits_and_force_overwrites(tmp_path, mlcd):
     r = mlcd("init", "--no-dvc", "--force")
     assert r.exit_code == 0, r
     assert "overwritten" in r.stdout
-    assert "r2>=0.0" in Path("mlcd.yaml").read_text()
+    assert "r2=0.1" in Path("mlcd.yaml").read_text()
     assert Path(".gitignore").read_text().count(".mlcd/*") == 1
 
 

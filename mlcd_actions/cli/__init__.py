@@ -115,6 +115,16 @@ def _validator(cmd: click.Command, param: click.Parameter):
     return check
 
 
+# options that only make sense on the command line, never as mlcd.yaml keys (the config
+# cannot name itself; where a run starts is a per-invocation choice)
+NOT_CONFIG_KEYS = frozenset({"config_file", "from_"})
+
+
+def config_params(cmd: click.Command) -> list[click.Parameter]:
+    """The parameters of ``cmd`` that mlcd.yaml may set."""
+    return [p for p in cmd.params if p.name not in ("help", *NOT_CONFIG_KEYS)]
+
+
 def option_spec(group: LazyGroup, ctx: click.Context) -> dict[str, Any]:
     """``{command: {option: validator}}`` for every command, for config validation."""
     spec: dict[str, Any] = {}
@@ -123,12 +133,11 @@ def option_spec(group: LazyGroup, ctx: click.Context) -> dict[str, Any]:
         if isinstance(cmd, click.Group):
             sub_spec: dict[str, Any] = {"__group__": True}
             for sub_name, sub in cmd.commands.items():
-                sub_spec[sub_name] = {option_key(p): _validator(sub, p) for p in sub.params
-                                      if p.name not in ("help",)}
+                sub_spec[sub_name] = {option_key(p): _validator(sub, p)
+                                      for p in config_params(sub)}
             spec[name] = sub_spec
         elif cmd is not None:
-            spec[name] = {option_key(p): _validator(cmd, p) for p in cmd.params
-                          if p.name not in ("help",)}
+            spec[name] = {option_key(p): _validator(cmd, p) for p in config_params(cmd)}
     return spec
 
 
@@ -172,7 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+# pyspark (pulled in by pandera's optional pyspark backend) warns on import under pandas 3,
+# once per import site, on every stage that reads a schema; it says nothing to a mlcd user
+_QUIET = (("ignore", r"PySpark does not yet fully support pandas", FutureWarning),)
+
+
 def _main(args: list[str]) -> int:
+    import warnings
+
+    for action, message, category in _QUIET:
+        warnings.filterwarnings(action, message=message, category=category)
     try:
         rv = cli.main(args=args, prog_name="mlcd", standalone_mode=False, obj={"argv": args})
     except click.exceptions.Exit as exc:

@@ -128,11 +128,14 @@ def test_bad_options(kwargs, error, message):
     assert message in exc.value.one_line()
 
 
-def test_policy_naming_an_unknown_column_is_a_config_error(tmp_path):
+def test_policy_naming_a_column_that_is_gone_is_noted_not_fatal(tmp_path):
+    # the user dropped the column (or mistyped it): a warning finding naming it, no exit 2
     pol = tmp_path / "p.yaml"
     pol.write_text("columns:\n  emial: forbid\n")
-    with pytest.raises(ConfigError, match=r"p.yaml:2: policy column 'emial' not found"):
-        check_data.run(PEOPLE, pii_policy=str(pol))
+    result = check_data.run(PEOPLE, pii_policy=str(pol))
+    (absent,) = [f for f in result.findings if f.code == "pii.policy-column-absent"]
+    assert absent.column == "emial" and absent.severity == "warning"
+    assert "p.yaml:2: policy column 'emial' is not in" in absent.message
 
 
 def test_empty_dataset_and_all_null_columns(tmp_path):
