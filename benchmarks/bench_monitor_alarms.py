@@ -52,8 +52,8 @@ def draw(rng, n: int, shift: float = 0.0):
 
 def alarms(ref, cur) -> tuple[bool, bool]:
     """(mlcd defaults alarm, old defaults alarm) on one pair of tables."""
-    from mlcd_actions import drift
-    from mlcd_actions.gates import FAILED, Threshold
+    from mlcd_actions.core.gates import FAILED, Threshold
+    from mlcd_actions.data import drift
     from mlcd_actions.stages import monitor
 
     bins = monitor.auto_bins(10, len(ref), len(cur))

@@ -69,7 +69,9 @@ def _default(param: click.Parameter) -> str:
 
 
 def _key(param: click.Parameter) -> str:
-    return (param.name or "").replace("_", "-")
+    from mlcd_actions.core.options import option_key
+
+    return option_key(param)
 
 
 def _flags(param: click.Parameter) -> str:
@@ -83,13 +85,13 @@ def _cell(text: str | None) -> str:
 
 
 def config_params(cmd: click.Command) -> list[click.Parameter]:
-    from mlcd_actions.cli import config_params as params
+    from mlcd_actions.core.options import config_params as params
 
     return params(cmd)
 
 
 def _params_table(cmd: click.Command) -> list[str]:
-    from mlcd_actions.cli import NOT_CONFIG_KEYS
+    from mlcd_actions.core.options import NOT_CONFIG_KEYS
 
     rows = ["| option | mlcd.yaml key | env var | type | default | description |",
             "|---|---|---|---|---|---|"]
@@ -140,7 +142,7 @@ def index_page(commands: list[tuple[str, click.Command]]) -> str:
 
 
 def configuration_page(commands: list[tuple[str, click.Command]]) -> str:
-    from mlcd_actions.config import GLOBAL_OPTIONS, RESERVED
+    from mlcd_actions.core.config import GLOBAL_OPTIONS, RESERVED
 
     lines = [HEADER + "# Configuration reference (`mlcd.yaml`)", "",
              "`mlcd.yaml` mirrors the CLI: a section per command holds that command's "

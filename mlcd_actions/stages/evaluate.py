@@ -1,7 +1,7 @@
 """``mlcd evaluate``: score a model on the test set and gate it.
 
-Metrics (see :mod:`mlcd_actions.metrics` for their exact definitions and averaging),
-per-slice metrics, and two kinds of gates (:mod:`mlcd_actions.gates`): absolute
+Metrics (see :mod:`mlcd_actions.models.metrics` for their exact definitions and averaging),
+per-slice metrics, and two kinds of gates (:mod:`mlcd_actions.core.gates`): absolute
 thresholds (``accuracy>=0.8``) and the allowed drop against a baseline model
 (``accuracy=0.01``). The baseline is ``--baseline URI`` or, with ``--name``, the
 registry's ``models:/<name>@champion`` when that alias exists; it is scored on the
@@ -38,15 +38,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlcd_actions import gates as gatelib
-from mlcd_actions import main_snapshot as snaplib
-from mlcd_actions import metrics as metriclib
-from mlcd_actions import models, naive, plots
-from mlcd_actions.errors import DataError, MlcdError, ServiceError, StageFailed
-from mlcd_actions.gates import FAILED, PASSED, SKIPPED, fmt
-from mlcd_actions.report import DEFAULT_DIR
-from mlcd_actions.results import StageResult, Table
-from mlcd_actions.tabular import read_table, require_columns
+from mlcd_actions.core import gates as gatelib
+from mlcd_actions.core.errors import DataError, MlcdError, ServiceError, StageFailed
+from mlcd_actions.core.gates import FAILED, PASSED, SKIPPED, fmt
+from mlcd_actions.core.reporting import DEFAULT_DIR
+from mlcd_actions.core.results import StageResult, Table
+from mlcd_actions.data.tables import read_table, require_columns
+from mlcd_actions.models import loading as models
+from mlcd_actions.models import main_snapshot as snaplib
+from mlcd_actions.models import metrics as metriclib
+from mlcd_actions.models import naive, plots
+from mlcd_actions.models.scoring import check_classes as _check_classes
+from mlcd_actions.models.scoring import check_label as _check_label
+from mlcd_actions.models.scoring import model_info as _model_info
+from mlcd_actions.models.scoring import plain as _plain
+from mlcd_actions.models.scoring import unique as _unique
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -290,29 +296,6 @@ def _why_undefined(metric: str, model: models.LoadedModel, scored: dict[str, Any
     return "undefined on this test set"
 
 
-def _check_label(y: pd.Series, label: str, test) -> None:
-    import numpy as np
-
-    missing = y.isna().to_numpy()
-    if missing.any():
-        raise DataError(f"{test}: label column {label!r} has {int(missing.sum())} missing "
-                        f"value(s), first at data row {int(np.flatnonzero(missing)[0]) + 1}")
-
-
-def _check_classes(y_true, label: str, test) -> None:
-    values = _unique(y_true)
-    if len(values) < 2:
-        shown = values[0] if values else "none"
-        raise DataError(f"{test}: label column {label!r} has only one class ({shown}); "
-                        "evaluating a classifier needs at least two")
-
-
-def _unique(values) -> list:
-    import pandas as pd
-
-    return list(pd.unique(pd.Series(values)))
-
-
 # --------------------------------------------------------------------------- baseline
 
 def _baseline(baseline: str | None, name: str | None, tracking_uri: str | None,
@@ -350,8 +333,8 @@ def _score_main(snapshot: snaplib.Snapshot | None, df, label: str, task: str, te
 
 def _save_snapshot(directory, model: models.LoadedModel, model_uri: str, result: StageResult,
                    task: str, label: str, rows: int) -> None:
-    from mlcd_actions import gitinfo
-    from mlcd_actions import report as report_mod
+    from mlcd_actions.ci import gitinfo
+    from mlcd_actions.core import reporting as report_mod
 
     if not model.local_path:
         result.warnings.append("main snapshot not written: the model has no local files")
@@ -374,7 +357,7 @@ def _lift_gates(values: dict, specs, naive_scores) -> list[gatelib.GateRow]:
     rows = []
     for spec in specs:
         if spec.metric not in values:
-            from mlcd_actions.errors import ConfigError
+            from mlcd_actions.core.errors import ConfigError
 
             raise ConfigError(f"--min-lift {spec.spec!r}: unknown metric {spec.metric!r}; "
                               f"known: {', '.join(sorted(values))}")
@@ -499,11 +482,6 @@ def _headline(task: str, values: dict) -> str:
     return ", ".join(parts) or "metrics computed"
 
 
-def _model_info(model: models.LoadedModel) -> dict[str, Any]:
-    return {"uri": model.uri, "resolved_uri": model.resolved_uri, "name": model.name,
-            "version": model.version, "run_id": model.run_id, "flavor": model.flavor}
-
-
 def _definitions(task: str, classes) -> dict[str, str]:
     if task != models.CLASSIFICATION:
         return {"rmse": "root mean squared error", "mae": "mean absolute error",
@@ -534,6 +512,3 @@ def _log_to_run(model: models.LoadedModel, result: StageResult) -> None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         result.warnings.append(f"could not log eval_ metrics to run {model.run_id}: {first}")
 
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value

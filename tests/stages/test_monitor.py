@@ -8,9 +8,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from mlcd_actions import predlog
-from mlcd_actions.errors import ConfigError, DataError, ServiceError
-from mlcd_actions.gates import FAILED
+from mlcd_actions.core.errors import ConfigError, DataError, ServiceError
+from mlcd_actions.core.gates import FAILED
+from mlcd_actions.delivery import prediction_log as predlog
 from mlcd_actions.stages import monitor
 from tests.conftest import DATA
 from tests.fake_forge import forge  # noqa: F401
@@ -259,7 +259,7 @@ def test_default_gates_account_for_the_sample_size(tmp_path):
 def test_chi2_pools_rare_categories():
     import numpy as np
 
-    from mlcd_actions.drift import _chi2_homogeneity
+    from mlcd_actions.data.drift import _chi2_homogeneity
 
     # two rare categories seen once each: without pooling they alone make p tiny
     r = np.array([50.0, 48.0, 1.0, 0.0])
