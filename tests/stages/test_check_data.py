@@ -45,6 +45,8 @@ def test_min_group_size_gate_fails_on_small_groups():
     r = check_data.run(CLEAN, label="label", sensitive=["group"], min_group_size=30,
                        scan_pii=False)
     assert r.status == "failed" and _gate(r, "min_group_size").value == 3
+    # the failing row names the feature and the group, not only the number
+    assert "(feature 'group', group " in r.reason and "has 3 rows)" in r.reason
 
 
 def test_numeric_sensitive_feature_is_binned_and_multiclass_label_supported():
