@@ -115,6 +115,25 @@ def test_personal_data_gets_a_policy_and_sensitive_columns_are_found(tmp_path, m
     assert "personal data in email" in r.stdout
 
 
+def test_rerun_after_dropping_personal_data_keeps_config_and_policy_consistent(mlcd):
+    import pandas as pd
+
+    Path("data").mkdir()
+    frame = pd.DataFrame({"email": [f"u{i}@example.com" for i in range(60)],
+                          "income": range(60), "churn": [0, 1] * 30})
+    frame.to_csv("data/customers.csv", index=False)
+    assert mlcd("init", "--no-dvc").exit_code == 0
+    assert yaml.safe_load(Path("pii-policy.yaml").read_text())["columns"] == {
+        "email": "must-be-hashed"}
+    frame.drop(columns=["email"]).to_csv("data/customers.csv", index=False)
+    for args in ((), ("--force",)):   # kept or rewritten: mlcd.yaml names a file init wrote
+        r = mlcd("init", "--no-dvc", *args)
+        assert r.exit_code == 0, r
+        policy = yaml.safe_load(Path("mlcd.yaml").read_text())["check-data"]["pii-policy"]
+        assert Path(policy).is_file()
+    assert yaml.safe_load(Path("pii-policy.yaml").read_text())["columns"] == {}
+
+
 def test_no_data_is_a_usage_error(mlcd):
     r = mlcd("init")
     assert r.exit_code == 2, r
