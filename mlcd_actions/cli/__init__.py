@@ -123,7 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+# pyspark (pulled in by pandera's optional pyspark backend) warns on import under pandas 3,
+# once per import site, on every stage that reads a schema; it says nothing to a mlcd user
+_QUIET = (("ignore", r"PySpark does not yet fully support pandas", FutureWarning),)
+
+
 def _main(args: list[str]) -> int:
+    import warnings
+
+    for action, message, category in _QUIET:
+        warnings.filterwarnings(action, message=message, category=category)
     try:
         rv = cli.main(args=args, prog_name="mlcd", standalone_mode=False, obj={"argv": args})
     except click.exceptions.Exit as exc:

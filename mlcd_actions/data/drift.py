@@ -9,7 +9,8 @@
   scipy's ``kstwo`` for medium ones, the limiting Kolmogorov distribution for large ones);
 * **categorical** columns (strings, booleans, pandas categories, and any column named in
   ``categorical``): the chi-square test of homogeneity on the 2 × k table of category
-  counts, the Jensen–Shannon distance (base 2, so it lies in [0, 1]) and the
+  counts (categories expected fewer than ``CHI2_MIN_EXPECTED`` times pooled), the
+  Jensen–Shannon distance (base 2, so it lies in [0, 1]) and the
   L-infinity distance between the category frequencies, plus the categories that are
   new in the current data and those missing from it.
 
@@ -65,6 +66,7 @@ GRID_BINS = 1 << 16            # fine histogram bins of the sort-free numeric pa
 GRID_MIN_VALUES = 4096         # below this many values (both sides) sorting is as fast
 MAX_LISTED_CATEGORIES = 50     # new/missing category names kept (counts are always complete)
 HIST_TOP_CATEGORIES = 20       # categories kept for plots
+CHI2_MIN_EXPECTED = 5          # categories expected fewer times are pooled for chi-square
 
 # metric names per kind, in report order
 NUMERIC_METRICS = ("psi", "ks", "ks_pvalue")
@@ -745,17 +747,37 @@ def _js_distance(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def _chi2_homogeneity(r: np.ndarray, c: np.ndarray) -> tuple[float, float]:
-    """Pearson's chi-square on the 2 x k table [reference counts; current counts]."""
+    """Pearson's chi-square on the 2 x k table [reference counts; current counts].
+
+    Categories whose expected count is under :data:`CHI2_MIN_EXPECTED` on either side are
+    pooled into one (and that pool into the smallest other category while it is still
+    under), so the chi-square approximation holds on small batches too."""
     import numpy as np
     from scipy.special import chdtrc
 
+    total = r.sum() + c.sum()
+    if r.size < 2 or total == 0:
+        return 0.0, 1.0
+    share_r, share_c = r.sum() / total, c.sum() / total
+    small = np.minimum((r + c) * share_r, (r + c) * share_c) < CHI2_MIN_EXPECTED
+    if small.any():
+        big_r, big_c = r[~small], c[~small]
+        pool_r, pool_c = r[small].sum(), c[small].sum()
+        pool_small = (pool_r + pool_c) * min(share_r, share_c) < CHI2_MIN_EXPECTED
+        if big_r.size and pool_small:
+            i = int(np.argmin(big_r + big_c))
+            big_r, big_c = big_r.copy(), big_c.copy()
+            big_r[i] += pool_r
+            big_c[i] += pool_c
+            r, c = big_r, big_c
+        else:
+            r, c = np.append(big_r, pool_r), np.append(big_c, pool_c)
     k = r.size
     if k < 2:
         return 0.0, 1.0
-    total = r.sum() + c.sum()
     col = r + c
-    er = col * (r.sum() / total)
-    ec = col * (c.sum() / total)
+    er = col * share_r
+    ec = col * share_c
     stat = float(np.sum((r - er) ** 2 / er) + np.sum((c - ec) ** 2 / ec))
     return stat, float(chdtrc(k - 1, stat))
 
