@@ -155,9 +155,10 @@ class ModelSpec:
             xt = step.transform(xt)
         final = self._steps[-1]
         what = f"model {self.model.display}"
-        pred = check_predictions(final.predict(xt), len(df), what=what)
+        raw_pred, raw_proba = one_pass(final, xt)
+        pred = check_predictions(raw_pred, len(df), what=what)
         n_classes = len(self.classes) if self.classes else None
-        return pred, check_probabilities(final.predict_proba(xt), len(df), n_classes, what=what)
+        return pred, check_probabilities(raw_proba, len(df), n_classes, what=what)
 
     def proba_columns(self, proba: np.ndarray) -> list[str]:
         """Batch output column names for a probability matrix."""
@@ -179,6 +180,39 @@ def _pipeline_steps(model: LoadedModel) -> list | None:
 
     steps = active_steps(impl) if type(impl) is Pipeline else None
     return steps if steps and hasattr(steps[-1], "predict_proba") else None
+
+
+def one_pass(final, xt) -> tuple[np.ndarray, np.ndarray]:
+    """``(final.predict(xt), final.predict_proba(xt))`` computed with one pass of the model
+    where its ``predict`` is derived from the same numbers (scikit-learn source, 1.x):
+
+    * forests with one output: ``classes_.take(argmax(predict_proba))``;
+    * ``HistGradientBoostingClassifier``: ``predict`` thresholds (binary: ``raw > 0``) or
+      takes the argmax of the raw scores ``predict_proba`` turns into probabilities.
+
+    Anything else makes both calls.
+    """
+    import numpy as np
+
+    kind = type(final).__name__
+    sklearn = type(final).__module__.startswith("sklearn.")
+    classes = getattr(final, "classes_", None)
+    if sklearn and kind in _FOREST_CLASSIFIERS and getattr(final, "n_outputs_", 0) == 1 \
+            and classes is not None:
+        proba = final.predict_proba(xt)
+        return classes.take(np.argmax(proba, axis=1), axis=0), proba
+    if sklearn and kind == "HistGradientBoostingClassifier" and classes is not None \
+            and hasattr(final, "_raw_predict") and hasattr(final, "_loss"):
+        raw = final._raw_predict(xt)
+        if raw.shape[1] == 1:
+            encoded = (raw.ravel() > 0).astype(int)
+        else:
+            encoded = np.argmax(raw, axis=1)
+        return classes[encoded], final._loss.predict_proba(raw)
+    return final.predict(xt), final.predict_proba(xt)
+
+
+_FOREST_CLASSIFIERS = frozenset({"RandomForestClassifier", "ExtraTreesClassifier"})
 
 
 def proba_values(proba: np.ndarray) -> np.ndarray:
