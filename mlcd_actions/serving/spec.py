@@ -53,11 +53,14 @@ class ModelSpec:
         self.lineage_id = lineage_id or find_lineage_id(model)
         self._steps = _pipeline_steps(model)
         self._fast = None
+        self._frameless = None
         if self.columns is not None:
             from mlcd_actions.serving import fastpath
 
-            self._fast = fastpath.build(model, {c.name: c.type for c in self.columns},
-                                        self._predict_frame)
+            types = {c.name: c.type for c in self.columns}
+            self._fast = fastpath.build(model, types, self._predict_frame)
+            if self._fast is None:
+                self._frameless = fastpath.build_frameless(model, types, self._predict_frame)
 
     @property
     def input_names(self) -> list[str] | None:
@@ -90,6 +93,11 @@ class ModelSpec:
         """True when numeric batches skip the DataFrame (see :mod:`.fastpath`)."""
         return self._fast is not None
 
+    @property
+    def frameless(self) -> bool:
+        """True when a ColumnTransformer pipeline is fed without a DataFrame."""
+        return self._frameless is not None
+
     def predict_arrays(self, arrays: dict[str, np.ndarray], n_rows: int, *,
                        proba: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`predict` for ``{column: 1-D array}`` (a request's validated batch)."""
@@ -99,6 +107,10 @@ class ModelSpec:
                 out = self._try_fast(x, n_rows, proba)
                 if out is not None:
                     return out
+        elif self._frameless is not None:
+            out = self._try_frameless(arrays, n_rows, proba)
+            if out is not None:
+                return out
         import pandas as pd
 
         return self._predict_frame(pd.DataFrame(arrays, copy=False), proba)
@@ -112,7 +124,27 @@ class ModelSpec:
                 out = self._try_fast(x, len(df), proba)
                 if out is not None:
                     return out
+        elif self._frameless is not None and \
+                all(c in df.columns for c in self._frameless.columns):
+            out = self._try_frameless({c: df[c].to_numpy() for c in self._frameless.columns},
+                                      len(df), proba)
+            if out is not None:
+                return out
         return self._predict_frame(df, proba)
+
+    def _try_frameless(self, arrays, n_rows: int, proba: bool):
+        from mlcd_actions.models import check_predictions, check_probabilities
+
+        try:
+            pred, prob = self._frameless.predict(arrays, n_rows, proba and self.model.has_proba)
+            what = f"model {self.model.display}"
+            pred = check_predictions(pred, n_rows, what=what)
+            if prob is not None:
+                n_classes = len(self.classes) if self.classes else None
+                prob = check_probabilities(prob, n_rows, n_classes, what=what)
+            return pred, prob
+        except Exception:  # noqa: BLE001 - the DataFrame path classifies the error
+            return None
 
     def _try_fast(self, x: np.ndarray, n_rows: int, proba: bool):
         from mlcd_actions.models import check_predictions, check_probabilities

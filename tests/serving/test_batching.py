@@ -28,6 +28,13 @@ RTOL = ATOL = 1e-12
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # as in a served worker (--threads 1)
+        yield _served(tmp_path_factory)
+
+
+def _served(tmp_path_factory):
     """name -> (ServingApp, validated-input rows) for each model of the matrix."""
     os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     root = tmp_path_factory.mktemp("matrix")
@@ -131,3 +138,26 @@ def test_a_bad_row_fails_only_its_own_request(served, name):
     if bad is not None:
         assert statuses[4] == 422, together[4]
         assert together[4][1]["error"] == alone[4][1]["error"]
+
+
+@pytest.mark.parametrize("name", matrix.MODELS)
+def test_the_request_path_equals_the_model_itself(served, name):
+    """What a request gets (numeric fast path, frameless ColumnTransformer, tree-by-tree
+    forest, or the DataFrame path) equals the model's own predict / predict_proba."""
+    import pandas as pd
+
+    from mlcd_actions.serving import payload
+
+    holder, rows = served[name]
+    spec = holder.spec
+    expected_path = {"logreg": "fast", "hgb": "frameless", "rf": "frameless",
+                     "tfidf": "frameless", "pyfunc": None}[name]
+    assert (spec.fast, spec.frameless) == (expected_path == "fast",
+                                           expected_path == "frameless")
+    batch = payload.parse(json.dumps(rows).encode(), spec.columns)
+    pred, proba = spec.predict_arrays(batch.arrays, batch.n_rows)
+    frame = pd.DataFrame(rows)
+    impl = spec.model._impl
+    assert pred.tolist() == np.asarray(impl.predict(frame)).tolist()
+    if spec.model.has_proba:
+        assert np.allclose(proba, impl.predict_proba(frame), rtol=RTOL, atol=ATOL)
