@@ -14,7 +14,7 @@ a ``python_function`` wrapping it, pickled by value) and generates inputs:
   scorer, as a user's own class would be).
 
 MLflow loads these with ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true`` (:data:`ENV`).
-``tests/serving/test_batching.py`` uses the same matrix (``from benchmarks import matrix``).
+``tests/delivery/serving/test_batching.py`` uses the same matrix (``from benchmarks import matrix``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Loads the model once here (a bad URI or a registry that is down fails fast with exit 2
 or 3, before anything listens), checks the prediction log can be written, then runs the
-app of :mod:`mlcd_actions.serving` under uvicorn with ``workers`` processes. After a
+app of :mod:`mlcd_actions.delivery.serving` under uvicorn with ``workers`` processes. After a
 graceful stop (in-flight requests finished, prediction log flushed) the stage passes
 with a one-line summary.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.results import StageResult
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.results import StageResult
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -27,9 +27,9 @@ def run(model_uri: str, *, host: str = "127.0.0.1", port: int = 8080,
         batch_max_rows: int | None = None, batch_max_wait_ms: float | None = None
         ) -> StageResult:
     """Serve ``model_uri``; ``workers`` None = one per usable CPU (see
-    :func:`mlcd_actions.serving.threads.default_workers`)."""
-    from mlcd_actions.serving import threads as pools
-    from mlcd_actions.serving.app import (
+    :func:`mlcd_actions.delivery.serving.threads.default_workers`)."""
+    from mlcd_actions.delivery.serving import threads as pools
+    from mlcd_actions.delivery.serving.app import (
         DEFAULT_BATCH_ROWS,
         DEFAULT_BATCH_WAIT_MS,
         DEFAULT_BODY_TIMEOUT,
@@ -71,8 +71,8 @@ def run(model_uri: str, *, host: str = "127.0.0.1", port: int = 8080,
     # model's libraries load (threadpoolctl caps what is already loaded, in each worker)
     os.environ.update(pools.environment(threads))
 
-    from mlcd_actions.serving import server
-    from mlcd_actions.serving.app import load_spec
+    from mlcd_actions.delivery.serving import server
+    from mlcd_actions.delivery.serving.app import load_spec
 
     spec = load_spec(settings)  # fail fast: bad URI (2), registry down (3)
     # workers load their own copy; pin what this process resolved (an alias may move)
