@@ -77,6 +77,7 @@ def execute(stage: str, fn: Callable[[], StageResult], report_dir: str | os.Path
     t0 = time.monotonic()
     logfile = _open_log(report_dir)
     log.info("mlcd %s: start", stage)
+    report.remove_stale_plots(stage, report_dir)
     try:
         result = fn()
         if not isinstance(result, StageResult):

@@ -86,6 +86,31 @@ def read_table(path: str | os.PathLike, *, columns: Iterable[str] | None = None,
     return df
 
 
+def duplicate_columns(path: str | os.PathLike) -> list[str]:
+    """Column names that appear more than once in the header of a CSV/TSV or Parquet file
+    (pandas would rename them ``a.1``; ``mlcd ingest`` refuses them)."""
+    import csv
+
+    names: list[str] = []
+    for f in table_files(path):
+        kind = kind_of(f)
+        if kind == "csv":
+            with open(f, newline="", encoding="utf-8", errors="replace") as fh:
+                names = next(csv.reader(fh, delimiter="\t" if f.suffix.lower() == ".tsv"
+                                        else ","), [])
+        elif kind == "parquet":
+            import pyarrow.parquet as pq
+
+            names = list(pq.read_schema(f).names)
+        else:
+            continue
+        seen: set[str] = set()
+        dupes = [n for n in names if n in seen or seen.add(n)]
+        if dupes:
+            return list(dict.fromkeys(dupes))
+    return []
+
+
 def _read_one(path: Path, columns) -> pd.DataFrame:
     import pandas as pd
 

@@ -12,7 +12,9 @@ and ratios the gates read.
 A configured gate that cannot be checked (fewer than two groups reach
 ``--min-group-size``, a single group, a ratio of 0 to 0) fails with the reason
 (``sex: only 1 group has >= 30 rows; demographic parity cannot be checked``), unless
-``allow_skipped_gates`` (``--allow-skipped-gates``) skips it with a warning.
+``allow_skipped_gates`` (``--allow-skipped-gates``) skips it with a warning. A
+classifier that predicts one class for every row is trivially equal across groups: its
+gates cannot be checked either, and fail the same way, each row naming the constant.
 """
 
 from __future__ import annotations
@@ -97,6 +99,18 @@ def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable
                                             pos_label=pos, min_group_size=min_group_size)
     _record(result, assessed, min_group_size)
     result.gates = _gates(scoped, assessed, min_group_size)
+    constant = _constant_prediction(task, y_pred)
+    if constant is not None:
+        # a model that gives everyone the same answer is trivially "fair": its fairness
+        # gates cannot tell anything, so they count as unchecked (failed, like any other
+        # gate that cannot be checked, unless --allow-skipped-gates)
+        for row in result.gates:
+            if row.verdict != PASSED:
+                continue  # an undefined metric keeps its own, more precise reason
+            row.verdict = SKIPPED
+            row.message = (f"the model predicts {constant!r} for every row: a constant model "
+                           f"is trivially equal across groups, so {row.metric} says nothing")
+        result.details["constant_prediction"] = constant
     result.warnings.extend(fail_unchecked(
         [(row, row.message) for row in result.gates if row.verdict == SKIPPED],
         allow=allow_skipped_gates))
@@ -194,6 +208,14 @@ def _verdict(result: StageResult, task: str,
         if values:  # the worst value over the sensitive features
             worst = min(values) if metric.endswith("_ratio") else max(values)
             result.outputs[metric.replace("_", "-")] = worst
+
+
+def _constant_prediction(task: str, y_pred) -> object:
+    """The one class a classifier predicts for every row, else None."""
+    if task != models.CLASSIFICATION:
+        return None
+    values = _unique(y_pred)
+    return _plain(values[0]) if len(values) == 1 else None
 
 
 def _gates(scoped, assessed: dict[str, fairness.FeatureFairness], min_group_size: int):
