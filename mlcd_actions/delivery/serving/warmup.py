@@ -18,13 +18,18 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         sys.stderr.write("usage: python -m mlcd_actions.delivery.serving.warmup MODEL_DIR\n")
         return 2
+    import compileall
+    import os
+
     import uvicorn.config  # noqa: F401 - what uvicorn imports before the app
     import uvicorn.supervisors  # noqa: F401
 
-    import mlcd_actions.cli.serve  # noqa: F401 - the command, the stage, the server
+    import mlcd_actions
     import mlcd_actions.delivery.serving.server  # noqa: F401
-    import mlcd_actions.stages.serve  # noqa: F401
     from mlcd_actions.delivery.serving import app, threads
+
+    # mlcd-actions itself is small: all of it (the command and stage modules included)
+    compileall.compile_dir(os.path.dirname(mlcd_actions.__file__), quiet=1)
 
     for name in ("uvloop", "httptools", "uvicorn.loops.uvloop",
                  "uvicorn.protocols.http.httptools_impl", "uvicorn.lifespan.on"):
