@@ -43,6 +43,22 @@ def in_ci(env: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("CI")) or platform(env) is not None
 
 
+def deploy_target(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The deploy target a CD pipeline will use, as ``mlcd deploy`` resolves it: ``explicit``
+    (a workflow/template input), else ``MLCD_TARGET``, else ``deploy.target`` (or a top-level
+    ``target``) in mlcd.yaml (``MLCD_CONFIG``), else ``local``. The pipelines skip the image
+    build when it is ``local`` (that target serves the registered model, not an image)."""
+    from mlcd_actions import config
+
+    env = os.environ if env is None else env
+    if explicit:
+        return explicit
+    if env.get("MLCD_TARGET"):
+        return env["MLCD_TARGET"]
+    cfg = config.load(config.find(env.get("MLCD_CONFIG") or None))
+    return str(cfg.section("deploy").get("target") or cfg.get("target") or "local")
+
+
 def output_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -114,13 +130,32 @@ def dotenv(outputs: Mapping[str, Any]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def gate_case_names(gates) -> list[str]:
+    """One unique, stable JUnit case name per gate: ``accuracy >= 0.8``, ``roc_auc max drop
+    0.02`` — the threshold and the max-drop gate of one metric differ; a repeated gate gets
+    `` #2``. No value in the name: GitLab matches cases across pipelines by name."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for g in gates:
+        base = " ".join(f"{g.metric} {g.threshold}".split()) or g.metric
+        seen[base] = seen.get(base, 0) + 1
+        names.append(base if seen[base] == 1 else f"{base} #{seen[base]}")
+    return names
+
+
 def junit(result: StageResult, duration_s: float | None = None) -> str:
-    """One test suite per stage; one test case per gate (or one for the stage itself)."""
+    """One test suite per stage; one uniquely named test case per gate (or one for the stage
+    itself). Every gate case, passed ones too, carries its value, threshold, baseline and
+    delta in ``<system-out>`` (GitLab shows it in the test's details)."""
     cases = []
     name = report_name(result.stage)
     failures = skipped = errors = 0
     if result.gates:
-        for g in result.gates:
+        for g, case in zip(result.gates, gate_case_names(result.gates), strict=True):
             body = ""
             if g.verdict == FAILED:
                 failures += 1
@@ -128,7 +163,11 @@ def junit(result: StageResult, duration_s: float | None = None) -> str:
             elif g.verdict == SKIPPED:
                 skipped += 1
                 body = f"<skipped message={quoteattr(secrets.mask(g.message))}/>"
-            cases.append(f'  <testcase classname="mlcd.{name}" name={quoteattr(g.metric)}>'
+            detail = (f"{g.verdict}: {g.metric} = {_number(g.value)} (threshold {g.threshold}, "
+                      f"baseline {_number(g.baseline)}, delta {_number(g.delta)})"
+                      + (f" — {g.message}" if g.message else ""))
+            body += f"<system-out>{escape(secrets.mask(detail))}</system-out>"
+            cases.append(f'  <testcase classname="mlcd.{name}" name={quoteattr(case)}>'
                          f"{body}</testcase>")
     else:
         body = ""
@@ -151,6 +190,25 @@ def junit(result: StageResult, duration_s: float | None = None) -> str:
             f'<testsuite name="mlcd {escape(result.stage)}" tests="{len(cases)}" '
             f'failures="{failures}" errors="{errors}" skipped="{skipped}"{time}>\n'
             + "\n".join(cases) + "\n</testsuite>\n")
+
+
+def metrics_report(result: StageResult) -> str:
+    """GitLab's metrics report (``artifacts:reports:metrics``, shown in the merge request
+    widget on the tiers that have it): one ``<stage>_<metric> <value>`` line per numeric
+    metric, the stage's status as ``<stage>_passed 1|0``."""
+    name = report_name(result.stage)
+    prefix = name.replace("-", "_")
+    lines = []
+    for metric, value in sorted((result.metrics or {}).items()):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value != value or value in (float("inf"), float("-inf")):
+            continue
+        key = "".join(c if c.isalnum() or c in "_:" else "_" for c in str(metric))
+        lines.append(f"{prefix}_{key} {value:.6g}" if isinstance(value, float)
+                     else f"{prefix}_{key} {value}")
+    lines.append(f"{prefix}_passed {1 if result.passed else 0}")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- all
@@ -178,3 +236,4 @@ def emit(result: StageResult, report_dir: str | os.PathLike, *, duration_s: floa
     elif where == "gitlab":
         write_text(directory / f"{name}.env", dotenv({**result.outputs,
                                                       f"{name}-status": result.status}))
+        write_text(directory / f"{name}.metrics.txt", metrics_report(result))

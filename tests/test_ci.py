@@ -38,7 +38,34 @@ def test_gitlab_dotenv_and_junit(tmp_path):
     suite = ET.parse(tmp_path / "evaluate.junit.xml").getroot()
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
     failed = [c for c in suite if c.find("failure") is not None]
-    assert failed[0].get("name") == "f1"
+    assert failed[0].get("name") == "f1 >= 0.8"
+    # passed cases carry their value too
+    passed = next(c for c in suite if c.get("name") == "accuracy >= 0.5")
+    assert passed.find("failure") is None
+    assert passed.find("system-out").text.startswith("passed: accuracy = 0.9 (threshold >= 0.5")
+    metrics = (tmp_path / "evaluate.metrics.txt").read_text().splitlines()
+    assert metrics == ["evaluate_passed 0"]  # no numeric metrics in this result
+
+
+def test_junit_names_every_gate_uniquely_and_metrics_report(tmp_path):
+    """The threshold and the max-drop gate of one metric are two distinct cases; a gate
+    given twice gets a suffix; the metrics report has one line per numeric metric."""
+    from mlcd_actions.gates import MaxDrop
+
+    r = StageResult("check-fairness", metrics={"accuracy": 0.91, "rows": 120, "name": "x",
+                                               "flag": True, "nan": float("nan")})
+    r.gates = [Threshold.parse("accuracy>=0.5").check(0.91),
+               MaxDrop.parse("accuracy=0.01").check(0.91, 0.95),
+               Threshold.parse("accuracy>=0.5").check(0.91)]
+    r.fail_unless_gates_pass()
+    suite = ET.fromstring(ci.junit(r))
+    names = [c.get("name") for c in suite]
+    assert names == ["accuracy >= 0.5", "accuracy max drop 0.01", "accuracy >= 0.5 #2"], names
+    drop = suite[1]
+    assert drop.find("failure") is not None
+    assert "baseline 0.95, delta -0.04" in drop.find("system-out").text
+    assert ci.metrics_report(r).splitlines() == [
+        "check_fairness_accuracy 0.91", "check_fairness_rows 120", "check_fairness_passed 0"]
 
 
 def test_secrets_never_reach_outputs(tmp_path):

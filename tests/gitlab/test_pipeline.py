@@ -34,8 +34,6 @@ include:
   - local: /action-templates/gitlab/pipeline.yml
     inputs:
       source: data/applications.csv
-      build-app: false
-      deploy-target: local
       dvc-remote: {dvc_remote}
       monitor-reference: data/applications.csv
       monitor-current: data/drifted.csv
@@ -208,8 +206,8 @@ MAIN = {"CI_PIPELINE_SOURCE": "push"}
 CHECKS = ["mlcd-ingest", "mlcd-validate", "mlcd-prepare", "mlcd-check-data",
           "mlcd-build-training", "mlcd-train", "mlcd-evaluate", "mlcd-check-fairness"]
 # the default-branch pipeline up to staging (gitlab-ci-local runs the named jobs in order)
-DELIVERY = [*CHECKS, "mlcd-version-data", "mlcd-register", "mlcd-deploy-staging",
-            "mlcd-smoke-test-staging", "mlcd-report"]
+DELIVERY = [*CHECKS, "mlcd-version-data", "mlcd-register", "mlcd-build-app",
+            "mlcd-deploy-staging", "mlcd-smoke-test-staging", "mlcd-report"]
 
 
 @pytest.mark.parametrize("given, message", [
@@ -255,7 +253,10 @@ def test_merge_request_pipeline_passes(project, forge):
     assert model_uri in project.artifact("mlcd-evaluate", "evaluate.json").read_text()
     # gates in the merge request: one JUnit test case per gate
     junit = project.artifact("mlcd-evaluate", "evaluate.junit.xml").read_text()
-    assert 'name="accuracy"' in junit and 'failures="0"' in junit
+    assert 'name="accuracy &gt;= 0.75"' in junit and 'failures="0"' in junit
+    assert "passed: accuracy = 0." in junit  # a passed case carries its value
+    metrics = project.artifact("mlcd-evaluate", "evaluate.metrics.txt").read_text()
+    assert re.search(r"^evaluate_accuracy 0\.\d+$", metrics, re.M), metrics
     # the sticky merge request note
     notes = [r for r in forge.state.requests
              if r.method in ("POST", "PUT") and f"/merge_requests/{MR_IID}/notes" in r.path]
@@ -271,7 +272,7 @@ def test_production_is_a_manual_job_unless_continuous_deployment(project):
     jobs = {line.split()[0]: line for line in listing.output.splitlines() if line.strip()}
     assert re.search(r"\bmanual\b.*\bproduction\b", jobs["mlcd-deploy-production"]), listing
     assert re.search(r"\bon_failure\b", jobs["mlcd-rollback-production"]), listing
-    assert "mlcd-monitor" not in jobs and "mlcd-build-app" not in jobs, listing
+    assert "mlcd-monitor" not in jobs, listing
     # GitLab would run the pipeline and leave production waiting for a person; gitlab-ci-local
     # refuses to plan a pipeline whose jobs need a manual job that was not triggered
     refused = project.run(**MAIN)
@@ -293,9 +294,13 @@ def test_main_branch_delivers_to_staging(project, mlflow_server):
     for job in ("mlcd-deploy-production", "mlcd-smoke-test-production",
                 "mlcd-rollback-production"):
         assert run.status(job) is None, (job, run)
+    # no deploy-target input: deploy.target (local) in mlcd.yaml holds, so no image is built
+    assert "mlcd build-app: skipped — the deploy target is local" in \
+        run.job_log("mlcd-build-app"), run
     assert project.dotenv("mlcd-version-data", "version-data")["MLCD_DATA_VERSION"]
     version = project.dotenv("mlcd-register", "register")["MLCD_MODEL_VERSION"]
     deployed = project.dotenv("mlcd-deploy-staging", "deploy")
+    assert deployed["MLCD_TARGET"] == "local"
     assert deployed["MLCD_ENVIRONMENT"] == "staging"
     assert deployed["MLCD_MODEL_VERSION"] == version
     assert deployed["MLCD_ALIAS"] == "staging"  # not register's `candidate`
@@ -325,7 +330,9 @@ def test_a_worse_model_fails_the_evaluate_job(project):
     assert run.code != 0, run
     assert run.status("mlcd-train") == "PASS", run
     assert run.status("mlcd-evaluate") == "FAIL", run
-    assert run.status("mlcd-report") == "PASS", run  # the report still tells why
+    # the report still tells why, and fails too: a gate of the pipeline failed
+    assert run.status("mlcd-report") == "FAIL", run
+    assert "mlcd report: failed" in run.job_log("mlcd-report"), run
     report = project.report("mlcd-evaluate", "evaluate")
     assert report["status"] == "failed" and report["exit_code"] == 1, report
     # worse than the champion (production's v1): the max-drop gate explains by how much
