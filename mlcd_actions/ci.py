@@ -237,3 +237,125 @@ def emit(result: StageResult, report_dir: str | os.PathLike, *, duration_s: floa
         write_text(directory / f"{name}.env", dotenv({**result.outputs,
                                                       f"{name}-status": result.status}))
         write_text(directory / f"{name}.metrics.txt", metrics_report(result))
+
+
+# --------------------------------------------------------------------------- main snapshot
+
+MAIN_SNAPSHOT_DIR = ".mlcd/main"
+MAIN_SNAPSHOT_JOB = "mlcd-evaluate"
+
+
+def fetch_gitlab_main_snapshot(dest: str | os.PathLike | None = None, *,
+                               job: str = MAIN_SNAPSHOT_JOB,
+                               env: Mapping[str, str] | None = None,
+                               echo=print, timeout: float = 60) -> bool:
+    """Put the main snapshot (``.mlcd/main/``: the model the default branch last produced,
+    saved by its evaluate job as an artifact) in place for a merge-request evaluate job.
+
+    GitLab keeps it as an artifact of ``job`` in the default branch's pipelines. With
+    ``MLCD_GITLAB_TOKEN`` (api scope) the newest successful ``job`` on the default branch
+    is found through the jobs API; otherwise the job-token-friendly
+    ``/jobs/artifacts/<branch>/download?job=<job>`` endpoint gives the one of the last
+    successful default-branch pipeline. Never fails the job: without a snapshot evaluate
+    reports "no model on main yet". Returns True when a snapshot is in place.
+    """
+    env = os.environ if env is None else env
+    target = Path(dest or env.get("MLCD_MAIN_SNAPSHOT") or MAIN_SNAPSHOT_DIR)
+    if (target / "meta.json").is_file():
+        echo(f"mlcd: main snapshot already in {target}")
+        return True
+    branch = env.get("CI_DEFAULT_BRANCH") or "main"
+    if env.get("CI_COMMIT_BRANCH") == branch and not env.get("CI_MERGE_REQUEST_IID"):
+        return False  # the default branch makes the snapshot; it does not read one
+    api, project = env.get("CI_API_V4_URL"), env.get("CI_PROJECT_ID")
+    if not api or not project:
+        echo("mlcd: no CI_API_V4_URL/CI_PROJECT_ID: the main snapshot is not fetched")
+        return False
+    import io
+    import json
+    import shutil
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    import zipfile
+
+    base = f"{api.rstrip('/')}/projects/{urllib.parse.quote(project, safe='')}"
+    token = env.get("MLCD_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")
+    headers = {"PRIVATE-TOKEN": token} if token else (
+        {"JOB-TOKEN": env["CI_JOB_TOKEN"]} if env.get("CI_JOB_TOKEN") else {})
+    secrets.register(token)
+    secrets.register(env.get("CI_JOB_TOKEN"))
+
+    def get(url: str) -> bytes:
+        req = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - CI API
+            return resp.read()
+
+    try:
+        url = (f"{base}/jobs/artifacts/{urllib.parse.quote(branch, safe='')}/download?"
+               + urllib.parse.urlencode({"job": job}))
+        if token:  # the newest successful job, even when its pipeline awaits approval
+            jobs = json.loads(get(f"{base}/jobs?scope[]=success&per_page=100"))
+            newest = next((j for j in jobs if j.get("name") == job and j.get("ref") == branch
+                           and (j.get("artifacts_file") or j.get("artifacts"))), None)
+            if newest is not None:
+                url = f"{base}/jobs/{int(newest['id'])}/artifacts"
+        data = get(url)
+        prefix = MAIN_SNAPSHOT_DIR.rstrip("/") + "/"
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = [m for m in zf.namelist() if m.startswith(prefix) and ".." not in m]
+            if not any(m.endswith("/meta.json") for m in members):
+                echo(f"mlcd: no model on main yet: the last {job} on {branch} kept no "
+                     f"{MAIN_SNAPSHOT_DIR}/")
+                return False
+            tmp = target.with_name(target.name + ".fetching")
+            shutil.rmtree(tmp, ignore_errors=True)
+            for m in members:
+                out = tmp / m[len(prefix):]
+                if m.endswith("/"):
+                    out.mkdir(parents=True, exist_ok=True)
+                    continue
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(zf.read(m))
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.rename(target)
+    except urllib.error.HTTPError as exc:
+        why = ("none yet" if exc.code == 404 else f"HTTP {exc.code}")
+        echo(f"mlcd: no model on main yet ({job} artifacts of {branch}: {why})")
+        return False
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        echo(f"mlcd: warning — the main snapshot could not be fetched: "
+             f"{secrets.mask(str(exc))[:200]}")
+        return False
+    echo(f"mlcd: main snapshot of {branch} ({job}) in {target}")
+    return True
+
+
+# --------------------------------------------------------------------------- local target
+
+def stop_local_deployment(environment: str, state_dir: str | os.PathLike | None = None, *,
+                          env: Mapping[str, str] | None = None, echo=print) -> int:
+    """Stop the ``mlcd serve`` processes the ``local`` deploy target started for
+    ``environment`` (current and previous version), as recorded in the state folder
+    (``MLCD_STATE_DIR``, default ``.mlcd/deployments``). The CI templates call it when the
+    job (GitHub) or the environment's smoke test (GitLab) ends: a CI runner is not a
+    server, so the local target never leaves a process behind. Returns how many stopped."""
+    from mlcd_actions.deploy.base import STATE_DIR, Deployment, load_state
+    from mlcd_actions.deploy.local import LocalTarget, is_our_server
+
+    env = os.environ if env is None else env
+    folder = state_dir or env.get("MLCD_STATE_DIR") or STATE_DIR
+    state = load_state(environment, folder)
+    stopped = 0
+    target = LocalTarget(state_dir=folder)
+    for key in ("current", "previous"):
+        dep = Deployment.from_dict(state.get(key))
+        pid = (dep.handle or {}).get("pid") if dep else None
+        if dep is None or dep.target != "local" or not pid or not is_our_server(pid, dep.url):
+            continue
+        target.stop(dep)
+        stopped += 1
+        echo(f"mlcd: stopped the local deployment of {environment} ({key}, {dep.url}, "
+             f"pid {pid}): the CI job ends")
+    return stopped

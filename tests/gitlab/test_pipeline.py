@@ -124,6 +124,15 @@ def _kill_servers(state_dir: Path) -> None:
 
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in (
+        Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[:1] or ["?"])
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """This module's own `mlflow server`: the registry versions these tests assert on must
@@ -286,9 +295,14 @@ def test_production_is_a_manual_job_unless_continuous_deployment(project):
     assert re.search(r"\bon_success\b", line) and "manual" not in line, cd
 
 
-def test_main_branch_delivers_to_staging(project, mlflow_server):
+def test_main_branch_delivers_to_staging(project, mlflow_server, forge):
     run = project.run(*DELIVERY, **MAIN)
     assert run.code == 0, run
+    # GitLab keeps main's evaluate artifacts (the main snapshot in .mlcd/main/) for merge
+    # requests to fetch through the job artifacts API (the fake API serves this copy)
+    kept = project.root.parent / "main-evaluate-artifacts"
+    shutil.copytree(project.root / ".gitlab-ci-local" / "artifacts" / "mlcd-evaluate", kept)
+    forge.state.artifacts["mlcd-evaluate"] = kept
     for job in DELIVERY:
         assert run.status(job) == "PASS", (job, run)
     for job in ("mlcd-deploy-production", "mlcd-smoke-test-production",
@@ -307,6 +321,12 @@ def test_main_branch_delivers_to_staging(project, mlflow_server):
     assert mlflow_alias(mlflow_server, "credit-approval", "staging") == version
     smoke = project.report("mlcd-smoke-test-staging", "smoke-test")
     assert smoke["status"] == "passed" and deployed["MLCD_URL"] in smoke["reason"], smoke
+    # the local target in CI: no environment URL (a loopback address of the runner is not a
+    # deployment), and its `mlcd serve` ends with the environment's smoke-test job
+    assert "MLCD_ENVIRONMENT_URL" not in deployed
+    assert "stopped the local deployment of staging" in run.job_log("mlcd-smoke-test-staging")
+    state = json.loads((Path(project.variables["MLCD_STATE_DIR"]) / "staging.json").read_text())
+    assert not _alive(state["current"]["handle"]["pid"]), state
 
 
 def test_production_runs_when_triggered_by_hand(project, mlflow_server):
@@ -347,9 +367,11 @@ def test_a_worse_model_fails_the_evaluate_job(project):
 def test_report_without_a_token_says_so_and_still_reports(project, forge):
     before = len(forge.state.requests)
     run = project.run("mlcd-report", MLCD_GITLAB_TOKEN="", **MR)
-    assert run.status("mlcd-report") == "PASS", run
     assert "no MLCD_GITLAB_TOKEN CI/CD variable" in run.job_log("mlcd-report"), run
-    assert "mlcd report: passed" in run.job_log("mlcd-report"), run
+    # the report is written; the job fails because this merge request's evaluate failed
+    assert run.status("mlcd-report") == "FAIL", run
+    assert re.search(r"mlcd report: failed — .*overall failed \(failed: evaluate\)",
+                     run.job_log("mlcd-report")), run
     assert len(forge.state.requests) == before, forge.state.requests[before:]
 
 

@@ -150,7 +150,7 @@ def test_job_templates_share_the_common_inputs_and_reports(path):
 
 # inputs whose non-empty default is the template's own business: where artifacts are
 # written and read (report-dir, out, output), how mlcd is installed, the image name
-TEMPLATE_OWNED = {"report-dir", "out", "output", "mlcd-package", "tag"}
+TEMPLATE_OWNED = {"report-dir", "out", "output", "mlcd-package", "tag", "job-name"}
 
 
 @pytest.mark.parametrize("path", [PIPELINE, *sorted(JOBS.glob("*.yml"))], ids=lambda p: p.stem)
@@ -172,7 +172,7 @@ def test_inputs_left_empty_never_override_mlcd_yaml(path):
         mapped = [k for k, v in variables.items() if f"inputs.{name} ]]" in str(v)]
         options = [k for k in mapped if not k.startswith(("MLCD_SETUP_", "MLCD_IN_"))
                    and k not in ("MLCD_RETRAIN_DISPATCH", "MLCD_REPORT_COMMENT",
-                                 "MLCD_SKIP_FOR_LOCAL_TARGET")]
+                                 "MLCD_SKIP_FOR_LOCAL_TARGET", "MLCD_MAIN_SNAPSHOT_IN")]
         assert not options, f"{path.name}: input {name} defaults to {default!r} -> {options}"
 
 
@@ -280,3 +280,15 @@ def test_array_inputs_become_one_option_value_per_line(value, expected):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert (out.stdout.split("\n") if out.stdout else []) == expected
+
+
+def test_vendored_templates_pass_a_strict_ruff():
+    """A repository that vendors action-templates/gitlab/ runs its own build-training checks
+    over it: the one Python file must not fail them (issue 13: EXE001, FURB167), even under
+    ruff's every-rule set (docstring, annotation and copyright rules aside)."""
+    ruff = Path(sys.executable).parent / "ruff"
+    proc = subprocess.run([str(ruff), "check", "--isolated", "--select", "ALL", "--ignore",
+                           "D,ANN,T201,CPY001,INP001,COM812,ISC001", "--output-format",
+                           "concise", *map(str, GITLAB.rglob("*.py"))],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
