@@ -25,8 +25,7 @@ DOC = ROOT / "docs" / "getting-started.md"
 
 
 def test_getting_started_new_repo_to_green_pr_under_act(act_env, mlflow_server, tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
+    home = tmp_path / "home"  # the autouse isolation fixture made it; HOME points there
     act_home = tmp_path / "act-home"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GITHUB_", "MLCD_", "MLFLOW_", "CI_")) and k != "CI"}
@@ -42,7 +41,9 @@ def test_getting_started_new_repo_to_green_pr_under_act(act_env, mlflow_server, 
     out = proc.stdout + proc.stderr
     (tmp_path / "quickstart.log").write_text(out, encoding="utf-8")
     run = ActRun(proc.returncode, out, 0.0, tmp_path)
-    assert proc.returncode == 0, run
+    why = "\n".join(ln for ln in out.splitlines()
+                    if re.search(r"mlcd [a-z-]+: failed|Job failed|::error|mlcd-act:", ln))
+    assert proc.returncode == 0, f"{why}\n{run!r}"
     assert out.count("mlcd-act: act exited 0") == 2, run
     cd_part, pr_part = out.split("mlcd-act: act exited 0")[:2]
     cd, pr = ActRun(0, cd_part, 0, tmp_path), ActRun(0, pr_part, 0, tmp_path)

@@ -21,8 +21,7 @@ STEPS = ["gitlab-quickstart", "gitlab-quickstart-vendor", "gitlab-quickstart-mr"
 
 
 def test_new_repo_to_green_merge_request_pipeline(gitlab_ci_local_bin, mlflow_server, tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
+    home = tmp_path / "home"  # the autouse isolation fixture made it; HOME points there
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GITHUB_", "GITLAB_", "CI_", "MLCD_", "MLFLOW_"))
            and k not in ("CI", "VIRTUAL_ENV")}
