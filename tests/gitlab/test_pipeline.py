@@ -340,7 +340,7 @@ def test_production_runs_when_triggered_by_hand(project, mlflow_server):
     assert mlflow_alias(mlflow_server, "credit-approval", "champion") == version
 
 
-def test_a_worse_model_fails_the_evaluate_job(project):
+def test_a_worse_model_fails_the_evaluate_job(project, forge):
     project.git("checkout", "-q", "-b", "feature/worse")
     params = project.root / "params.yaml"
     params.write_text(params.read_text(encoding="utf-8").replace("C: 1.0", "C: 0.00001"),
@@ -362,6 +362,10 @@ def test_a_worse_model_fails_the_evaluate_job(project):
     junit = project.artifact("mlcd-evaluate", "evaluate.junit.xml").read_text()
     assert "<failure" in junit
     assert "mlcd evaluate: failed" in run.job_log("mlcd-evaluate"), run
+    # the merge request's evaluate fetched main's snapshot through the job artifacts API
+    fetched = [r for r in forge.state.requests
+               if r.path == "/projects/42/jobs/artifacts/main/download"]
+    assert fetched and fetched[-1].query["job"] == ["mlcd-evaluate"], forge.state.requests
 
 
 def test_report_without_a_token_says_so_and_still_reports(project, forge):
