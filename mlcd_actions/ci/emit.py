@@ -48,7 +48,7 @@ def deploy_target(explicit: str | None = None, env: Mapping[str, str] | None = N
     (a workflow/template input), else ``MLCD_TARGET``, else ``deploy.target`` (or a top-level
     ``target``) in mlcd.yaml (``MLCD_CONFIG``), else ``local``. The pipelines skip the image
     build when it is ``local`` (that target serves the registered model, not an image)."""
-    from mlcd_actions import config
+    from mlcd_actions.core import config
 
     env = os.environ if env is None else env
     if explicit:

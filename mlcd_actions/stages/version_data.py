@@ -266,7 +266,7 @@ def refuse_workspace_remote(url: str, repo_root: Path,
     CI deletes the workspace with the job, so a push there keeps nothing. Outside CI (a
     local ``mlcd run``) such a folder is the embedded default and allowed.
     """
-    from mlcd_actions import ci
+    from mlcd_actions.ci import emit as ci
 
     env = dict(os.environ) if env is None else env
     where = ci.platform(env)

@@ -52,7 +52,7 @@ def test_gitlab_dotenv_and_junit(tmp_path):
 def test_junit_names_every_gate_uniquely_and_metrics_report(tmp_path):
     """The threshold and the max-drop gate of one metric are two distinct cases; a gate
     given twice gets a suffix; the metrics report has one line per numeric metric."""
-    from mlcd_actions.gates import MaxDrop
+    from mlcd_actions.core.gates import MaxDrop
 
     r = StageResult("check-fairness", metrics={"accuracy": 0.91, "rows": 120, "name": "x",
                                                "flag": True, "nan": float("nan")})
