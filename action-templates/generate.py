@@ -505,7 +505,9 @@ def render_index(all_stages: list[Stage]) -> str:
         "callers in [`workflows/`](workflows/) (`mlcd-pr.yml`, `mlcd-cd.yml`, "
         "`mlcd-monitor.yml`), and [`workflows/mlcd-full.yml`](workflows/mlcd-full.yml), "
         "the whole pipeline spelled out with these actions to customise; see "
-        "`docs/github-actions.md`.",
+        "`docs/github-actions.md`. To run your workflows on your machine without GitHub: "
+        "[`local/act.py`](local/act.py) (act in host mode, offline; stand-ins for "
+        "`actions/*` in [`local/actions/`](local/actions/README.md)).",
         "",
         "| action | command | what it does |",
         "|---|---|---|",
