@@ -68,7 +68,11 @@ def _metric_outputs() -> tuple[dict[str, str], dict[str, str]]:
     from mlcd_actions.models import fairness, metrics
 
     out = {"passed": "`true` when every gate passed.",
-           "baseline-uri": "The baseline model the gates compared with (resolved URI)."}
+           "baseline-uri": "The baseline model the gates compared with (resolved URI).",
+           "baseline-source": "Where the baseline came from: `champion`, `main` (the main "
+                              "snapshot), `baseline` (--baseline) or `none`.",
+           "main-sha": "The commit of main whose model was compared with (main snapshot).",
+           "main-snapshot": "Where this run saved the main snapshot (--save-main-snapshot)."}
     for m in (*metrics.CLASSIFICATION_METRICS, *metrics.REGRESSION_METRICS):
         out[m.replace("_", "-")] = f"The `{m}` metric on the test set (when it applies)."
     fair = {"passed": "`true` when every fairness gate passed."}
