@@ -698,7 +698,6 @@ def open_source(path: str | os.PathLike) -> ColumnSource:
 def validate(source: ColumnSource, loaded: LoadedSchema, *,
              progress: Callable[[int], None] | None = None) -> Outcome:
     """Validate every column of ``source`` against ``loaded.schema`` (pandera, lazy)."""
-    import pandas as pd
     import pandera.pandas as pa
 
     schema = loaded.schema
@@ -708,19 +707,7 @@ def validate(source: ColumnSource, loaded: LoadedSchema, *,
         _collect(exc, groups)
 
     # 1. structure: presence, strictness and order, from the column names alone
-    empty = pd.DataFrame({n: pd.Series([], dtype="object") for n in source.names})
-    if len(set(source.names)) != len(source.names):
-        empty = pd.DataFrame(columns=source.names)
-    try:
-        schema.validate(empty, lazy=True, inplace=True)
-    except pa.errors.SchemaErrors as exc:
-        _collect(exc, groups, only=_STRUCTURAL)
-    except pa.errors.SchemaError as exc:
-        if str(getattr(exc, "check", "")) in _STRUCTURAL:
-            collect(exc)
-    except pa.errors.SchemaDefinitionError as exc:
-        raise ConfigError(f"{loaded.file}: invalid pandera schema: {first_line(exc)}",
-                          file=loaded.file) from exc
+    structure(schema, source.names, groups, loaded)
 
     # 2. one column at a time
     plan = _plan(schema, source.names)
@@ -778,6 +765,33 @@ def validate(source: ColumnSource, loaded: LoadedSchema, *,
         g.schema_key = key_for.get(g.column, g.column) if g.column is not None else None
     ordered = sorted(groups.values(), key=lambda g: (_order(g.column, source.names), g.check))
     return Outcome(source.rows, source.names, checked, ordered, source.engine)
+
+
+def structure(schema: Any, names: list[str], groups: dict[tuple, FailureGroup],
+              loaded: LoadedSchema) -> None:
+    """Presence, strictness and order failures, found from the column names alone (both
+    engines: no data is read)."""
+    import pandas as pd
+    import pandera.pandas as pa
+
+    empty = pd.DataFrame({n: pd.Series([], dtype="object") for n in names})
+    if len(set(names)) != len(names):
+        empty = pd.DataFrame(columns=names)
+    try:
+        schema.validate(empty, lazy=True, inplace=True)
+    except pa.errors.SchemaErrors as exc:
+        _collect(exc, groups, only=_STRUCTURAL)
+    except pa.errors.SchemaError as exc:
+        if str(getattr(exc, "check", "")) in _STRUCTURAL:
+            _collect(exc, groups)
+    except pa.errors.SchemaDefinitionError as exc:
+        raise ConfigError(f"{loaded.file}: invalid pandera schema: {first_line(exc)}",
+                          file=loaded.file) from exc
+
+
+def plan(schema: Any, names: list[str]) -> list[tuple[str, Any]]:
+    """(data column, schema column) pairs to validate, regex columns expanded."""
+    return _plan(schema, names)
 
 
 def _cast_only(column: Any) -> Any:
