@@ -62,8 +62,8 @@ class Settings:
 
 
 def parse_conf(conf: Mapping[str, Any] | Iterable[str] | str | None) -> dict[str, str]:
-    """``{"k": v}`` or ``["k=v", ...]`` (the CLI, an env var: one per line or comma) as a
-    dict of strings; a malformed entry is a ConfigError."""
+    """``{"k": v}`` or ``["k=v", ...]`` (the CLI; an env var: one per line) as a dict of
+    strings; a malformed entry is a ConfigError."""
     if not conf:
         return {}
     if isinstance(conf, Mapping):
@@ -75,7 +75,7 @@ def parse_conf(conf: Mapping[str, Any] | Iterable[str] | str | None) -> dict[str
             if isinstance(entry, Mapping):
                 items.extend(entry.items())
                 continue
-            for part in re.split(r"[\n,]", str(entry)):
+            for part in str(entry).split("\n"):
                 part = part.strip()
                 if not part:
                     continue
