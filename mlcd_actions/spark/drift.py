@@ -182,16 +182,15 @@ def _ks(rdf: Any, rx: Any, cdf: Any, cx: Any, n: int, m: int) -> tuple[float, fl
 
     from mlcd_actions import drift
 
-    if n * m <= EXACT_KS_MAX:     # tiny samples: scipy's exact test on the values themselves
-        a = np.sort(np.array([r[0] for r in rdf.select(rx).where(_finite(rx)).collect()],
-                             dtype=np.float64))
-        b = np.sort(np.array([r[0] for r in cdf.select(cx).where(_finite(cx)).collect()],
-                             dtype=np.float64))
-        d = drift._ks_statistic(a, b)
-        return d, drift._ks_pvalue(d, a, b)
     both = (rdf.select(rx.alias("v"), F.lit(1).alias("a"), F.lit(0).alias("b")).where(_finite(rx))
             .unionByName(cdf.select(cx.alias("v"), F.lit(0).alias("a"), F.lit(1).alias("b"))
                          .where(_finite(cx))))
+    if n * m <= EXACT_KS_MAX:     # tiny samples: scipy's exact test on the values themselves
+        rows = both.collect()
+        a = np.sort(np.array([r["v"] for r in rows if r["a"]], dtype=np.float64))
+        b = np.sort(np.array([r["v"] for r in rows if r["b"]], dtype=np.float64))
+        d = drift._ks_statistic(a, b)
+        return d, drift._ks_pvalue(d, a, b)
     per_value = both.groupBy("v").agg(F.sum("a").cast("long").alias("a"),
                                       F.sum("b").cast("long").alias("b"))
     ordered = per_value.orderBy("v").select("a", "b", F.spark_partition_id().alias("p"))

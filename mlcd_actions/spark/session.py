@@ -212,16 +212,22 @@ class Table:
     df: Any = None
     names: list[str] = field(default_factory=list)
     _rows: int | None = None
+    _schema: Any = None
 
     def load(self) -> Any:
         """A fresh scan of the files (a DataFrame straight off the reader)."""
         reader = self.spark.read
         if self.kind == "parquet":
             return reader.parquet(*self.paths)
+        if self._schema is None:        # inferred once (a pass over the text), then reused
+            inferred = self._text_reader(reader).option("inferSchema", "true").load(self.paths)
+            self._schema = _as_pandas_reads(inferred)
+        return self._text_reader(reader).schema(self._schema).load(self.paths)
+
+    def _text_reader(self, reader: Any) -> Any:
         if self.kind == "csv":
-            return reader.option("header", "true").option("inferSchema", "true") \
-                         .option("mode", "PERMISSIVE").csv(self.paths)
-        return reader.json(self.paths)
+            return reader.format("csv").option("header", "true").option("mode", "PERMISSIVE")
+        return reader.format("json")
 
     @property
     def rows(self) -> int:
@@ -250,6 +256,20 @@ class Table:
         return (base.join(F.broadcast(shift), ["__f", "__b"])
                 .select(*[F.col(f"`{c}`") for c in raw.columns],
                         (F.col("__m") + F.col("__s")).alias(ROW)))
+
+
+def _as_pandas_reads(df: Any) -> Any:  # -> StructType
+    """The types a text file gets from pandas, from Spark's inferred ones: integers are
+    int64 and decimals float64 (Spark infers ``int`` for small numbers), and dates or
+    times stay text (pandas parses no dates unless asked)."""
+    from pyspark.sql import types as T
+
+    casts = {"int": T.LongType(), "smallint": T.LongType(), "tinyint": T.LongType(),
+             "float": T.DoubleType(), "date": T.StringType(), "timestamp": T.StringType(),
+             "timestamp_ntz": T.StringType()}
+    fields = [T.StructField(f.name, casts.get(f.dataType.simpleString(), f.dataType), True)
+              for f in df.schema.fields]
+    return T.StructType(fields)
 
 
 def open_table(spark: Any, path: str | os.PathLike, *, what: str = "data") -> Table:

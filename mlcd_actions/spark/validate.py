@@ -285,26 +285,43 @@ def _count(table: Any, plan: list, types: dict[str, str], specs: list[_Spec]) ->
 
 
 def _samples(table: Any, failing: list[_Spec], counts: dict[str, int], groups: dict) -> None:
-    """The first :data:`SAMPLE_ROWS` failing rows of each failing check, in file order."""
+    """The first :data:`SAMPLE_ROWS` failing rows of each failing check, in file order: one
+    job finds the rows of every value check, one more reads their values."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     from mlcd_actions import schemas
     from mlcd_actions.spark.session import ROW
 
     indexed = table.indexed()
+    first: dict[str, list[int]] = {}
+    plain = [s for s in failing if s.fail is not None]
+    if plain:
+        which = F.explode(F.array(*[F.when(s.fail, F.lit(i)) for i, s in enumerate(plain)]))
+        found = (indexed.select(F.col(ROW), which.alias("__k")).where(F.col("__k").isNotNull())
+                 .withColumn("__n", F.row_number().over(Window.partitionBy("__k").orderBy(ROW)))
+                 .where(F.col("__n") <= SAMPLE_ROWS).collect())
+        for r in sorted(found, key=lambda r: r[ROW]):
+            first.setdefault(plain[r["__k"]].key, []).append(int(r[ROW]))
     for s in failing:
-        c = F.col(f"`{s.column}`")
-        if s.check == "field_uniqueness":
+        if s.fail is None:          # duplicated values of a unique column
+            c = F.col(f"`{s.column}`")
             dups = indexed.groupBy(c.alias("__v")).count().where(F.col("count") > 1) \
                           .select(F.col("__v"))
             part = indexed.join(dups, c.eqNullSafe(F.col("__v")), "left_semi")
-        else:
-            part = indexed.where(s.fail)
-        rows = part.select(F.col(ROW), c.alias("__value")).orderBy(ROW).limit(SAMPLE_ROWS)
-        got = rows.collect()
-        values = [schemas._short(_value(r["__value"])) for r in got]
-        schemas._add(groups, s.column, s.check, "Column", counts[s.key],
-                     [int(r[ROW]) for r in got], values, None, "")
+            first[s.key] = [int(r[ROW]) for r in part.select(ROW).orderBy(ROW)
+                            .limit(SAMPLE_ROWS).collect()]
+    wanted = sorted({r for rows in first.values() for r in rows})
+    columns = sorted({s.column for s in failing})
+    values = {}
+    if wanted:
+        for r in indexed.where(F.col(ROW).isin(wanted)).select(
+                F.col(ROW), *[F.col(f"`{c}`") for c in columns]).collect():
+            values[int(r[ROW])] = r
+    for s in failing:
+        rows = first.get(s.key, [])
+        shown = [schemas._short(_value(values[r][s.column])) for r in rows if r in values]
+        schemas._add(groups, s.column, s.check, "Column", counts[s.key], rows, shown, None, "")
 
 
 def _value(value: Any) -> Any:
@@ -329,10 +346,18 @@ def _custom(table: Any, custom: list, groups: dict, loaded: LoadedSchema) -> Non
             raise ConfigError(f"{loaded.file}: column {name!r}: check {label} groups rows; "
                               "--engine spark runs element-wise checks only",
                               file=loaded.file, line=loaded.line_of(name, check.name))
+    from pyspark import cloudpickle
+
     cols = sorted({name for name, _, _ in custom})
+    _ship_schema_modules()
+    payload = cloudpickle.dumps([(name, check) for name, _, check in custom])
     checks = [(name, check) for name, _, check in custom]
 
     def run(batches):
+        # unpickled here, after pandera.pyspark is importable in this worker (see
+        # pandera_pyspark): a check of a DataFrameModel drags pandera's registries along
+        pandera_pyspark()
+        checks = cloudpickle.loads(payload)
         for pdf in batches:
             out = {"k": [], "row": [], "value": []}
             for k, (name, check) in enumerate(checks):
@@ -406,3 +431,16 @@ class SparkEngine:
         from mlcd_actions.spark import drift
 
         return drift.compare(ref.df, cur.df, names=(ref.path, cur.path), **kwargs)
+
+
+def _ship_schema_modules() -> None:
+    """A schema loaded from a ``.py`` file lives in a module the executors cannot import
+    (``_mlcd_schema_<hash>``): its classes and check functions travel by value
+    (cloudpickle) instead of by name."""
+    import sys
+
+    from pyspark import cloudpickle
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("_mlcd_schema_") and module is not None:
+            cloudpickle.register_pickle_by_value(module)
