@@ -2,10 +2,10 @@
 against a per-column policy and the HIPAA / PCI / GDPR rule sets).
 
 Gates (exit 1 when one fails): every ``--threshold`` / ``--min-group-size`` on the bias
-metrics (:mod:`mlcd_actions.bias`), and the policy: a column marked ``forbid`` holding PII,
+metrics (:mod:`mlcd_actions.data.bias`), and the policy: a column marked ``forbid`` holding PII,
 a ``must-be-hashed`` column holding a value that is not a hash, or a kind forbidden by a
 rule set found in a column the policy does not allow. Every value quoted anywhere is
-masked (:func:`mlcd_actions.pii.mask`).
+masked (:func:`mlcd_actions.data.pii.mask`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,17 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from mlcd_actions import bias, pii
-from mlcd_actions.errors import ConfigError, DataError
-from mlcd_actions.gates import FAILED, PASSED, Threshold, parse_thresholds
-from mlcd_actions.results import SEV_ERROR, SEV_NOTICE, SEV_WARNING, Finding, StageResult, Table
+from mlcd_actions.core.errors import ConfigError, DataError
+from mlcd_actions.core.gates import FAILED, PASSED, Threshold, parse_thresholds
+from mlcd_actions.core.results import (
+    SEV_ERROR,
+    SEV_NOTICE,
+    SEV_WARNING,
+    Finding,
+    StageResult,
+    Table,
+)
+from mlcd_actions.data import bias, pii
 
 STAGE = "check-data"
 log = logging.getLogger("mlcd")
@@ -67,9 +74,9 @@ def run(data: str, *, label: str | None = None, sensitive: Iterable[str] = (),
         positive_label: str | None = None, scan_pii: bool = True, engine: str = "pandas",
         spark: Any = None) -> StageResult:
     """Bias and PII checks of ``data``; ``engine="spark"`` runs them as Spark jobs
-    (:mod:`mlcd_actions.spark.checks`; ``spark``: its session settings)."""
-    from mlcd_actions.engines import check_engine
-    from mlcd_actions.tabular import read_table
+    (:mod:`mlcd_actions.data.spark.checks`; ``spark``: its session settings)."""
+    from mlcd_actions.core.engines import check_engine
+    from mlcd_actions.data.tables import read_table
 
     sensitive = [s for s in sensitive if s]
     rules = [r for r in rules if r]
@@ -83,7 +90,7 @@ def run(data: str, *, label: str | None = None, sensitive: Iterable[str] = (),
         raise ConfigError("--threshold/--min-group-size need at least one --sensitive feature")
     policy = pii.load_policy(pii_policy, rules) if scan_pii else pii.Policy()
     if check_engine(engine) == "spark":
-        from mlcd_actions.spark.checks import SparkData
+        from mlcd_actions.data.spark.checks import SparkData
 
         with SparkData.start(data, spark) as frame:
             return _run(frame, data, label, sensitive, policy, gate_specs, positive_label,
@@ -94,8 +101,8 @@ def run(data: str, *, label: str | None = None, sensitive: Iterable[str] = (),
 
 def _run(df, data: str, label: str | None, sensitive: list[str], policy: pii.Policy,
          gate_specs: list[Threshold], positive_label: str | None, scan_pii: bool) -> StageResult:
-    from mlcd_actions.progress import Progress
-    from mlcd_actions.tabular import require_columns
+    from mlcd_actions.core.progress import Progress
+    from mlcd_actions.data.tables import require_columns
 
     if df.rows == 0:
         raise DataError(f"{data}: dataset is empty (0 rows)")

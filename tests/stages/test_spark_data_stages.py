@@ -26,7 +26,7 @@ DATA = Path(__file__).parent.parent / "data"
 def spark():
     """One local session for the module: the stages reuse an active session (and leave it
     running), as under spark-submit; starting one per test costs 15 s or more."""
-    from mlcd_actions.spark import session
+    from mlcd_actions.data.spark import session
 
     spark, started = session.start(session.Settings(
         "local[2]", {"spark.sql.shuffle.partitions": "4"}), "mlcd tests")  # tiny data
