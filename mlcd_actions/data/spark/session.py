@@ -44,7 +44,7 @@ from mlcd_actions.core.errors import ConfigError, DataError, MlcdError, StageFai
 DEFAULT_MASTER = "local[*]"
 ROW = "__mlcd_row"           # the global 0-based row number added by Table.indexed()
 PANDAS_WARNING = "PySpark does not yet fully support pandas"
-_ERROR_RE = re.compile(r"mlcd_actions\.errors\.(DataError|ConfigError|StageFailed): (.+)")
+_ERROR_RE = re.compile(r"mlcd_actions\.(?:core\.)?errors\.(DataError|ConfigError|StageFailed): (.+)")
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 

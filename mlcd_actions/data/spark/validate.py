@@ -64,27 +64,102 @@ def validate(table: Any, loaded: LoadedSchema) -> Outcome:
     from mlcd_actions.data import schemas
 
     schema = loaded.schema
+    _supported(loaded)
     names = table.names
     groups: dict[tuple, FailureGroup] = {}
     schemas.structure(schema, names, groups, loaded)
     plan = schemas.plan(schema, names)
     types = {f.name: f.dataType.simpleString() for f in table.df.schema.fields}
+    view = _View(table, _coercions(plan, types, schema.coerce))
+    types.update({n: t for n, (_, t) in view.casts.items()})
 
-    _dtypes(table, loaded, plan, types, groups)
-    specs = _specs(plan, types, loaded)
-    counts = _count(table, plan, types, specs)
+    _dtypes(view, loaded, plan, types, groups)
+    specs = _coercion_specs(view, plan) + _specs(plan, types, view)
+    counts = _count(view, plan, specs, schema)
     failing = [s for s in specs if counts.get(s.key)]
     if failing:
-        _samples(table, failing, counts, groups)
+        _samples(view, failing, counts, groups)
     custom = [(name, column, check) for name, column in plan for check in column.checks
               if check.name not in BUILTIN]
     if custom:
-        _custom(table, custom, groups, loaded)
+        _custom(view, custom, groups, loaded)
     key_for = {name: str(column.name) for name, column in plan}
     for g in groups.values():
         g.schema_key = key_for.get(g.column, g.column) if g.column is not None else None
     ordered = sorted(groups.values(), key=lambda g: (schemas._order(g.column, names), g.check))
     return Outcome(table.rows, names, [n for n, _ in plan], ordered, "spark")
+
+
+def _supported(loaded: LoadedSchema) -> None:
+    """Schema parts a Spark DataFrame has no counterpart for are refused, never skipped."""
+    schema = loaded.schema
+    if schema.index is not None:
+        raise ConfigError(f"{loaded.file}: the schema checks an index; a Spark DataFrame has "
+                          "none (use --engine pandas, or drop the index from the schema)",
+                          file=loaded.file, line=loaded.line_of(None, "index"))
+    if schema.checks:
+        raise ConfigError(f"{loaded.file}: dataframe-wide checks run on pandas only (use "
+                          "--engine pandas, or move them to columns)", file=loaded.file,
+                          line=loaded.line_of(None, "checks"))
+
+
+class _View:
+    """The table with coerced columns: ``__mlcd_cast_<i>`` beside each original."""
+
+    def __init__(self, table: Any, casts: dict[str, tuple[str, str]]) -> None:
+        self.table = table
+        self.casts = casts                 # column -> (cast column, Spark type)
+        self.raw_types = {f.name: f.dataType.simpleString() for f in table.df.schema.fields}
+        self.names = table.names
+        self.spark = table.spark
+        self.df = self._extend(table.df)
+
+    @property
+    def rows(self) -> int:
+        return self.table.rows
+
+    def _extend(self, df: Any) -> Any:
+        from pyspark.sql import functions as F
+
+        if not self.casts:
+            return df
+        return df.select("*", *[F.expr(f"try_cast(`{n}` AS {t})").alias(c)
+                                for n, (c, t) in self.casts.items()])
+
+    def indexed(self) -> Any:
+        return self._extend(self.table.indexed())
+
+    def col(self, name: str) -> str:
+        """The column the checks read: the coerced one where the schema coerces."""
+        return self.casts[name][0] if name in self.casts else name
+
+
+def _coercions(plan: list, types: dict[str, str], coerce_all: bool) -> dict[str, tuple[str, str]]:
+    casts = {}
+    for i, (name, column) in enumerate(plan):
+        if column.dtype is None or not (column.coerce or coerce_all):
+            continue
+        spark = _SPARK_OF.get(_dtype_name(column.dtype))
+        if spark and types.get(name) not in spark:
+            casts[name] = (f"__mlcd_cast_{i}", spark[0])
+    return casts
+
+
+def _coercion_specs(view: _View, plan: list) -> list[_Spec]:
+    """Values that cannot be coerced to the schema's dtype, as pandas reports them: one
+    ``coerce_dtype(...)`` and one ``dtype(...)`` failure per value."""
+    from pyspark.sql import functions as F
+
+    specs = []
+    for i, (name, column) in enumerate(plan):
+        if name not in view.casts:
+            continue
+        cast = F.col(view.casts[name][0])
+        fail = F.col(f"`{name}`").isNotNull() & cast.isNull()
+        dtype = _dtype_name(column.dtype)
+        specs.append(_Spec(f"k{i}", name, f"coerce_dtype('{dtype}')", fail))
+        specs.append(_Spec(f"d{i}", name, f"dtype('{dtype}')", fail))
+    return specs
 
 
 # --------------------------------------------------------------------------- dtypes
@@ -157,8 +232,10 @@ def _dtype_name(dtype: Any) -> str:
 
 def _dtypes(table: Any, loaded: LoadedSchema, plan: list, types: dict[str, str],
             groups: dict) -> None:
-    """Wrong column types, found by pandera's PySpark backend (schema level only)."""
+    """Wrong column types, found by pandera's PySpark backend (schema level only); a
+    coerced column is checked as coerced (its failures are counted per value)."""
     from pandera.config import ValidationDepth, config_context
+    from pyspark.sql import functions as F
 
     from mlcd_actions.data import schemas
 
@@ -166,8 +243,9 @@ def _dtypes(table: Any, loaded: LoadedSchema, plan: list, types: dict[str, str],
     if not pyspark_schema.columns:
         return
     present = [n for n in pyspark_schema.columns if n in table.names]
+    frame = table.df.select(*[F.col(table.col(n)).alias(n) for n in present])
     with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
-        out = pyspark_schema.validate(table.df.select(*[f"`{n}`" for n in present]), lazy=True)
+        out = pyspark_schema.validate(frame, lazy=True)
     errors = (getattr(out, "pandera", None) and out.pandera.errors) or {}
     for reason, items in errors.get("SCHEMA", {}).items():
         if reason != "WRONG_DATATYPE":
@@ -185,20 +263,25 @@ def _dtypes(table: Any, loaded: LoadedSchema, plan: list, types: dict[str, str],
 class _Spec:
     """One countable condition: ``fail`` is a Spark column true on each failing row."""
 
-    def __init__(self, key: str, column: str, check: str, fail: Any) -> None:
+    def __init__(self, key: str, column: str, check: str, fail: Any,
+                 together: list[str] | None = None) -> None:
         self.key, self.column, self.check, self.fail = key, column, check, fail
+        self.together = together or [column]     # uniqueness: the columns that must be
 
 
-def _specs(plan: list, types: dict[str, str], loaded: LoadedSchema) -> list[_Spec]:
+def _specs(plan: list, types: dict[str, str], view: _View) -> list[_Spec]:
     from pyspark.sql import functions as F
 
     specs: list[_Spec] = []
     for i, (name, column) in enumerate(plan):
-        c = F.col(f"`{name}`")
+        c = F.col(f"`{view.col(name)}`")
         kind = types.get(name, "")
         missing = c.isNull() | F.isnan(c) if kind in _FLOATS else c.isNull()
-        if not column.nullable:
-            specs.append(_Spec(f"n{i}", name, "not_nullable", missing))
+        if not column.nullable:      # a value that failed coercion is not a null
+            raw = F.col(f"`{name}`")
+            null = missing if name not in view.casts else raw.isNull() | (
+                F.isnan(raw) if view.raw_types.get(name) in _FLOATS else F.lit(False))
+            specs.append(_Spec(f"n{i}", name, "not_nullable", null))
         for j, check in enumerate(column.checks):
             if check.name not in BUILTIN:
                 continue
@@ -263,24 +346,28 @@ def _java_regex(pattern: Any) -> str:
     return re.sub(r"\(\?P<", "(?<", text)
 
 
-def _count(table: Any, plan: list, types: dict[str, str], specs: list[_Spec]) -> dict[str, int]:
+def _count(view: _View, plan: list, specs: list[_Spec], schema: Any) -> dict[str, int]:
     """Failing rows of every condition, plus duplicated values of unique columns."""
     from pyspark.sql import functions as F
 
     counts: dict[str, int] = {}
     if specs:
         aggs = [F.sum(F.when(s.fail, 1).otherwise(0)).alias(s.key) for s in specs]
-        row = table.df.agg(*aggs).collect()[0]
+        row = view.df.agg(*aggs).collect()[0]
         counts.update({s.key: int(row[s.key] or 0) for s in specs})
-    for i, (name, column) in enumerate(plan):
-        if column.unique:
-            c = F.col(f"`{name}`")
-            dup = (table.df.groupBy(c.alias("v")).count().where(F.col("count") > 1)
-                   .agg(F.sum("count").alias("n")).collect()[0]["n"])
-            if dup:
-                key = f"u{i}"
-                counts[key] = int(dup)
-                specs.append(_Spec(key, name, "field_uniqueness", None))
+    uniques = [(f"u{i}", [name], "field_uniqueness") for i, (name, column) in enumerate(plan)
+               if column.unique]
+    together = [schema.unique] if isinstance(schema.unique, str) else list(schema.unique or ())
+    if together and all(c in view.names for c in together):
+        uniques.append(("m", together, "multiple_fields_uniqueness"))
+    for key, columns, check in uniques:
+        cols = [F.col(f"`{view.col(c)}`") for c in columns]
+        dup = (view.df.groupBy(*cols).count().where(F.col("count") > 1)
+               .agg(F.sum("count").alias("n")).collect()[0]["n"])
+        if dup:
+            for j, c in enumerate(columns):
+                counts[f"{key}_{j}"] = int(dup)
+                specs.append(_Spec(f"{key}_{j}", c, check, None, together=columns))
     return counts
 
 
@@ -303,14 +390,23 @@ def _samples(table: Any, failing: list[_Spec], counts: dict[str, int], groups: d
                  .where(F.col("__n") <= SAMPLE_ROWS).collect())
         for r in sorted(found, key=lambda r: r[ROW]):
             first.setdefault(plain[r["__k"]].key, []).append(int(r[ROW]))
+    done: dict[tuple, list[int]] = {}
     for s in failing:
-        if s.fail is None:          # duplicated values of a unique column
-            c = F.col(f"`{s.column}`")
-            dups = indexed.groupBy(c.alias("__v")).count().where(F.col("count") > 1) \
-                          .select(F.col("__v"))
-            part = indexed.join(dups, c.eqNullSafe(F.col("__v")), "left_semi")
-            first[s.key] = [int(r[ROW]) for r in part.select(ROW).orderBy(ROW)
-                            .limit(SAMPLE_ROWS).collect()]
+        if s.fail is None:          # duplicated values of a unique column (or columns)
+            key = tuple(s.together)
+            if key not in done:
+                cols = [F.col(f"`{table.col(c)}`") for c in s.together]
+                names = [f"__v{j}" for j in range(len(cols))]
+                dups = indexed.groupBy(*[c.alias(n) for c, n in zip(cols, names, strict=True)]) \
+                              .count().where(F.col("count") > 1).drop("count")
+                cond = None
+                for c, n in zip(cols, names, strict=True):
+                    eq = c.eqNullSafe(dups[n])
+                    cond = eq if cond is None else cond & eq
+                part = indexed.join(dups, cond, "left_semi")
+                done[key] = [int(r[ROW]) for r in part.select(ROW).orderBy(ROW)
+                             .limit(SAMPLE_ROWS).collect()]
+            first[s.key] = done[key]
     wanted = sorted({r for rows in first.values() for r in rows})
     columns = sorted({s.column for s in failing})
     values = {}
@@ -375,7 +471,8 @@ def _custom(table: Any, custom: list, groups: dict, loaded: LoadedSchema) -> Non
                 out["value"].extend(str(v) for v in series.loc[idx].tolist())
             yield pd.DataFrame(out)
 
-    failures = (table.indexed().select(*[F.col(f"`{c}`") for c in cols], F.col(ROW))
+    failures = (table.indexed().select(*[F.col(f"`{table.col(c)}`").alias(c) for c in cols],
+                                       F.col(ROW))
                 .mapInPandas(run, "k int, row long, value string"))
     n_of = {r["k"]: int(r["n"]) for r in
             failures.groupBy("k").agg(F.count(F.lit(1)).alias("n")).collect()}
