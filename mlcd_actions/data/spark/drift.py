@@ -160,6 +160,20 @@ def _numeric(ref: Any, cur: Any, columns: list[str], bins: int,
 
     from mlcd_actions.data import drift
 
+    # tiny samples (n*m <= EXACT_KS_MAX): scipy's exact test on the values, all such
+    # columns collected in one job per side
+    tiny = [c for c in active if out[c].ref_count * out[c].cur_count <= EXACT_KS_MAX]
+    small: list[dict[str, np.ndarray]] = [{}, {}]
+    for side, (df, values) in enumerate(((rdf, rvals), (cdf, cvals))):
+        if tiny:
+            keep = F.lit(False)
+            for c in tiny:
+                keep = keep | _finite(values[c])
+            got = df.where(keep).select(*[values[c].alias(f"t{k}")
+                                          for k, c in enumerate(tiny)]).collect()
+            for k, c in enumerate(tiny):
+                x = np.array([r[f"t{k}"] for r in got if r[f"t{k}"] is not None], dtype=np.float64)
+                small[side][c] = np.sort(x[np.isfinite(x)])
     for i, c in enumerate(columns):
         if c not in active:
             continue
@@ -168,14 +182,20 @@ def _numeric(ref: Any, cur: Any, columns: list[str], bins: int,
         cc = np.array([counts[1][f"b{i}_{b}"] for b in range(len(edges) + 1)], dtype=np.float64)
         p, q = rc / d.ref_count, cc / d.cur_count
         d.psi = drift._psi(p, q)
-        d.ks, d.ks_pvalue = _ks(rdf, rvals[c], cdf, cvals[c], d.ref_count, d.cur_count)
+        if c in small[0]:
+            a, b = small[0][c], small[1][c]
+            d.ks = drift._ks_statistic(a, b)
+            d.ks_pvalue = drift._ks_pvalue(d.ks, a, b)
+        else:
+            d.ks, d.ks_pvalue = _ks(rdf, rvals[c], cdf, cvals[c], d.ref_count, d.cur_count)
         d.bin_labels = drift.bin_labels(edges, float(rs[f"hi{i}"]))
         d.ref_hist, d.cur_hist = p.tolist(), q.tolist()
     return out
 
 
 def _ks(rdf: Any, rx: Any, cdf: Any, cx: Any, n: int, m: int) -> tuple[float, float]:
-    """The two-sample KS statistic (exact) and its p-value, as the pandas engine has them."""
+    """The two-sample KS statistic (exact, from a distributed sort) and its p-value, as the
+    pandas engine has them (past EXACT_KS_MAX the p-value needs the sizes only)."""
     import numpy as np
     import pandas as pd
     from pyspark.sql import functions as F
@@ -185,12 +205,6 @@ def _ks(rdf: Any, rx: Any, cdf: Any, cx: Any, n: int, m: int) -> tuple[float, fl
     both = (rdf.select(rx.alias("v"), F.lit(1).alias("a"), F.lit(0).alias("b")).where(_finite(rx))
             .unionByName(cdf.select(cx.alias("v"), F.lit(0).alias("a"), F.lit(1).alias("b"))
                          .where(_finite(cx))))
-    if n * m <= EXACT_KS_MAX:     # tiny samples: scipy's exact test on the values themselves
-        rows = both.collect()
-        a = np.sort(np.array([r["v"] for r in rows if r["a"]], dtype=np.float64))
-        b = np.sort(np.array([r["v"] for r in rows if r["b"]], dtype=np.float64))
-        d = drift._ks_statistic(a, b)
-        return d, drift._ks_pvalue(d, a, b)
     per_value = both.groupBy("v").agg(F.sum("a").cast("long").alias("a"),
                                       F.sum("b").cast("long").alias("b"))
     ordered = per_value.orderBy("v").select("a", "b", F.spark_partition_id().alias("p"))
