@@ -127,7 +127,11 @@ def start(settings: Settings | None, app: str, *,
                 builder = builder.config("spark.driver.host", "127.0.0.1") \
                                  .config("spark.driver.bindAddress", "127.0.0.1")
         builder = builder.appName(app).config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        for key, value in {**(extra or {}), **settings.conf}.items():
+        # the driver's Python reads results over a local socket that Spark closes after
+        # 15 s by default: too short on a busy CI runner (then "Connection reset by peer")
+        defaults = {} if master.startswith("sc://") else {
+            "spark.python.authenticate.socketTimeout": "120s"}
+        for key, value in {**defaults, **(extra or {}), **settings.conf}.items():
             builder = builder.config(key, value)
         try:
             spark = builder.getOrCreate()
