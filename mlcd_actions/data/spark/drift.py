@@ -29,6 +29,8 @@ from mlcd_actions.core.errors import DataError
 from mlcd_actions.data.drift import EXACT_KS_MAX, NUMERIC, ColumnDrift
 
 ACCURACY = 100_000
+KS_ROWS_PER_PARTITION = 4_000_000   # values per range partition of the exact KS sort
+KS_MAX_PARTITIONS = 256
 _NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double")
 
 
@@ -207,7 +209,11 @@ def _ks(rdf: Any, rx: Any, cdf: Any, cx: Any, n: int, m: int) -> tuple[float, fl
                          .where(_finite(cx))))
     per_value = both.groupBy("v").agg(F.sum("a").cast("long").alias("a"),
                                       F.sum("b").cast("long").alias("b"))
-    ordered = per_value.orderBy("v").select("a", "b", F.spark_partition_id().alias("p"))
+    # range partitions in value order, each sorted: a few large ones (Python sees each
+    # partition once), not spark.sql.shuffle.partitions small ones
+    parts = max(1, min(KS_MAX_PARTITIONS, (n + m) // KS_ROWS_PER_PARTITION + 1))
+    ordered = (per_value.repartitionByRange(parts, "v").sortWithinPartitions("v")
+               .select("a", "b", F.spark_partition_id().alias("p")))
 
     def prefix(batches):
         sa = sb = 0
