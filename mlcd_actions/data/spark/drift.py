@@ -149,7 +149,7 @@ def _numeric(ref: Any, cur: Any, columns: list[str], bins: int,
             continue
         lo, hi = float(rs[f"lo{i}"]), float(rs[f"hi{i}"])
         inner = np.asarray(qrow[f"q{i}"], dtype=np.float64)
-        edges = np.unique(np.concatenate(([lo], inner, [np.nextafter(hi, np.inf)])))
+        edges = np.unique(np.concatenate(([lo], inner, [np.nextafter(hi, np.inf)]))) + 0.0
         edges_of[c] = edges
         for values, agg in ((rvals, bin_aggs[0]), (cvals, bin_aggs[1])):
             x = values[c]

@@ -9,7 +9,7 @@ annotations on schema lines are those of the pandas engine.
 How each part is checked:
 
 * **structure** (a required column missing, an extra column under ``strict``, order) —
-  from the column names, with the pandas engine's code (:func:`mlcd_actions.data.schemas.structure`);
+  from the column names, with the pandas engine's code (:func:`mlcd_actions.data.schemas.validate.structure`);
 * **dtypes** — pandera's PySpark backend (``pandera.pyspark``): the schema is translated
   (:func:`to_pyspark`: ``int64`` -> ``LongType``, ``float64`` -> ``DoubleType``, ``str`` ->
   ``StringType``...) and validated at ``SCHEMA_ONLY`` depth, which reads no data;
@@ -61,13 +61,13 @@ BUILTIN = {"equal_to", "not_equal_to", "greater_than", "greater_than_or_equal_to
 
 def validate(table: Any, loaded: LoadedSchema) -> Outcome:
     """Validate ``table`` (:class:`mlcd_actions.data.spark.session.Table`) against ``loaded``."""
-    from mlcd_actions.data import schemas
+    from mlcd_actions.data.schemas import validate as schemas
 
     schema = loaded.schema
     _supported(loaded)
     names = table.names
     groups: dict[tuple, FailureGroup] = {}
-    schemas.structure(schema, names, groups, loaded)
+    schemas.structure(table, loaded, groups)
     plan = schemas.plan(schema, names)
     types = {f.name: f.dataType.simpleString() for f in table.df.schema.fields}
     view = _View(table, _coercions(plan, types, schema.coerce))
@@ -220,7 +220,7 @@ def pandera_pyspark() -> Any:
 
 
 def schemas_plan(loaded: LoadedSchema, names: list[str]) -> list[tuple[str, Any]]:
-    from mlcd_actions.data import schemas
+    from mlcd_actions.data.schemas import validate as schemas
 
     return schemas.plan(loaded.schema, names)
 
@@ -237,7 +237,7 @@ def _dtypes(table: Any, loaded: LoadedSchema, plan: list, types: dict[str, str],
     from pandera.config import ValidationDepth, config_context
     from pyspark.sql import functions as F
 
-    from mlcd_actions.data import schemas
+    from mlcd_actions.data.schemas import validate as schemas
 
     pyspark_schema = to_pyspark(loaded, table.names, types)
     if not pyspark_schema.columns:
@@ -377,7 +377,7 @@ def _samples(table: Any, failing: list[_Spec], counts: dict[str, int], groups: d
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from mlcd_actions.data import schemas
+    from mlcd_actions.data.schemas import validate as schemas
     from mlcd_actions.data.spark.session import ROW
 
     indexed = table.indexed()
@@ -433,7 +433,7 @@ def _custom(table: Any, custom: list, groups: dict, loaded: LoadedSchema) -> Non
     import pandas as pd
     from pyspark.sql import functions as F
 
-    from mlcd_actions.data import schemas
+    from mlcd_actions.data.schemas import validate as schemas
     from mlcd_actions.data.spark.session import ROW
 
     labels = [str(check.error or check.name) for _, _, check in custom]
