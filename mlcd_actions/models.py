@@ -104,6 +104,17 @@ class LoadedModel:
         """The directory holding the model files (a download, or the user's own path)."""
         return self._model_dir
 
+    def report_lineage(self) -> dict[str, str]:
+        """The ``lineage`` of a report about this model: its lineage ``id`` (from the
+        ``mlcd`` metadata ``mlcd train`` writes), ``model_uri``, ``run_id`` and registry
+        name/version when known. ``register`` applies a report only when its ``run_id`` and
+        ``id`` are those of the model being registered."""
+        meta = self.metadata.get("mlcd") if isinstance(self.metadata.get("mlcd"), dict) else {}
+        pairs = (("id", meta.get("lineage_id")), ("model_uri", self.uri),
+                 ("run_id", self.run_id), ("model_name", self.name),
+                 ("model_version", self.version))
+        return {k: str(v) for k, v in pairs if v}
+
     @property
     def has_proba(self) -> bool:
         return self.flavor == "sklearn" and hasattr(self._impl, "predict_proba")
