@@ -592,16 +592,16 @@ def _show(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def non_finite_columns(df: pd.DataFrame) -> list[tuple[str, int, int]]:
-    """``[(column, count, first_row)]`` for columns holding NaN/None or ±inf
-    (``first_row`` 0-based; messages say ``data row first_row + 1``)."""
+def non_finite_columns(df: pd.DataFrame, *, missing: bool = True) -> list[tuple[str, int, int]]:
+    """``[(column, count, first_row)]`` for columns holding NaN/None (unless ``missing`` is
+    False) or ±inf (``first_row`` 0-based; messages say ``data row first_row + 1``)."""
     import numpy as np
     import pandas as pd
 
     out = []
     for col in df.columns:
         s = df[col]
-        bad = s.isna().to_numpy()
+        bad = s.isna().to_numpy() if missing else np.zeros(len(s), dtype=bool)
         if pd.api.types.is_float_dtype(s.dtype):
             bad = bad | np.isinf(s.to_numpy(dtype=float, na_value=np.nan))
         count = int(bad.sum())

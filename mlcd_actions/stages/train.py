@@ -132,6 +132,20 @@ def _check_label(df, label: str, path: str, task: str | None) -> None:
                             f"value(s), first at row {int(bad.nonzero()[0][0])}", file=path)
 
 
+def _check_finite_features(features, path: str, estimator: str) -> None:
+    """The built-in estimators impute missing values but cannot fit ±inf: name the column
+    and row (exit 2), as ``predict`` and ``evaluate`` do, before any run starts."""
+    from mlcd_actions.models import non_finite_columns
+
+    bad = non_finite_columns(features, missing=False)
+    if bad:
+        col, count, row = bad[0]
+        more = f" (+{len(bad) - 1} more columns)" if len(bad) > 1 else ""
+        raise DataError(f"{path}: feature column {col!r} has {count} infinite value(s), first "
+                        f"at data row {row + 1}{more}; the built-in {estimator} cannot fit "
+                        "them (replace or drop them in prepare)", file=path)
+
+
 # ---------------------------------------------------------------- MLflow helpers
 
 class _Tracker:
@@ -391,6 +405,9 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
                             f"missing from the test data", file=str(test))
     if mode == "builtin":
         estimator = estimators.resolve(estimator, task)
+        for path, frame in ((train, train_df), (test, test_df)):
+            if frame is not None:
+                _check_finite_features(frame.drop(columns=[label]), str(path), estimator)
     params = _load_params(params_file)
     user_params = dict(params)
     params = {**params, "label": label, "task": task}
@@ -605,6 +622,13 @@ def _run(result: StageResult, tracker: _Tracker, lineage: Lineage, job: _Job, *,
     outcome = job.child.wait(timeout=timeout, interval=log_interval, on_tick=tick,
                              since=job.attached_at)
     warm.join()
+    error_file = out_dir / "error.json"
+    if outcome.returncode and error_file.is_file():  # the logs keep the traceback
+        with contextlib.suppress(OSError, ValueError), open(log_path, "a", encoding="utf-8") as fh:
+            full = json.loads(error_file.read_text(encoding="utf-8")).get("full_traceback")
+            if full:
+                fh.write(full)
+                log.error("mlcd train: the training raised\n%s", secrets.mask(full))
     tick(outcome.seconds)
     result.metrics["train_seconds"] = round(outcome.seconds, 3)
     result.artifacts.append(f"runs:/{run_id}/{LOG_ARTIFACT_DIR}/{log_path.name}")
@@ -616,9 +640,14 @@ def _run(result: StageResult, tracker: _Tracker, lineage: Lineage, job: _Job, *,
         return
     if outcome.returncode != 0:
         result.status = FAILED
-        error_file = out_dir / "error.json"
         if error_file.is_file():
             err = json.loads(error_file.read_text(encoding="utf-8"))
+            kind = err.get("kind", "raised")
+            if kind == "usage":
+                raise ConfigError(err["message"])
+            if kind == "contract":
+                result.reason = err["message"]
+                return
             where = entrypoint or estimator
             result.reason = f"{where} raised {err['type']}: {err['message']}"
             result.markdown.append(_failure_md("Traceback (last lines)", err["traceback"]))
