@@ -60,7 +60,8 @@ class S3Source(Source):
             from botocore.config import Config
         except ModuleNotFoundError as exc:
             raise ConfigError("s3:// sources need boto3: pip install 'mlcd-actions[s3]'") from exc
-        config = Config(connect_timeout=self.timeout, read_timeout=self.timeout,
+        config = Config(connect_timeout=self.attempt_timeout(),
+                        read_timeout=self.attempt_timeout(),
                         retries={"total_max_attempts": self.retries + 1, "mode": "standard"})
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         try:
