@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from mlcd_actions import secrets
-from mlcd_actions.errors import EXIT_FAILED, MlcdError
+from mlcd_actions.errors import EXIT_FAILED, EXIT_INTERRUPTED, MlcdError
 from mlcd_actions.report import DEFAULT_DIR, now_iso
 from mlcd_actions.results import ERROR, FAILED, Finding, StageResult
 
@@ -88,6 +88,10 @@ def execute(stage: str, fn: Callable[[], StageResult], report_dir: str | os.Path
         if exc.file:
             result.findings.append(Finding(exc.one_line(), file=exc.file, line=exc.line,
                                            title=f"mlcd {stage}"))
+    except KeyboardInterrupt:  # SIGINT: the stage stops; its verdict still gets printed
+        log.error("mlcd %s: interrupted\n%s", stage, traceback.format_exc())
+        result = StageResult(stage, status=ERROR, exit_code=EXIT_INTERRUPTED,
+                             reason=f"interrupted (SIGINT) after {time.monotonic() - t0:.1f}s")
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         log.error("mlcd %s: unexpected error\n%s", stage, secrets.mask(traceback.format_exc()))
         first = (str(exc).strip().splitlines() or [""])[0]
