@@ -57,6 +57,14 @@ _VERSION_RE = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>[^/]+)/?$")
 _RUN_RE = re.compile(r"^runs:/(?P<run_id>[^/]+)(/(?P<path>.*))?$")
 
 
+#: Predictions of the same rows computed in different batches (``predict``'s chunks and
+#: files, ``serve``'s micro-batches, the numeric fast path, Spark partitions) agree within
+#: this relative and absolute tolerance: BLAS kernels may round the last bits differently
+#: by CPU and batch shape. Class labels are equal. (docs/stages/predict.md, "Exactness")
+BATCH_RTOL = 1e-9
+BATCH_ATOL = 1e-12
+
+
 @dataclass
 class LoadedModel:
     """A model ready to predict, with what is known about it.
