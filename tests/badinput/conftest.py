@@ -60,9 +60,10 @@ def files(root: Path, skip_stage: str | None = None) -> dict[str, bytes]:
     out = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if not path.is_file() or rel.startswith((".mlcd/logs/", ".dvc/tmp/")):
+        if not path.is_file() or rel.startswith(".dvc/tmp/") or rel.endswith("logs/mlcd.log"):
             continue
-        if skip_stage and rel.startswith(f".mlcd/reports/{skip_stage}"):
+        if skip_stage and "reports/" in rel and path.name.startswith(
+                (f"{skip_stage}.", f"{skip_stage}-")):
             continue
         out[rel] = path.read_bytes()
     return out
@@ -104,6 +105,9 @@ def write_bad_inputs(root: Path) -> None:
     inf.loc[4, "income"] = np.inf
     inf.loc[9, "debt"] = np.nan
     inf.to_parquet(root / "naninf.parquet")
+    (root / "broken-reports").mkdir()
+    (root / "broken-reports" / "evaluate.json").write_text('{"schema": "mlcd.report/v1", '
+                                                           '"stage": "evaluate", "status": ')
     (root / "bad_model.py").write_text(
         "def broken(train_df, params):\n"
         "    raise ValueError('cannot train: column income looks wrong')\n\n"

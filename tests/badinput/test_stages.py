@@ -184,6 +184,20 @@ CASES = [
                           *MON], 1, ["drift", "debt"]),
     ("monitor unicode", ["monitor", "--reference", "good.csv", "--current", "unicode.csv",
                          "--threshold", "psi<=10", "--threshold", "js<=1"], 0, []),
+    # ---- serve, build-app, deploy, report
+    ("serve missing model", ["serve", "--model-uri", "no-model"], 2, ["no-model"]),
+    ("build-app missing model", ["build-app", "--model-uri", "no-model", "--tag",
+                                 "mlcd-badinput:1"], 2, ["no-model"]),
+    ("deploy registry down", ["deploy", "--environment", "badinput", "--target", "local",
+                              "--model-uri", "models:/x@candidate", "--tracking-uri",
+                              "{DOWN}"], 3, ["{DOWN}"]),
+    ("report malformed report", ["report", "--report-dir", "broken-reports"], 2,
+     ["broken-reports/evaluate.json", "not a readable JSON report"]),
+    ("check-data missing policy", ["check-data", "good.csv", "--label", "approved",
+                                   "--pii-policy", "missing.yaml"], 2, ["missing.yaml"]),
+    ("version-data remote unwritable", ["version-data", "prepared/train.parquet",
+                                        "--remote", "/proc/no-such/remote"], 3,
+     ["/proc/no-such/remote"]),
     # ---- smoke-test
     ("smoke-test service down", ["smoke-test", "--url", "http://127.0.0.1:{PORT}",
                                  "--timeout", "1"], 1, ["127.0.0.1:{PORT}/health"]),
@@ -207,8 +221,9 @@ def test_bad_input(workspace, monkeypatch, args, code, words):
             text = text.replace(key, value)
         return text
 
-    stage = args[0] if args[0] != "schema" else "schema"
-    before_files = files(root, skip_stage=stage)
+    stage = args[0]
+    report = "schema-infer" if stage == "schema" else stage
+    before_files = files(root, skip_stage=report)
     before_registry = registry(uri)
     r = cli(*[fill(a) for a in args], env=DOWN_ENV)
     assert r.code == code, r
@@ -218,8 +233,8 @@ def test_bad_input(workspace, monkeypatch, args, code, words):
         assert fill(word) in r.verdict, (fill(word), r)
     assert "Traceback" not in r.output, r
     if code:
-        assert files(root, skip_stage=stage) == before_files
+        assert files(root, skip_stage=report) == before_files
     else:  # a stage that passes may write its own outputs, never touch the others'
-        after = files(root, skip_stage=stage)
+        after = files(root, skip_stage=report)
         assert {k: v for k, v in after.items() if k in before_files} == before_files
     assert registry(uri) == before_registry
