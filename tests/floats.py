@@ -4,7 +4,7 @@ The same rows predicted in another batch (predict's chunks and files, serve's
 micro-batches, the numeric fast path, Spark partitions) may differ in the last bits:
 BLAS kernels round differently by CPU and batch shape. Every test that compares such
 answers uses these helpers, with the tolerance the docs state
-(``mlcd_actions.models.BATCH_RTOL`` / ``BATCH_ATOL``); values that are not floats (class
+(``mlcd_actions.models.loading.BATCH_RTOL`` / ``BATCH_ATOL``); values that are not floats (class
 labels, ids) must be equal.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlcd_actions.models import BATCH_ATOL, BATCH_RTOL
+from mlcd_actions.models.loading import BATCH_ATOL, BATCH_RTOL
 
 
 def assert_batch_equal(got, want) -> None:

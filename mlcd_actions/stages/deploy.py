@@ -14,7 +14,9 @@ import logging
 import re
 from typing import Any
 
-from mlcd_actions import promotion
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.results import StageResult
+from mlcd_actions.delivery import promotion
 from mlcd_actions.deploy import get_target
 from mlcd_actions.deploy.base import (
     STATE_DIR,
@@ -24,8 +26,6 @@ from mlcd_actions.deploy.base import (
     load_state,
     save_state,
 )
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.results import StageResult
 
 log = logging.getLogger("mlcd")
 _VERSION_RE = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)/?$")
@@ -53,7 +53,7 @@ def _image_identity(target_name: str, image: str | None, options: dict[str, Any]
     """(model name, version, lineage id, digest) from the image labels, for container targets."""
     if not image or target_name != "docker":
         return None, None, None, None
-    from mlcd_actions import images
+    from mlcd_actions.delivery import images
 
     img = images.find_image(images.client(options.get("docker_host")), image)
     if img is None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlcd_actions import promotion
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.results import StageResult
+from mlcd_actions.delivery import promotion
 from mlcd_actions.deploy.base import STATE_DIR, Deployment, load_state
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.results import StageResult
 from mlcd_actions.stages import deploy as deploy_stage
 
 

@@ -43,8 +43,8 @@ class Run:
 
 def cli(*args, env: dict[str, str] | None = None) -> Run:
     """``mlcd ARGS`` in process (the terminal is CliRunner's)."""
-    from mlcd_actions import secrets
     from mlcd_actions.cli import main
+    from mlcd_actions.core import secrets
 
     holder = {}
     with CliRunner().isolation(env=env) as (out, err, *_):

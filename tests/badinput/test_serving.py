@@ -13,11 +13,11 @@ import json
 
 import pytest
 
-from mlcd_actions import models
-from mlcd_actions.serving.app import Settings, create_app
-from mlcd_actions.serving.spec import ModelSpec
-from tests.serving import fixtures
-from tests.serving.test_app import call
+from mlcd_actions.delivery.serving.app import Settings, create_app
+from mlcd_actions.delivery.serving.spec import ModelSpec
+from mlcd_actions.models import loading as models
+from tests.delivery.serving import fixtures
+from tests.delivery.serving.test_app import call
 
 SENTINEL = "S3CR3T-PAYLOAD-<script>alert(1)</script>"
 LIMIT = 4000

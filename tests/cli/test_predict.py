@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
+from tests.delivery.serving import fixtures
 from tests.floats import assert_batch_equal
-from tests.serving import fixtures
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import signal
 
 import pytest
 
+from tests.delivery.serving import fixtures
 from tests.floats import assert_batch_equal
 from tests.services import free_port
-from tests.serving import fixtures
 
 
 @pytest.fixture(scope="module")

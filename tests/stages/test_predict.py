@@ -6,10 +6,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from mlcd_actions.errors import ConfigError, DataError, StageFailed
+from mlcd_actions.core.errors import ConfigError, DataError, StageFailed
 from mlcd_actions.stages import predict
+from tests.delivery.serving import fixtures
 from tests.floats import assert_batch_equal, assert_batch_frame_equal
-from tests.serving import fixtures
 
 
 @pytest.fixture(scope="module")
