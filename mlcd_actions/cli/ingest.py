@@ -41,11 +41,16 @@ Exit codes: 0 ingested; 2 missing, malformed or empty input (no rows), bad URI;
 @click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds the whole source may take, every attempt, retry and the "
                    "download included (exit 3 after) [default: 60].")
+@click.option("--allow-outside-workspace", is_flag=True, default=False,
+              help="Local sources in CI: read files outside the job's workspace "
+                   "(GITHUB_WORKSPACE / CI_PROJECT_DIR), refused by default.")
 @click.option("--header", "header", multiple=True, type=_Header(),
               help="HTTP sources: an extra request header 'Name: value', repeatable "
                    "(credentials are masked; in the env var, one header per line).")
-def cmd(source_uri, out, format, query, endpoint_url, timeout, retries, deadline, header):
+def cmd(source_uri, out, format, query, endpoint_url, timeout, retries, deadline,
+        allow_outside_workspace, header):
     from mlcd_actions.stages import ingest
 
     return ingest.run(source_uri, out, format=format, query=query, endpoint_url=endpoint_url,
-                      timeout=timeout, retries=retries, deadline=deadline, headers=header)
+                      timeout=timeout, retries=retries, deadline=deadline, headers=header,
+                      allow_outside_workspace=allow_outside_workspace)

@@ -78,7 +78,7 @@ def run(source_uri: str, out: str | os.PathLike, *, format: str | None = None,
         query: str | None = None, endpoint_url: str | None = None,
         timeout: float | None = None, retries: int | None = None,
         headers: Iterable[str] = (), progress: bool = True,
-        deadline: float | None = None) -> StageResult:
+        deadline: float | None = None, allow_outside_workspace: bool = False) -> StageResult:
     """Ingest ``source_uri`` into ``out/data.parquet`` + ``out/manifest.json``."""
     from mlcd_actions.core.reporting import now_iso
     from mlcd_actions.sources import registry
@@ -86,7 +86,9 @@ def run(source_uri: str, out: str | os.PathLike, *, format: str | None = None,
     source_uri = (source_uri or "").strip()
     cls = registry.for_uri(source_uri)
     options = {k: v for k, v in {"format": format, "query": query, "endpoint_url": endpoint_url,
-                                 "headers": tuple(headers or ())}.items()
+                                 "headers": tuple(headers or ()),
+                                 "allow_outside_workspace": allow_outside_workspace or None
+                                 }.items()
                if v not in (None, "", ())}
     adapter = cls(timeout=timeout, retries=retries, progress=progress, deadline=deadline,
                   **options)
