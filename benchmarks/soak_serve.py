@@ -146,8 +146,9 @@ def report(name: str, load: Load, rss: dict, minutes: float) -> dict:
     print(f"\n== {name}: {minutes:g} min at concurrency {load.concurrency}")
     print(f"{'minute':>6} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     per_minute: dict[int, list] = {}
+    last = max(0, int(minutes * 60 - 1e-9) // 60)  # answers landing after the end count last
     for sec, ms, ok in load.records:
-        per_minute.setdefault(int(sec // 60), []).append((ms, ok))
+        per_minute.setdefault(min(int(sec // 60), last), []).append((ms, ok))
     rows = []
     for minute in sorted(per_minute):
         items = per_minute[minute]

@@ -24,6 +24,7 @@ from mlcd_actions.deploy.base import (
     DeploySpec,
     cleanup_on_error,
     load_state,
+    locked,
     save_state,
 )
 
@@ -63,6 +64,7 @@ def _image_identity(target_name: str, image: str | None, options: dict[str, Any]
             labels.get("mlcd.lineage_id"), img.id)
 
 
+@locked
 def run(*, environment: str, target: str = "local", image: str | None = None,
         model_uri: str | None = None, name: str | None = None,
         model_version: str | None = None, alias: str | None = None,
