@@ -41,6 +41,9 @@ class DeploySpec:
     port: int | None = None
     health_timeout: float = 120.0
     options: dict[str, Any] = field(default_factory=dict)
+    #: the registry the model URI is read from (``deploy --tracking-uri``), handed to a
+    #: target that loads the model itself (``local``), else its environment decides
+    tracking_uri: str | None = None
 
 
 @dataclass

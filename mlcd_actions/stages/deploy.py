@@ -90,7 +90,7 @@ def run(*, environment: str, target: str = "local", image: str | None = None,
     previous = previous_override or Deployment.from_dict(state.get("current"))
     spec = DeploySpec(environment, image=image, model_uri=model_uri, model_name=name,
                       model_version=model_version, lineage_id=lbl_lineage, host=host,
-                      port=port, health_timeout=health_timeout,
+                      port=port, health_timeout=health_timeout, tracking_uri=tracking_uri,
                       options={"previous": previous.to_dict() if previous else {}})
     new = tgt.start(spec)
     result = StageResult("deploy")
