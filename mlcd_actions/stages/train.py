@@ -133,9 +133,20 @@ def _check_label(df, label: str, path: str, task: str | None) -> None:
                             f"value(s), first at row {int(bad.nonzero()[0][0])}", file=path)
 
 
+def _builtin(estimator: str | None, task: str, label: str, *frames) -> str:
+    """The built-in estimator's name, once the ``(path, frame)`` pairs are fit for it: it
+    imputes missing values but cannot fit ±inf, so an infinite feature value is named by
+    column and row (exit 2), as ``predict`` and ``evaluate`` do, before any run starts."""
+    from mlcd_actions.training import estimators
+
+    estimator = estimators.resolve(estimator, task)
+    for path, frame in frames:
+        if frame is not None:
+            _check_finite_features(frame.drop(columns=[label]), str(path), estimator)
+    return estimator
+
+
 def _check_finite_features(features, path: str, estimator: str) -> None:
-    """The built-in estimators impute missing values but cannot fit ±inf: name the column
-    and row (exit 2), as ``predict`` and ``evaluate`` do, before any run starts."""
     from mlcd_actions.models.loading import non_finite_columns
 
     bad = non_finite_columns(features, missing=False)
@@ -405,10 +416,7 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
             raise DataError(f"{test}: feature column {missing[0]!r} of the training data is "
                             f"missing from the test data", file=str(test))
     if mode == "builtin":
-        estimator = estimators.resolve(estimator, task)
-        for path, frame in ((train, train_df), (test, test_df)):
-            if frame is not None:
-                _check_finite_features(frame.drop(columns=[label]), str(path), estimator)
+        estimator = _builtin(estimator, task, label, (train, train_df), (test, test_df))
     params = _load_params(params_file)
     user_params = dict(params)
     params = {**params, "label": label, "task": task}
@@ -499,21 +507,39 @@ def _alert(url: str | None, text: str, result: StageResult) -> None:
         log.warning("%s", secrets.mask(error))
 
 
-def _warm_imports() -> None:
-    """Import what logging the model needs while the child trains (2 cores: free time)."""
+# what loading the child's model and logging it import, warmed while the child trains
+WARM_MODULES = (
+    "cloudpickle", "mlflow.models", "mlflow.pyfunc", "mlflow.sklearn", "sklearn.metrics",
+    "sklearn.pipeline",
+    # a built-in Pipeline, unpickled
+    "sklearn.compose", "sklearn.impute", "sklearn.preprocessing",
+    # MLflow's logged model: the git context (GitPython), the serving-input check
+    "git", "mlflow.models.utils", "mlflow.pyfunc.scoring_server",
+)
+
+
+def _warm_imports(estimator: str | None = None) -> None:
+    """Import what logging the model needs while the child trains (2 cores: free time),
+    and read the installed distributions once for the pip requirements."""
+    import importlib
+
+    from mlcd_actions.training import estimators, requirements
+
+    names = list(WARM_MODULES)
+    if estimator in estimators.BUILTINS:  # the model class's own module
+        names.append(estimators.BUILTINS[estimator][1].partition(":")[0])
+    for name in names:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
     with contextlib.suppress(Exception):
-        import cloudpickle  # noqa: F401
-        import mlflow.models  # noqa: F401
-        import mlflow.pyfunc  # noqa: F401
-        import mlflow.sklearn  # noqa: F401
-        import sklearn.metrics  # noqa: F401
-        import sklearn.pipeline  # noqa: F401
         from mlflow.models import infer_signature  # noqa: F401
         from mlflow.utils import requirements_utils
 
         # MLflow checks the pinned requirements against the installed packages; the map
         # it builds for that (importlib_metadata.packages_distributions, ~1 s) is cached
         requirements_utils._init_packages_to_modules_map()
+    with contextlib.suppress(Exception):
+        requirements.installed()
     with contextlib.suppress(Exception), _quiet_mlflow():
         from mlcd_actions.training import pyfunc  # noqa: F401
 
@@ -532,8 +558,10 @@ def _failure_md(title: str, lines: list[str]) -> str:
 
 
 class _Job:
-    """The training process: our child (started before the MLflow run exists, then told
-    the run through a file) or the user's ``--command`` (started once the run exists)."""
+    """The training process: our child (started before the MLflow run exists; for an
+    ``--entrypoint`` told the run through a file before the user's code is imported, a
+    built-in estimator fits at once) or the user's ``--command`` (started once the run
+    exists)."""
 
     def __init__(self, work: Path, *, cwd: Path, mode: str, train: str, test: str | None,
                  label: str, task: str, entrypoint: str | None, command: str | None,
@@ -560,10 +588,13 @@ class _Job:
         if mode == "command":
             self.cmd: str | list[str] = command  # type: ignore[assignment]
         else:
+            # the user's function may use the MLflow run: it waits for it; a built-in
+            # estimator does not, and fits while this process sets the run up
             spec = {"mode": mode, "entrypoint": entrypoint, "estimator": estimator,
                     "train_path": str(Path(train).resolve()), "label": label,
                     "params": json_safe(params), "out_dir": str(self.out_dir),
-                    "cwd": str(cwd), "run_file": str(self.run_file)}
+                    "cwd": str(cwd),
+                    "run_file": str(self.run_file) if mode == "entrypoint" else None}
             spec_path = work / "spec.json"
             spec_path.write_text(json.dumps(spec), encoding="utf-8")
             self.cmd = [sys.executable, "-m", "mlcd_actions.training.child", str(spec_path)]
@@ -616,7 +647,7 @@ def _run(result: StageResult, tracker: _Tracker, lineage: Lineage, job: _Job, *,
         except Exception as exc:  # noqa: BLE001 - never stop training for a heartbeat
             log.warning("heartbeat to %s failed: %s", tracker.uri, first_line(exc))
 
-    warm = threading.Thread(target=_warm_imports, daemon=True)
+    warm = threading.Thread(target=_warm_imports, args=(estimator,), daemon=True)
     warm.start()
     # --timeout and the heartbeat count from the moment the training may start (the run
     # exists); our child has been importing and reading data in the meantime

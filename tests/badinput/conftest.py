@@ -62,6 +62,9 @@ def files(root: Path, skip_stage: str | None = None) -> dict[str, bytes]:
         rel = path.relative_to(root).as_posix()
         if not path.is_file() or rel.startswith(".dvc/tmp/") or rel.endswith("logs/mlcd.log"):
             continue
+        if rel.startswith(".mlcd/deployments/") and rel.endswith(".lock") and \
+                not path.stat().st_size:  # deploy's environment lock, released (empty)
+            continue
         if skip_stage and "reports/" in rel and path.name.startswith(
                 (f"{skip_stage}.", f"{skip_stage}-")):
             continue
