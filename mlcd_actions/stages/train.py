@@ -378,8 +378,6 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
         secrets.register(alert_webhook)
 
     # -- data
-    from mlcd_actions.training import estimators
-
     train_df, test_df, task = _read_data(train, test, label, task)
     if mode == "builtin":
         estimator = _builtin(estimator, task, label, (train, train_df), (test, test_df))
