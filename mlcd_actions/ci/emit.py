@@ -233,7 +233,10 @@ def emit(result: StageResult, report_dir: str | os.PathLike, *, duration_s: floa
             github_outputs({**result.outputs, "status": result.status}, env["GITHUB_OUTPUT"])
         if env.get("GITHUB_STEP_SUMMARY"):
             github_summary(to_markdown(result), env["GITHUB_STEP_SUMMARY"])
-    elif where == "gitlab":
+    else:  # a terminal or GitLab: warnings as plain lines before the verdict
+        for w in result.warnings:
+            echo(secrets.mask(f"mlcd {result.stage}: warning — {' '.join(str(w).split())}"))
+    if where == "gitlab":
         write_text(directory / f"{name}.env", dotenv({**result.outputs,
                                                       f"{name}-status": result.status}))
         write_text(directory / f"{name}.metrics.txt", metrics_report(result))

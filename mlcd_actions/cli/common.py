@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from mlcd_actions.core import secrets
-from mlcd_actions.core.errors import EXIT_FAILED, MlcdError, failure
+from mlcd_actions.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, MlcdError, failure
 from mlcd_actions.core.reporting import DEFAULT_DIR, now_iso
 from mlcd_actions.core.results import ERROR, FAILED, Finding, StageResult
 
@@ -82,6 +82,10 @@ def execute(stage: str, fn: Callable[[], StageResult], report_dir: str | os.Path
         result = fn()
         if not isinstance(result, StageResult):
             raise TypeError(f"stage {stage} returned {type(result).__name__}, not StageResult")
+    except KeyboardInterrupt:  # SIGINT: the stage stops; its verdict still gets printed
+        log.error("mlcd %s: interrupted\n%s", stage, traceback.format_exc())
+        result = StageResult(stage, status=ERROR, exit_code=EXIT_INTERRUPTED,
+                             reason=f"interrupted (SIGINT) after {time.monotonic() - t0:.1f}s")
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         code, line = failure(exc, logfile=logfile)
         known = isinstance(exc, MlcdError)

@@ -23,8 +23,8 @@ SOURCE_URI is a local path or glob (CSV, TSV, Parquet, JSON lines), http(s)://..
 s3://bucket/key (or prefix/ or a glob), or a SQLAlchemy URL such as
 'sqlite:///db.sqlite?query=SELECT ...' (read-only). More schemes come from plugins.
 
-Exit codes: 0 ingested; 1 the source is empty; 2 missing or malformed input, bad URI;
-3 the source is unreachable, timed out or refused the credentials.""")
+Exit codes: 0 ingested; 2 missing, malformed or empty input (no rows), bad URI;
+3 the source is unreachable, timed out, missed the deadline or refused the credentials.""")
 @click.argument("source_uri")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Directory for data.parquet and manifest.json (replaced atomically).")
@@ -38,11 +38,19 @@ Exit codes: 0 ingested; 1 the source is empty; 2 missing or malformed input, bad
               help="Seconds to wait for a remote source to connect or send data [default: 30].")
 @click.option("--retries", type=click.IntRange(min=0), default=None,
               help="Retries after a connection error, timeout or 5xx [default: 3].")
+@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds the whole source may take, every attempt, retry and the "
+                   "download included (exit 3 after) [default: 60].")
+@click.option("--allow-outside-workspace", is_flag=True, default=False,
+              help="Local sources in CI: read files outside the job's workspace "
+                   "(GITHUB_WORKSPACE / CI_PROJECT_DIR), refused by default.")
 @click.option("--header", "header", multiple=True, type=_Header(),
               help="HTTP sources: an extra request header 'Name: value', repeatable "
                    "(credentials are masked; in the env var, one header per line).")
-def cmd(source_uri, out, format, query, endpoint_url, timeout, retries, header):
+def cmd(source_uri, out, format, query, endpoint_url, timeout, retries, deadline,
+        allow_outside_workspace, header):
     from mlcd_actions.stages import ingest
 
     return ingest.run(source_uri, out, format=format, query=query, endpoint_url=endpoint_url,
-                      timeout=timeout, retries=retries, headers=header)
+                      timeout=timeout, retries=retries, deadline=deadline, headers=header,
+                      allow_outside_workspace=allow_outside_workspace)

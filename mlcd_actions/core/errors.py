@@ -15,6 +15,7 @@ EXIT_PASSED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_SERVICE = 3
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C), the shell's convention
 
 
 class MlcdError(Exception):

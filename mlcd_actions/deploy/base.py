@@ -41,6 +41,9 @@ class DeploySpec:
     port: int | None = None
     health_timeout: float = 120.0
     options: dict[str, Any] = field(default_factory=dict)
+    #: the registry the model URI is read from (``deploy --tracking-uri``), handed to a
+    #: target that loads the model itself (``local``), else its environment decides
+    tracking_uri: str | None = None
 
 
 @dataclass
@@ -132,6 +135,72 @@ def state_path(environment: str, state_dir: str | Path = STATE_DIR) -> Path:
     if not environment or "/" in environment or environment.startswith("."):
         raise ConfigError(f"--environment {environment!r} is not a valid environment name")
     return Path(state_dir) / f"{environment}.json"
+
+
+_HELD: dict[str, tuple[Any, int]] = {}  # lock path -> (open file, depth): re-entrant
+
+
+@contextlib.contextmanager
+def environment_lock(environment: str, state_dir: str | Path = STATE_DIR):
+    """One deploy or rollback of ``environment`` at a time (per state directory).
+
+    An exclusive ``flock`` on ``<state_dir>/<environment>.lock``, taken without waiting:
+    a second ``mlcd deploy``/``rollback`` of the same environment while one runs fails at
+    once (exit 1) naming the holder, before it starts anything or moves an alias, so the
+    alias, the state file and what serves stay those of the one that ran. Re-entrant in one
+    process (``rollback`` deploys under its own lock).
+    """
+    import fcntl
+    import os
+
+    path = state_path(environment, state_dir).with_suffix(".lock")
+    key = str(path.absolute())
+    if key in _HELD:
+        fh, depth = _HELD[key]
+        _HELD[key] = (fh, depth + 1)
+        try:
+            yield
+        finally:
+            fh, depth = _HELD[key]
+            _HELD[key] = (fh, depth - 1)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - closed in finally
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise StageFailed(f"{environment} is being deployed by {holder}; nothing was "
+                              "changed: run again when it has finished") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"mlcd pid {os.getpid()} since {now_iso()}")
+        fh.flush()
+        _HELD[key] = (fh, 1)
+        try:
+            yield
+        finally:
+            del _HELD[key]
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    finally:
+        fh.close()
+
+
+def locked(fn):
+    """Run a stage's ``run(*, environment=..., state_dir=...)`` under
+    :func:`environment_lock`."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with environment_lock(kwargs["environment"], kwargs.get("state_dir", STATE_DIR)):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def load_state(environment: str, state_dir: str | Path = STATE_DIR) -> dict[str, Any]:

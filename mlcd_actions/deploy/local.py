@@ -69,7 +69,8 @@ class LocalTarget(Target):
                "--report-dir", str(logdir / "reports")]
         for opt, value in (("--model-name", spec.model_name),
                            ("--model-version", spec.model_version),
-                           ("--lineage-id", spec.lineage_id)):
+                           ("--lineage-id", spec.lineage_id),
+                           ("--tracking-uri", spec.tracking_uri)):
             if value:
                 cmd += [opt, str(value)]
         env = {k: v for k, v in os.environ.items()

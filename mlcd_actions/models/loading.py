@@ -57,6 +57,14 @@ _VERSION_RE = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>[^/]+)/?$")
 _RUN_RE = re.compile(r"^runs:/(?P<run_id>[^/]+)(/(?P<path>.*))?$")
 
 
+#: Predictions of the same rows computed in different batches (``predict``'s chunks and
+#: files, ``serve``'s micro-batches, the numeric fast path, Spark partitions) agree within
+#: this relative and absolute tolerance: BLAS kernels may round the last bits differently
+#: by CPU and batch shape. Class labels are equal. (docs/stages/predict.md, "Exactness")
+BATCH_RTOL = 1e-9
+BATCH_ATOL = 1e-12
+
+
 @dataclass
 class LoadedModel:
     """A model ready to predict, with what is known about it.
@@ -103,6 +111,17 @@ class LoadedModel:
     def local_path(self) -> str | None:
         """The directory holding the model files (a download, or the user's own path)."""
         return self._model_dir
+
+    def report_lineage(self) -> dict[str, str]:
+        """The ``lineage`` of a report about this model: its lineage ``id`` (from the
+        ``mlcd`` metadata ``mlcd train`` writes), ``model_uri``, ``run_id`` and registry
+        name/version when known. ``register`` applies a report only when its ``run_id`` and
+        ``id`` are those of the model being registered."""
+        meta = self.metadata.get("mlcd") if isinstance(self.metadata.get("mlcd"), dict) else {}
+        pairs = (("id", meta.get("lineage_id")), ("model_uri", self.uri),
+                 ("run_id", self.run_id), ("model_name", self.name),
+                 ("model_version", self.version))
+        return {k: str(v) for k, v in pairs if v}
 
     @property
     def has_proba(self) -> bool:
@@ -581,16 +600,16 @@ def _show(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def non_finite_columns(df: pd.DataFrame) -> list[tuple[str, int, int]]:
-    """``[(column, count, first_row)]`` for columns holding NaN/None or ±inf
-    (``first_row`` 0-based; messages say ``data row first_row + 1``)."""
+def non_finite_columns(df: pd.DataFrame, *, missing: bool = True) -> list[tuple[str, int, int]]:
+    """``[(column, count, first_row)]`` for columns holding NaN/None (unless ``missing`` is
+    False) or ±inf (``first_row`` 0-based; messages say ``data row first_row + 1``)."""
     import numpy as np
     import pandas as pd
 
     out = []
     for col in df.columns:
         s = df[col]
-        bad = s.isna().to_numpy()
+        bad = s.isna().to_numpy() if missing else np.zeros(len(s), dtype=bool)
         if pd.api.types.is_float_dtype(s.dtype):
             bad = bad | np.isinf(s.to_numpy(dtype=float, na_value=np.nan))
         count = int(bad.sum())

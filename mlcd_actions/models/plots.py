@@ -46,7 +46,7 @@ def confusion_matrix(y_true, y_pred, classes: Sequence[Any], path: str | os.Path
     ax = fig.add_subplot()
     im = ax.imshow(cm, cmap="Blues")
     fig.colorbar(im, ax=ax)
-    names = [_short(c) for c in labels]
+    names = [short(c) for c in labels]
     ax.set_xticks(range(len(labels)), names, rotation=45 if len(labels) > 4 else 0, ha="right"
                   if len(labels) > 4 else "center")
     ax.set_yticks(range(len(labels)), names)
@@ -70,12 +70,12 @@ def _curves(y_true, proba, classes: Sequence[Any], pos_label: Any):
     labels = list(classes)
     if len(labels) == 2:
         i = labels.index(pos_label)
-        return [(_short(pos_label), y_true == pos_label, proba[:, i])]
+        return [(short(pos_label), y_true == pos_label, proba[:, i])]
     out = []
     for i, c in enumerate(labels[:MAX_CURVE_CLASSES]):
         truth = y_true == c
         if truth.any() and not truth.all():
-            out.append((_short(c), truth, proba[:, i]))
+            out.append((short(c), truth, proba[:, i]))
     return out
 
 
@@ -159,7 +159,7 @@ def group_bars(feature: str, groups: Sequence[Any], values: dict[str, Sequence[f
     for i, name in enumerate(names):
         ys = [np.nan if v is None else v for v in values[name]]
         ax.bar(x + i * width - 0.4 + width / 2, ys, width, label=name)
-    ax.set_xticks(x, [_short(g) for g in groups], rotation=45 if len(groups) > 5 else 0)
+    ax.set_xticks(x, [short(g) for g in groups], rotation=45 if len(groups) > 5 else 0)
     ax.set_ylabel("rate")
     ax.set_title(f"Per-group metrics by {feature}")
     ax.legend(fontsize="small")
@@ -199,7 +199,9 @@ def _mermaid_label(text: str) -> str:
     return f"\"{_mermaid_text(text)[:30]}\""
 
 
-def _short(value: Any, limit: int = 20) -> str:
+def short(value: Any, limit: int = 20) -> str:
+    """A tick or legend label cut to ``limit`` characters (a 10,000-character category
+    made matplotlib take seconds per figure)."""
     text = str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

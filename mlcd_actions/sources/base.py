@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -49,6 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
 COMMON_OPTIONS = ("timeout", "retries", "format", "progress")
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
+DEFAULT_DEADLINE = 60.0   # the whole source (every attempt and the download), in seconds
 
 # query parameters that carry credentials (presigned URLs, API tokens): masked in reports
 _SECRET_PARAMS = re.compile(
@@ -79,7 +81,8 @@ class Source:
     contract_fixtures: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, timeout: float | None = None, retries: int | None = None,
-                 format: str | None = None, progress: bool = True, **extra: Any) -> None:
+                 format: str | None = None, progress: bool = True,
+                 deadline: float | None = None, **extra: Any) -> None:
         unknown = sorted(k for k, v in extra.items()
                          if v not in (None, (), []) and k not in self.options)
         if unknown:
@@ -91,6 +94,10 @@ class Source:
             raise ConfigError(f"--timeout must be positive, got {timeout}")
         if self.retries < 0:
             raise ConfigError(f"--retries must be 0 or more, got {retries}")
+        self.deadline = DEFAULT_DEADLINE if deadline is None else float(deadline)
+        if self.deadline <= 0:
+            raise ConfigError(f"--deadline must be positive, got {deadline}")
+        self.started = time.monotonic()  # the deadline counts from here
         self.format = format.lower().lstrip(".") if format else None
         self.progress = progress
         self.extra = {k: v for k, v in extra.items() if k in self.options}
@@ -100,6 +107,14 @@ class Source:
         """Yield the source's batches; release temporary files and connections on exit."""
         raise NotImplementedError
         yield  # noqa: B901 - makes this a generator for contextmanager
+
+    def time_left(self) -> float:
+        """Seconds left before the whole-source deadline (``--deadline``); <= 0 when past."""
+        return self.deadline - (time.monotonic() - self.started)
+
+    def attempt_timeout(self) -> float:
+        """A per-attempt timeout: ``--timeout``, cut to what the deadline leaves."""
+        return max(0.05, min(self.timeout, self.time_left()))
 
     def describe(self, uri: str) -> str:
         """The URI as it may be shown: passwords and credential parameters masked."""

@@ -88,10 +88,12 @@ class HttpSource(Source):
         import requests
 
         last = "no attempt"
-        for attempt in range(1, self.retries + 2):
+        attempt = 0
+        for attempt in range(1, self.retries + 2):  # noqa: B007 - read after the loop
             wait = min(MAX_BACKOFF, BACKOFF * 2 ** (attempt - 1))
+            timeout = self.attempt_timeout()
             try:
-                with session.get(uri, stream=True, timeout=self.timeout,
+                with session.get(uri, stream=True, timeout=timeout,
                                  allow_redirects=True) as resp:
                     status = resp.status_code
                     if status in (401, 403):
@@ -107,12 +109,12 @@ class HttpSource(Source):
                     else:
                         return self._save(resp, shown, target, attempt)
             except requests.exceptions.Timeout:
-                last = f"timed out after {self.timeout:g}s"
+                last = f"timed out after {timeout:.3g}s"
             except (requests.exceptions.ConnectionError,
                     requests.exceptions.ChunkedEncodingError) as exc:
                 reason = _reason(exc)
                 if "timed out" in reason.lower():
-                    last = f"timed out after {self.timeout:g}s"
+                    last = f"timed out after {timeout:.3g}s"
                 elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
                     last = f"connection broken during the download: {reason}"
                 else:
@@ -121,6 +123,10 @@ class HttpSource(Source):
                 raise ConfigError(f"{shown}: invalid URL: {_reason(exc)}") from exc
             except requests.exceptions.RequestException as exc:
                 raise ServiceError(f"{shown}: {type(exc).__name__}: {_reason(exc)}") from exc
+            if self.time_left() <= wait:
+                raise ServiceError(f"{shown}: {last}; no answer within the {self.deadline:g}s "
+                                   f"deadline (--deadline, {attempt} attempt"
+                                   f"{'s' if attempt > 1 else ''})")
             if attempt <= self.retries:
                 time.sleep(wait)
         tries = self.retries + 1
@@ -138,6 +144,10 @@ class HttpSource(Source):
                 fh.write(block)
                 written += len(block)
                 bar.update(len(block))
+                if self.time_left() <= 0:
+                    raise ServiceError(f"{shown}: download not finished within the "
+                                       f"{self.deadline:g}s deadline (--deadline; {written} "
+                                       "bytes received)")
         if total is not None and written < total and "Content-Encoding" not in resp.headers:
             raise ServiceError(f"{shown}: connection closed after {written} of {total} bytes")
         details = {

@@ -3,6 +3,12 @@
 ``data/*.csv`` and ``data/**/*.parquet`` read every matching file in name order; a
 directory reads the table files directly in it (not sub-directories: use ``dir/**/*.csv``).
 Files may differ in columns or widen a type (int then float); ``ingest`` unifies them.
+
+In CI the files must lie inside the job's workspace (``GITHUB_WORKSPACE``, or
+``CI_PROJECT_DIR`` on GitLab), symlinks resolved, so a source URI taken from a pull request
+or a variable cannot read ``../../home/runner/.ssh`` or ``/etc``: a path outside is refused
+(exit 2) unless ``allow_outside_workspace`` (``--allow-outside-workspace``) asks for it.
+Outside CI there is no workspace and no such boundary.
 """
 
 from __future__ import annotations
@@ -53,10 +59,28 @@ def expand(pattern: str, *, label: str) -> list[Path]:
     return [path]
 
 
+def workspace(env=None) -> Path | None:
+    """The CI job's workspace (``GITHUB_WORKSPACE``, ``CI_PROJECT_DIR``), or None."""
+    env = os.environ if env is None else env
+    root = env.get("GITHUB_WORKSPACE") or env.get("CI_PROJECT_DIR")
+    return Path(root).resolve() if root else None
+
+
+def check_inside(files: list[Path], root: Path | None, *, label: str) -> None:
+    """Refuse (exit 2) a file that resolves outside ``root`` (symlinks and ``..`` followed)."""
+    if root is None:
+        return
+    for f in files:
+        real = f.resolve()
+        if real != root and root not in real.parents:
+            raise DataError(f"{label}: {f} is outside the workspace {root}; pass "
+                            "--allow-outside-workspace to read it anyway")
+
+
 class LocalSource(Source):
     name = "local"
     schemes = ("file",)
-    options = ("format", "progress", "timeout", "retries")
+    options = ("format", "progress", "timeout", "retries", "allow_outside_workspace")
 
     @contextlib.contextmanager
     def open(self, uri: str) -> Iterator[SourceData]:
@@ -64,6 +88,8 @@ class LocalSource(Source):
         if not pattern:
             raise DataError(f"{uri}: no path in the URI")
         files = expand(pattern, label=uri)
+        if not self.extra.get("allow_outside_workspace"):
+            check_inside(files, workspace(), label=uri)
         formats = [format_of(f.name, explicit=self.format, label=str(f)) for f in files]
         details: dict[str, Any] = {
             "files": [{"path": str(f), "bytes": f.stat().st_size, "format": fmt}

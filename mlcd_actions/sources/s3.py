@@ -63,7 +63,8 @@ class S3Source(Source):
         except ModuleNotFoundError as exc:
             raise ConfigError("s3:// sources need botocore: pip install 'mlcd-actions[s3]'"
                               ) from exc
-        config = Config(connect_timeout=self.timeout, read_timeout=self.timeout,
+        config = Config(connect_timeout=self.attempt_timeout(),
+                        read_timeout=self.attempt_timeout(),
                         retries={"total_max_attempts": self.retries + 1, "mode": "standard"})
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         try:

@@ -139,9 +139,7 @@ def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable
         "features": {f: {"groups": ff.groups, "summary": ff.summary,
                          "excluded": ff.excluded} for f, ff in assessed.items()},
     })
-    result.lineage.update({k: v for k, v in (("model_uri", model_uri), ("run_id", model.run_id),
-                                             ("model_name", model.name),
-                                             ("model_version", model.version)) if v})
+    result.lineage.update({**model.report_lineage(), "model_uri": model_uri})
     _verdict(result, task, assessed)
     return result
 

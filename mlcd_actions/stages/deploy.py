@@ -24,6 +24,7 @@ from mlcd_actions.deploy.base import (
     DeploySpec,
     cleanup_on_error,
     load_state,
+    locked,
     save_state,
 )
 
@@ -63,6 +64,7 @@ def _image_identity(target_name: str, image: str | None, options: dict[str, Any]
             labels.get("mlcd.lineage_id"), img.id)
 
 
+@locked
 def run(*, environment: str, target: str = "local", image: str | None = None,
         model_uri: str | None = None, name: str | None = None,
         model_version: str | None = None, alias: str | None = None,
@@ -88,7 +90,7 @@ def run(*, environment: str, target: str = "local", image: str | None = None,
     previous = previous_override or Deployment.from_dict(state.get("current"))
     spec = DeploySpec(environment, image=image, model_uri=model_uri, model_name=name,
                       model_version=model_version, lineage_id=lbl_lineage, host=host,
-                      port=port, health_timeout=health_timeout,
+                      port=port, health_timeout=health_timeout, tracking_uri=tracking_uri,
                       options={"previous": previous.to_dict() if previous else {}})
     new = tgt.start(spec)
     result = StageResult("deploy")

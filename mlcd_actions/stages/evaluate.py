@@ -180,9 +180,7 @@ def run(model_uri: str, test: str | os.PathLike, label: str, *,
         "slices": slice_details,
         "metric_definitions": _definitions(task, scored["classes"]),
     })
-    result.lineage.update({k: v for k, v in (("model_uri", model_uri), ("run_id", model.run_id),
-                                             ("model_name", model.name),
-                                             ("model_version", model.version)) if v})
+    result.lineage.update({**model.report_lineage(), "model_uri": model_uri})
 
     # verdict
     checked = [g for g in rows if g.verdict in (PASSED, FAILED)]

@@ -5,23 +5,30 @@
 success, so an earlier snapshot stays intact when anything fails). Record batches are
 streamed from the adapter to the Parquet writer, so memory stays bounded by a row group.
 
-Gate: an empty source (no rows) fails the stage (exit 1). Errors: a missing or malformed
-input or a bad URI is exit 2, an unreachable, slow or refusing source exit 3.
+One rule for bad input: whatever is wrong with what the source holds (missing, malformed,
+empty: no rows) or with the URI is exit 2; a source that is unreachable, slow or refusing
+is exit 3. ``ingest`` has no gate (exit 1 is never a verdict about the data).
+
+A whole-source deadline (``deadline``, default :data:`~mlcd_actions.sources.base.
+DEFAULT_DEADLINE` = 60 s) bounds every attempt and retry and the download together: the
+adapters cut their timeouts to what it leaves, and in the main thread a timer stops an
+adapter that still blocks past it (exit 3, the earlier snapshot untouched).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcd_actions import __version__
 from mlcd_actions.core import secrets
-from mlcd_actions.core.errors import ConfigError, DataError
+from mlcd_actions.core.errors import ConfigError, DataError, ServiceError
 from mlcd_actions.core.files import atomic_dir, sha256_file, write_json
-from mlcd_actions.core.results import FAILED, StageResult, Table
+from mlcd_actions.core.results import StageResult, Table
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -35,16 +42,43 @@ ROW_GROUP_ROWS = 1024 * 1024      # big row groups write fast and read fast...
 ROW_GROUP_BYTES = 64 << 20        # ...but memory stays bounded by this much Arrow data
 
 
-class _Empty(Exception):
-    def __init__(self, columns: list[str]) -> None:
-        super().__init__("empty")
-        self.columns = columns
+DEADLINE_GRACE = 1.0             # the adapters' own checks speak first, with more detail
+
+
+class _DeadlinePassed(BaseException):
+    """Raised by the deadline timer; a BaseException so no adapter's broad ``except
+    Exception`` swallows it."""
+
+
+@contextlib.contextmanager
+def _hard_deadline(adapter) -> Iterator[None]:
+    """Stop an adapter still blocked past the whole-source deadline (SIGALRM; main thread
+    only, elsewhere the adapters' own checks bound it)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def fire(signum, frame):
+        raise _DeadlinePassed()
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, max(0.01, adapter.time_left()) + DEADLINE_GRACE)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def run(source_uri: str, out: str | os.PathLike, *, format: str | None = None,
         query: str | None = None, endpoint_url: str | None = None,
         timeout: float | None = None, retries: int | None = None,
-        headers: Iterable[str] = (), progress: bool = True) -> StageResult:
+        headers: Iterable[str] = (), progress: bool = True,
+        deadline: float | None = None, allow_outside_workspace: bool = False) -> StageResult:
     """Ingest ``source_uri`` into ``out/data.parquet`` + ``out/manifest.json``."""
     from mlcd_actions.core.reporting import now_iso
     from mlcd_actions.sources import registry
@@ -52,9 +86,12 @@ def run(source_uri: str, out: str | os.PathLike, *, format: str | None = None,
     source_uri = (source_uri or "").strip()
     cls = registry.for_uri(source_uri)
     options = {k: v for k, v in {"format": format, "query": query, "endpoint_url": endpoint_url,
-                                 "headers": tuple(headers or ())}.items()
+                                 "headers": tuple(headers or ()),
+                                 "allow_outside_workspace": allow_outside_workspace or None
+                                 }.items()
                if v not in (None, "", ())}
-    adapter = cls(timeout=timeout, retries=retries, progress=progress, **options)
+    adapter = cls(timeout=timeout, retries=retries, progress=progress, deadline=deadline,
+                  **options)
     shown = adapter.describe(source_uri)
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
@@ -64,24 +101,22 @@ def run(source_uri: str, out: str | os.PathLike, *, format: str | None = None,
     t0 = time.monotonic()
     try:
         with atomic_dir(out_dir) as tmp:
-            with adapter.open(source_uri) as data:
+            with _hard_deadline(adapter), adapter.open(source_uri) as data:
                 stats = write_snapshot(data.batches, tmp / DATA_FILE, label=shown,
                                        progress=progress)
                 details = _masked(data.details)
             if stats.rows == 0:
-                raise _Empty(stats.schema.names if stats.schema is not None else [])
+                names = stats.schema.names if stats.schema is not None else []
+                cols = f", {len(names)} columns" if names else ""
+                raise DataError(f"{shown}: source is empty (0 rows{cols}); {out_dir} left "
+                                "unchanged")
             sha = sha256_file(tmp / DATA_FILE)
             manifest = _manifest(stats, sha, (tmp / DATA_FILE).stat().st_size, shown,
                                  cls, details, started, time.monotonic() - t0)
             write_json(tmp / MANIFEST_FILE, manifest)
-    except _Empty as empty:
-        cols = f", {len(empty.columns)} columns" if empty.columns else ""
-        result = StageResult(STAGE, status=FAILED,
-                             reason=f"{shown}: source is empty (0 rows{cols}); "
-                                    f"{out_dir} left unchanged")
-        result.metrics["rows"] = 0
-        result.details["source"] = shown
-        return result
+    except _DeadlinePassed:
+        raise ServiceError(f"{shown}: no complete answer within the {adapter.deadline:g}s "
+                           f"deadline (--deadline); {out_dir} left unchanged") from None
 
     data_path = out_dir / DATA_FILE
     manifest_path = out_dir / MANIFEST_FILE

@@ -765,6 +765,7 @@ def write_plots(drifts: Sequence[drift_mod.ColumnDrift], directory: Path) -> lis
     import numpy as np
 
     from mlcd_actions.core.files import atomic_path
+    from mlcd_actions.models import plots
 
     paths = []
     directory.mkdir(parents=True, exist_ok=True)
@@ -776,11 +777,12 @@ def write_plots(drifts: Sequence[drift_mod.ColumnDrift], directory: Path) -> lis
         try:
             ax.bar(x - 0.2, d.ref_hist, 0.4, label=f"reference (n={d.ref_count:,})")
             ax.bar(x + 0.2, d.cur_hist, 0.4, label=f"current (n={d.cur_count:,})")
-            ax.set_xticks(x, d.bin_labels, rotation=45, ha="right", fontsize=7)
+            ax.set_xticks(x, [plots.short(b, 24) for b in d.bin_labels], rotation=45,
+                          ha="right", fontsize=7)
             ax.set_ylabel("share of rows")
             stat = (f"psi={d.psi:.3g} ks={d.ks:.3g}" if d.kind == drift_mod.NUMERIC and d.psi
                     is not None else f"js={d.js:.3g}" if d.js is not None else "not computed")
-            ax.set_title(f"{d.column} — {stat}", fontsize=9)
+            ax.set_title(f"{plots.short(d.column, 60)} — {stat}", fontsize=9)
             ax.legend(fontsize=7)
             fig.tight_layout()
             target = directory / f"{_safe_name(d.column)}.png"

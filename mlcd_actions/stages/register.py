@@ -10,10 +10,13 @@ Steps, each retried with backoff while the tracking server is briefly unavailabl
    run registered twice gives the same version), else create the registered model (when
    new) and the version, and wait until it is READY;
 3. tag the version: lineage, and the verdicts of ``evaluate`` and ``check-fairness`` read
-   from ``<report-dir>/evaluate.json`` / ``check-fairness.json`` when they are about
-   this run;
-4. only then set the alias (default ``candidate``). A failure before this step leaves no
-   alias pointing at a half-tagged version.
+   from ``<report-dir>/evaluate.json`` / ``check-fairness.json`` when they are bound to
+   this model (the report's ``lineage.run_id`` and ``lineage.id`` are the run's) and
+   finished (passed or failed); any other report is ignored with a warning, never tagged;
+4. only then set the alias (default ``candidate``), and only when no verdict on the
+   version says failed: then the stage fails (exit 1) with the version registered and
+   tagged and the alias where it was. A failure before this step leaves no alias pointing
+   at a half-tagged version.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 from mlcd_actions.ci.lineage import Lineage
 from mlcd_actions.core.errors import ConfigError, ServiceError, StageFailed
-from mlcd_actions.core.results import StageResult, Table
+from mlcd_actions.core.results import FAILED, StageResult, Table
 from mlcd_actions.models import tracking
 
 log = logging.getLogger("mlcd")
@@ -178,35 +181,56 @@ def _await_ready(reg: _Registry, name: str, version: str, timeout: float = READY
         delay = min(delay * 2, 5.0)
 
 
-def _verdicts(report_dir: str | os.PathLike, run_id: str, model_uri: str,
-              result: StageResult) -> dict[str, str]:
-    tags: dict[str, str] = {}
+FINISHED_STATUSES = ("passed", "failed")
+
+
+def _verdicts(report_dir: str | os.PathLike, run_id: str, lineage_id: str | None,
+              result: StageResult) -> dict[str, dict[str, str]]:
+    """``{stage: tags}`` from the verdict reports bound to this model.
+
+    A report is applied only when it is bound to the model being registered (its
+    ``lineage.run_id`` is the run and its ``lineage.id`` the run's ``mlcd.lineage_id``) and
+    its evaluation finished (status passed or failed). Anything else (a report about
+    another model, one that ended in an error before it knew its model, a skipped one) is
+    ignored with a warning and never written as tags.
+    """
+    found: dict[str, dict[str, str]] = {}
     for stage in VERDICT_STAGES:
         path = Path(report_dir) / f"{stage}.json"
         if not path.is_file():
             continue
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
         except (OSError, ValueError) as exc:
             result.warnings.append(f"{path}: unreadable report, verdict not tagged ({exc})")
             continue
-        about = data.get("lineage") or {}
-        other_run = about.get("run_id")
-        other_uri = about.get("model_uri")
-        if (other_run and other_run != run_id) or (not other_run and other_uri
-                                                    and other_uri != model_uri):
-            result.warnings.append(f"{path} is about {other_uri or 'run ' + other_run}, not "
-                                   f"{model_uri}: verdict not tagged")
-            continue
+        about = data.get("lineage") if isinstance(data.get("lineage"), dict) else {}
         status = str(data.get("status", "unknown"))
-        tags[f"mlcd.{stage}.status"] = status
+        other_run, other_id = about.get("run_id"), about.get("id")
+        if not other_run:
+            result.warnings.append(f"{path} ({status}) names no model run: verdict not "
+                                   "tagged")
+            continue
+        if other_run != run_id or (other_id or None) != (lineage_id or None):
+            what = f"run {other_run}" + (f", lineage {other_id}" if other_id else "")
+            mine = f"run {run_id}" + (f", lineage {lineage_id}" if lineage_id else "")
+            result.warnings.append(f"{path} is about {what}, not {mine}: verdict not tagged")
+            continue
+        if status not in FINISHED_STATUSES:
+            result.warnings.append(f"{path}: {stage} did not finish (status {status!r}): "
+                                   "verdict not tagged")
+            continue
+        tags = {f"mlcd.{stage}.status": status}
         if data.get("reason"):
             tags[f"mlcd.{stage}.reason"] = str(data["reason"])[:5000]
         for gate in data.get("gates") or []:
-            metric = gate.get("metric")
+            metric = gate.get("metric") if isinstance(gate, dict) else None
             if metric and gate.get("verdict"):
                 tags[f"mlcd.{stage}.gate.{metric}"] = str(gate["verdict"])
-    return tags
+        found[stage] = tags
+    return found
 
 
 def run(model_uri: str, name: str, *, alias: str | None = "candidate",
@@ -239,7 +263,9 @@ def run(model_uri: str, name: str, *, alias: str | None = "candidate",
     for key in ("mlcd.task", "mlcd.label"):
         if run.data.tags.get(key):
             version_tags[key] = run.data.tags[key]
-    version_tags.update(_verdicts(report_dir, run_id, model_uri, result))
+    verdicts = _verdicts(report_dir, run_id, run.data.tags.get("mlcd.lineage_id"), result)
+    for tags in verdicts.values():
+        version_tags.update(tags)
 
     mv, created = _create(reg, name, run_id, model_id, source, version_tags)
     version = str(mv.version)
@@ -250,9 +276,17 @@ def run(model_uri: str, name: str, *, alias: str | None = "candidate",
         if current.get(key) != value:
             reg.call(f"tagging version {version}", lambda k=key, v=value:
                      reg.client.set_model_version_tag(name, version, k, v))
+    for stage in verdicts:  # a newer verdict replaces the older one whole
+        for key in sorted(current):
+            if key.startswith(f"mlcd.{stage}.") and key not in version_tags:
+                reg.call(f"tagging version {version}", lambda k=key:
+                         reg.client.delete_model_version_tag(name, version, k))
+    effective = {**current, **version_tags}
+    failed = [stage for stage in VERDICT_STAGES
+              if effective.get(f"mlcd.{stage}.status") == "failed"]
     reg.call("tagging the registered model", lambda: reg.client.set_registered_model_tag(
         name, "mlcd.latest_lineage_id", lineage.id))
-    if alias:
+    if alias and not failed:
         reg.call(f"setting alias {alias}", lambda: reg.client.set_registered_model_alias(
             name, alias, version))
     try:  # best effort: the run points at its registered version too
@@ -266,20 +300,21 @@ def run(model_uri: str, name: str, *, alias: str | None = "candidate",
     # outputs feed the next stage by option name (DESIGN §2): `name` is evaluate's and
     # deploy's --name; the alias is `registered-alias`, not `alias`, which would become
     # MLCD_ALIAS on GitLab and silently set deploy's --alias
+    moved = alias if alias and not failed else None
     result.outputs.update({"model-version": version, "model-name": name, "name": name,
                            "registered-uri": registered_uri, "lineage-id": lineage.id,
-                           **({"registered-alias": alias,
-                               "alias-uri": f"models:/{name}@{alias}"} if alias else {})})
+                           **({"registered-alias": moved,
+                               "alias-uri": f"models:/{name}@{moved}"} if moved else {})})
     result.details.update({"created": created, "source": source, "run_id": run_id,
                            "model_id": model_id, "tags": version_tags})
     result.tables.append(Table("Version tags", ["tag", "value"],
                                [[k, v[:120]] for k, v in sorted(version_tags.items())]))
     verb = "registered" if created else "already registered"
-    at = f", alias @{alias}" if alias else ""
+    at = f", alias @{moved}" if moved else ""
     result.reason = f"{model_uri} {verb} as {registered_uri}{at} (lineage {lineage.id})"
-    for stage in VERDICT_STAGES:
-        status = version_tags.get(f"mlcd.{stage}.status")
-        if status and status != "passed":
-            result.warnings.append(f"{stage} verdict for this model is {status!r}; "
-                                   "registered anyway (tagged on the version)")
+    if failed:
+        result.status = FAILED
+        kept = f"; alias @{alias} not moved" if alias else ""
+        result.reason = (f"{' and '.join(failed)} failed for this model: {model_uri} {verb} "
+                         f"as {registered_uri} (tagged){kept}")
     return result

@@ -381,6 +381,9 @@ def run(report_dir: str | os.PathLike = report_mod.DEFAULT_DIR, *, comment: bool
     env = dict(os.environ) if env is None else env
     results, warnings = gather(report_dir)
     if not results:
+        if warnings:  # only unreadable reports: say which, not "run some stages first"
+            more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
+            raise ConfigError(f"{report_dir}: no readable stage report: {warnings[0]}{more}")
         raise ConfigError(f"{report_dir}: holds no stage reports ({report_mod.SCHEMA}); "
                           "run some stages first")
     link = hosting.run_url(env)

@@ -13,10 +13,11 @@ from typing import Any
 from mlcd_actions.core.errors import ConfigError
 from mlcd_actions.core.results import StageResult
 from mlcd_actions.delivery import promotion
-from mlcd_actions.deploy.base import STATE_DIR, Deployment, load_state
+from mlcd_actions.deploy.base import STATE_DIR, Deployment, load_state, locked
 from mlcd_actions.stages import deploy as deploy_stage
 
 
+@locked
 def run(*, environment: str, target: str | None = None, name: str | None = None,
         alias: str | None = None, tracking_uri: str | None = None,
         state_dir: str = STATE_DIR, host: str = "127.0.0.1", port: int | None = None,

@@ -132,6 +132,9 @@ def run(*, url: str, samples: str | None = None, expect_model_version: str | Non
         gates.append(GateRow(name, None if ok is None else float(ok), "pass", None, None,
                              "equal", verdict, f"{name}: {detail}"))
 
+    # bad input first (exit 2), before any time is spent waiting on the service
+    local_gold = load_samples(samples, None, None) if samples else None
+
     # 1. ready
     deadline = time.monotonic() + timeout
     t0 = time.monotonic()
@@ -142,7 +145,7 @@ def run(*, url: str, samples: str | None = None, expect_model_version: str | Non
             break
         time.sleep(0.5)
     check("ready", ready, f"/health answered in {time.monotonic() - t0:.1f}s" if ready
-          else f"/health did not answer 200 within {timeout:.0f}s")
+          else f"{base}/health did not answer 200 within {timeout:.0f}s")
     result = StageResult("smoke-test", outputs={"url": base})
     if not ready:
         return _finish(result, rows, gates)
@@ -158,7 +161,7 @@ def run(*, url: str, samples: str | None = None, expect_model_version: str | Non
     result.outputs["model-version"] = served or ""
 
     # 3. golden predictions
-    gold = load_samples(samples, model_uri, tracking_uri)
+    gold = local_gold if samples else load_samples(None, model_uri, tracking_uri)
     single_row: dict | None = None
     if gold and gold.get("inputs"):
         single_row = gold["inputs"][0]

@@ -134,6 +134,31 @@ def _check_label(df, label: str, path: str, task: str | None) -> None:
                             f"value(s), first at row {int(bad.nonzero()[0][0])}", file=path)
 
 
+def _builtin(estimator: str | None, task: str, label: str, *frames) -> str:
+    """The built-in estimator's name, once the ``(path, frame)`` pairs are fit for it: it
+    imputes missing values but cannot fit ±inf, so an infinite feature value is named by
+    column and row (exit 2), as ``predict`` and ``evaluate`` do, before any run starts."""
+    from mlcd_actions.training import estimators
+
+    estimator = estimators.resolve(estimator, task)
+    for path, frame in frames:
+        if frame is not None:
+            _check_finite_features(frame.drop(columns=[label]), str(path), estimator)
+    return estimator
+
+
+def _check_finite_features(features, path: str, estimator: str) -> None:
+    from mlcd_actions.models.loading import non_finite_columns
+
+    bad = non_finite_columns(features, missing=False)
+    if bad:
+        col, count, row = bad[0]
+        more = f" (+{len(bad) - 1} more columns)" if len(bad) > 1 else ""
+        raise DataError(f"{path}: feature column {col!r} has {count} infinite value(s), first "
+                        f"at data row {row + 1}{more}; the built-in {estimator} cannot fit "
+                        "them (replace or drop them in prepare)", file=path)
+
+
 # ---------------------------------------------------------------- MLflow helpers
 
 class _Tracker:
@@ -353,11 +378,9 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
         secrets.register(alert_webhook)
 
     # -- data
-    from mlcd_actions.training import estimators
-
     train_df, test_df, task = _read_data(train, test, label, task)
     if mode == "builtin":
-        estimator = estimators.resolve(estimator, task)
+        estimator = _builtin(estimator, task, label, (train, train_df), (test, test_df))
     params = _load_params(params_file)
     user_params = dict(params)
     params = {**params, "label": label, "task": task}
@@ -660,6 +683,13 @@ def _run(result: StageResult, tracker: _Tracker, lineage: Lineage, job: _Job, *,
     outcome = job.child.wait(timeout=timeout, interval=log_interval, on_tick=tick,
                              since=job.attached_at)
     warm.join()
+    error_file = out_dir / "error.json"
+    if outcome.returncode and error_file.is_file():  # the logs keep the traceback
+        with contextlib.suppress(OSError, ValueError), open(log_path, "a", encoding="utf-8") as fh:
+            full = json.loads(error_file.read_text(encoding="utf-8")).get("full_traceback")
+            if full:
+                fh.write(full)
+                log.error("mlcd train: the training raised\n%s", secrets.mask(full))
     tick(outcome.seconds)
     result.metrics["train_seconds"] = round(outcome.seconds, 3)
     result.artifacts.append(f"runs:/{run_id}/{LOG_ARTIFACT_DIR}/{log_path.name}")
@@ -671,9 +701,14 @@ def _run(result: StageResult, tracker: _Tracker, lineage: Lineage, job: _Job, *,
         return
     if outcome.returncode != 0:
         result.status = FAILED
-        error_file = out_dir / "error.json"
         if error_file.is_file():
             err = json.loads(error_file.read_text(encoding="utf-8"))
+            kind = err.get("kind", "raised")
+            if kind == "usage":
+                raise ConfigError(err["message"])
+            if kind == "contract":
+                result.reason = err["message"]
+                return
             where = entrypoint or estimator
             result.reason = f"{where} raised {err['type']}: {err['message']}"
             result.markdown.append(_failure_md("Traceback (last lines)", err["traceback"]))

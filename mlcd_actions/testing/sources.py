@@ -116,10 +116,12 @@ def check_empty_source_fails(scheme: str, cls: type[Source], workdir: Path,
     _expect(ingest.run(uri, out, progress=False, **options).status == "passed", "first ingest")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     uri, options = _source("empty", cls, workdir, fixture)
-    result = ingest.run(uri, out, progress=False, **options)
-    _expect(result.status == "failed" and result.code() == 1,
-            f"an empty source must fail with exit 1, got {result.status}: {result.reason}")
-    _expect("empty" in result.reason, f"reason should say empty: {result.reason}")
+    try:
+        ingest.run(uri, out, progress=False, **options)
+    except DataError as exc:
+        _expect("empty" in exc.one_line(), f"reason should say empty: {exc.one_line()}")
+    else:
+        _expect(False, "an empty source must be a DataError (exit 2)")
     _expect({p.name: p.read_bytes() for p in out.iterdir()} == before,
             "an empty source must leave the earlier snapshot untouched")
 

@@ -7,8 +7,15 @@ the spec's ``out_dir``:
 * ``model.pkl``: the fitted model (cloudpickle)
 * ``result.json``: fit seconds, model class, the top-level modules the training imported
   (for pip requirements) and the user's source files it imported (shipped with the model)
-* ``error.json`` instead, when the training code raises: type, message, last traceback
-  lines; the full traceback goes to stderr, i.e. the training log. Exit code 1.
+* ``error.json`` instead, when training fails: its ``kind``, type, message, the last
+  traceback lines and the full traceback (the parent appends it to the training log; it
+  is never written to the terminal). Exit code 1. Kinds:
+
+  - ``usage``: the ``--entrypoint`` cannot be used (no such module, no such function,
+    not callable); the parent exits 2, no traceback;
+  - ``contract``: the training returned no model or an object without ``predict``; the
+    message says so (nothing was raised by the user's code);
+  - ``raised``: the training code (or the built-in estimator) raised.
 
 It imports no mlflow: the parent process tracks the run while this one trains.
 """
@@ -31,16 +38,35 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+class EntrypointError(Exception):
+    """The ``--entrypoint`` cannot be used: a usage error (exit 2)."""
+
+
+class ContractError(Exception):
+    """The training returned something that is not a model (the training contract)."""
+
+
 def _load_entrypoint(spec: str):
     import importlib
 
     module_name, _, func_name = spec.partition(":")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise EntrypointError(f"--entrypoint {spec}: no module named {missing!r} in "
+                                  f"{os.getcwd()} or on the Python path") from exc
+        raise  # the user's module imports something missing: its own error
     fn = module
     for part in func_name.split("."):
+        if not hasattr(fn, part):
+            raise EntrypointError(f"--entrypoint {spec}: module {module_name!r} has no "
+                                  f"function {func_name!r}")
         fn = getattr(fn, part)
     if not callable(fn):
-        raise TypeError(f"{spec} is not callable")
+        raise EntrypointError(f"--entrypoint {spec}: {func_name!r} is not a function "
+                              f"(type {type(fn).__name__})")
     return fn
 
 
@@ -104,8 +130,8 @@ def main(spec_path: str) -> int:
             model = fn(train, params)
             fit_seconds = time.perf_counter() - t0
             if model is None:
-                raise TypeError(f"{spec['entrypoint']} returned None; it must return the "
-                                "fitted model")
+                raise ContractError(f"{spec['entrypoint']} returned None; it must return "
+                                    "the fitted model")
         else:
             from mlcd_actions.training import estimators
 
@@ -117,8 +143,10 @@ def main(spec_path: str) -> int:
             model.fit(X, y)
             fit_seconds = time.perf_counter() - t0
         if not callable(getattr(model, "predict", None)):
-            raise TypeError(f"the training returned a {type(model).__name__}, which has no "
-                            "predict method")
+            who = spec["entrypoint"] if spec["mode"] == "entrypoint" else spec["estimator"]
+            raise ContractError(f"{who} returned a {type(model).__name__}, which has no "
+                                "predict method; the training function must return the "
+                                "fitted model")
         print(f"mlcd train: fit done in {fit_seconds:.2f}s ({type(model).__name__})", flush=True)
         import cloudpickle
 
@@ -139,14 +167,16 @@ def main(spec_path: str) -> int:
     except BaseException as exc:  # noqa: BLE001 - the user's code: report whatever it raised
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        tb = traceback.format_exc()
-        sys.stderr.write(tb)
-        sys.stderr.flush()
+        kind = "usage" if isinstance(exc, EntrypointError) else \
+            "contract" if isinstance(exc, ContractError) else "raised"
+        tb = traceback.format_exc() if kind == "raised" else ""
         lines = [line for line in tb.rstrip().splitlines() if line.strip()]
         _write_json(out_dir / "error.json", {
+            "kind": kind,
             "type": type(exc).__name__,
             "message": str(exc).strip().splitlines()[0] if str(exc).strip() else "",
             "traceback": lines[-TRACEBACK_LINES:],
+            "full_traceback": tb,
         })
         return 1
 

@@ -135,7 +135,7 @@ def test_nan_and_inf_survive(mlcd):
     (str(DATA / "malformed.csv"), 2, ["malformed.csv", "malformed CSV at line 3"]),
     (str(DATA / "malformed.parquet"), 2, ["malformed.parquet", "malformed Parquet"]),
     (str(DATA / "not_utf8.csv"), 2, ["not_utf8.csv", "'name'", "UTF-8"]),
-    (str(DATA / "header_only.csv"), 1, ["header_only.csv", "empty"]),
+    (str(DATA / "header_only.csv"), 2, ["header_only.csv", "empty"]),
     ("nothing-here/*.csv", 2, ["nothing-here/*.csv", "no files match"]),
     ("ftp://example.org/data.csv", 2, ["ftp://example.org/data.csv", "unknown source scheme"]),
     ("data.xlsx", 2, []),
@@ -151,7 +151,7 @@ def test_bad_local_input(mlcd, prior, src, code, names):
 def test_zero_byte_file_is_empty(mlcd, prior):
     Path("zero.csv").write_bytes(b"")
     r = mlcd("ingest", "zero.csv", "--out", "snap")
-    assert_failed_cleanly(r, 1, "zero.csv", "empty", prior=prior)
+    assert_failed_cleanly(r, 2, "zero.csv", "empty", prior=prior)
 
 
 def test_out_is_a_file(mlcd):
@@ -389,7 +389,7 @@ def test_sql_rejects_writes_and_bad_queries(mlcd, sqlite_db, prior, query, words
 def test_sql_empty_result_and_missing_db(mlcd, sqlite_db, prior):
     r = mlcd("ingest", f"sqlite:///{sqlite_db}", "--query", "SELECT * FROM orders WHERE 0",
              "--out", "snap")
-    assert_failed_cleanly(r, 1, "empty", prior=prior)
+    assert_failed_cleanly(r, 2, "empty", prior=prior)
     r = mlcd("ingest", "sqlite:///missing.sqlite?table=orders", "--out", "snap")
     assert_failed_cleanly(r, 2, "missing.sqlite", "no such SQLite database", prior=prior)
     assert not Path("missing.sqlite").exists()
@@ -442,7 +442,7 @@ def test_http_body_cut_short_is_retried_then_reported(mlcd, prior):
 
 def test_empty_message_counts_columns(mlcd, prior):
     r = mlcd("ingest", DATA / "header_only.csv", "--out", "snap")
-    assert_failed_cleanly(r, 1, "0 rows, 3 columns", prior=prior)
+    assert_failed_cleanly(r, 2, "0 rows, 3 columns", prior=prior)
 
 
 def test_headers_from_env_are_sent_and_masked(mlcd, monkeypatch):
@@ -550,3 +550,67 @@ def test_source_from_run_source_in_mlcd_yaml(mlcd):
                                  "ingest:\n  source-uri: missing.csv\n")
     r = mlcd("ingest", "--out", "snap2")
     assert r.exit_code == 2 and "missing.csv" in r.verdict, r  # ingest's own key wins
+
+
+@contextlib.contextmanager
+def _silent_server(trickle: bool):
+    """A TCP server that accepts and never answers (``trickle=False``), or answers 200 with
+    a long body sent one byte every 0.2 s (``trickle=True``); bounded to 30 s."""
+    import socket
+
+    done = threading.Event()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(0.2)
+    conns = []
+
+    def serve():
+        while not done.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            conns.append(conn)
+            if trickle:
+                with contextlib.suppress(OSError):
+                    conn.recv(65536)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\n"
+                                 b"Content-Length: 1000000\r\n\r\na,b\n")
+                    for _ in range(150):
+                        if done.wait(0.2):
+                            break
+                        conn.sendall(b"1")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        done.set()
+        thread.join(5)
+        for conn in conns:
+            conn.close()
+        sock.close()
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["never-answers", "trickles"])
+def test_whole_source_deadline_bounds_a_server_that_never_finishes(mlcd, prior, trickle):
+    """Issue 15 defect 5: with --timeout 30 and 3 retries one attempt alone could take 30 s
+    (or forever for a trickle); --deadline bounds the whole source (exit 3, snapshot kept)."""
+    with _silent_server(trickle) as base:
+        t0 = time.monotonic()
+        r = mlcd("ingest", f"{base}/data.csv", "--out", "snap", "--timeout", "30",
+                 "--retries", "3", "--deadline", "2")
+        elapsed = time.monotonic() - t0
+    assert_failed_cleanly(r, 3, f"{base}/data.csv", "2s deadline (--deadline", prior=prior)
+    assert elapsed < 10, elapsed
+    assert "Traceback" not in r.output
+
+
+def test_default_deadline_is_at_most_a_minute(mlcd):
+    from mlcd_actions.sources import base
+
+    assert base.DEFAULT_DEADLINE <= 60
+    r = mlcd("ingest", "--help")
+    assert "--deadline" in r.stdout and "[default: 60]" in r.stdout

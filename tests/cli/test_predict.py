@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from tests.delivery.serving import fixtures
+from tests.floats import assert_batch_equal
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,8 @@ def test_predict_writes_outputs_and_report(mlcd, model_dir):
     assert r.verdict.startswith("mlcd predict: passed — 25 predictions")
     out = pd.read_parquet("out/preds.parquet")
     pred, proba = fixtures.in_process(model_dir, df)
-    assert np.array_equal(out["prediction"].to_numpy(), pred)
-    assert np.array_equal(out["probability"].to_numpy(), proba[:, 1])
+    assert_batch_equal(out["prediction"].to_numpy(), pred)
+    assert_batch_equal(out["probability"].to_numpy(), proba[:, 1])
     report = json.loads(open(".mlcd/reports/predict.json").read())
     assert report["outputs"] == {"predictions-path": "out/preds.parquet", "rows": 25}
 
@@ -104,6 +104,6 @@ def test_spark_engine_through_the_cli(mlcd, model_dir):
     assert r.verdict.startswith("mlcd predict: passed — 20 predictions")
     out = pd.read_parquet("preds.parquet").sort_values("customer_id")
     pred, _ = fixtures.in_process(model_dir, df)
-    assert out["prediction"].tolist() == pred.tolist()
+    assert_batch_equal(out["prediction"].to_numpy(), pred)
     report = json.loads(open(".mlcd/reports/predict.json").read())
     assert report["details"]["engine"] == "spark"

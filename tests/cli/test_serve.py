@@ -9,6 +9,7 @@ import signal
 import pytest
 
 from tests.delivery.serving import fixtures
+from tests.floats import assert_batch_equal
 from tests.services import free_port
 
 
@@ -55,8 +56,8 @@ def test_records_and_columnar_match_the_model_in_process(server, model_dir):
     for payload in payloads:
         status, headers, out = server.post(payload)
         assert status == 200, out
-        assert out["predictions"] == pred.tolist()          # exactly, not approximately
-        assert out["probabilities"] == proba.tolist()
+        assert_batch_equal(out["predictions"], pred)
+        assert_batch_equal(out["probabilities"], proba)
         assert out["model_version"] == "5"
         assert out["request_id"] == headers["x-request-id"]
 
@@ -146,7 +147,8 @@ def test_prediction_log_lines_and_graceful_stop(model_dir, tmp_path):
         assert line["request_id"] == "req-77" and line["row"] == i
         assert line["lineage_id"] == "lin-1" and line["model_name"] is None
         assert line["inputs"] == df[fixtures.FEATURES].iloc[i].to_dict()
-        assert line["prediction"] == pred[i] and line["proba"] == proba[i, 1]
+        assert_batch_equal(line["prediction"], pred[i])
+        assert_batch_equal(line["proba"], proba[i, 1])
         assert isinstance(line["latency_ms"], float) and line["latency_ms"] >= 0
 
 

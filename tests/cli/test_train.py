@@ -153,3 +153,50 @@ def test_help_imports_no_heavy_modules():
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "--entrypoint" in proc.stdout and "--alias" in proc.stdout
+
+
+def test_builtin_estimator_with_inf_names_the_column_exit_2(mlcd, isolated):
+    """Issue 15 defect 2: as predict and evaluate do; before any run starts."""
+    import numpy as np
+    import pandas as pd
+
+    df = pd.read_parquet(DATA / "clf_train.parquet")
+    df.loc[4, "tenure"] = np.inf
+    df.to_parquet("inf.parquet")
+    r = mlcd("train", "--train", "inf.parquet", "--label", "approved")
+    assert r.exit_code == 2, r
+    assert r.verdict == ("mlcd train: failed — inf.parquet: feature column 'tenure' has 1 "
+                         "infinite value(s), first at data row 5; the built-in "
+                         "logistic_regression cannot fit them (replace or drop them in "
+                         "prepare)"), r
+    assert "Traceback" not in r.output
+    assert not Path(".mlcd/mlflow.db").exists()
+
+
+@pytest.mark.parametrize("entrypoint, code, verdict", [
+    ("nosuchmod:train", 2, "--entrypoint nosuchmod:train: no module named 'nosuchmod'"),
+    ("user_model:nosuchfunc", 2,
+     "--entrypoint user_model:nosuchfunc: module 'user_model' has no function 'nosuchfunc'"),
+    ("user_model:NOT_CALLABLE", 2,
+     "--entrypoint user_model:NOT_CALLABLE: 'NOT_CALLABLE' is not a function (type int)"),
+    ("user_model:no_predict", 1,
+     "user_model:no_predict returned a dict, which has no predict method; the training "
+     "function must return the fitted model"),
+    ("user_model:imports_missing", 1,
+     "user_model:imports_missing raised ModuleNotFoundError: No module named 'nosuchdep'"),
+])
+def test_unusable_entrypoint_or_model_is_one_line(mlcd, mlflow_server, isolated, entrypoint,
+                                                  code, verdict):
+    """Issue 15 defects 3 and 4: a bad --entrypoint is a usage error (2); a function that
+    returns something without predict is named as such, not as 'raised TypeError'; the
+    terminal shows no traceback (the training log keeps the user's)."""
+    Path("user_model.py").write_text(
+        "NOT_CALLABLE = 3\n\n"
+        "def no_predict(train_df, params):\n    return {'weights': [1, 2]}\n\n"
+        "def imports_missing(train_df, params):\n    import nosuchdep  # noqa\n")
+    r = mlcd("train", "--train", DATA / "clf_train.parquet", "--label", "approved",
+             "--entrypoint", entrypoint, "--tracking-uri", mlflow_server)
+    assert r.exit_code == code, r
+    assert verdict in r.verdict, r
+    assert "raised TypeError" not in r.verdict
+    assert "Traceback" not in r.output and "child.py" not in r.output, r

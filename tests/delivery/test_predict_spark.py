@@ -9,6 +9,7 @@ import pytest
 from mlcd_actions.core.errors import DataError
 from mlcd_actions.stages import predict
 from tests.delivery.serving import fixtures
+from tests.floats import assert_batch_equal, assert_batch_frame_equal
 
 pytest.importorskip("pyspark", reason="the spark extra is part of the test install")
 pytestmark = pytest.mark.slow
@@ -55,9 +56,7 @@ def test_spark_and_pandas_engines_agree_on_parquet_and_csv(models_dir, tmp_path)
     spark_out, pandas_out = _read_sorted(tmp_path / "sp.parquet"), _read_sorted(tmp_path /
                                                                                 "pd.parquet")
     assert list(spark_out.columns) == list(pandas_out.columns)
-    assert spark_out["prediction"].tolist() == pandas_out["prediction"].tolist()
-    for col in [c for c in pandas_out.columns if c.startswith("probability")]:
-        assert np.allclose(spark_out[col], pandas_out[col], rtol=1e-12, atol=0)
+    assert_batch_frame_equal(spark_out, pandas_out)
     assert res.tables[0].title == "Predicted classes"
     assert sum(row[1] for row in res.tables[0].rows) == 300
 
@@ -67,8 +66,8 @@ def test_spark_and_pandas_engines_agree_on_parquet_and_csv(models_dir, tmp_path)
     parts = sorted((tmp_path / "csv_out.csv").glob("part-*.csv"))
     got = pd.concat([pd.read_csv(p) for p in parts]).sort_values("customer_id")
     pred, proba = fixtures.in_process(models_dir["binary"], df)
-    assert got["prediction"].tolist() == pred.tolist()
-    assert np.allclose(got["probability"], proba[:, 1], rtol=1e-9)
+    assert_batch_equal(got["prediction"].to_numpy(), pred)
+    assert_batch_equal(got["probability"].to_numpy(), proba[:, 1])
 
 
 def test_missing_feature_and_bad_values_are_data_errors(models_dir, tmp_path):

@@ -116,7 +116,7 @@ def test_unhealthy_new_version_keeps_old_one_serving(mlcd, registered, tmp_path)
     (["rollback", "--environment", "staging"], 2, "nothing to roll back to in staging"),
     (["smoke-test", "--url", "localhost:1"], 2, "is not an http(s) URL"),
     (["smoke-test", "--url", "http://127.0.0.1:9", "--timeout", "1"], 1,
-     "ready: /health did not answer 200 within 1s"),
+     "ready: http://127.0.0.1:9/health did not answer 200 within 1s"),
 ])
 def test_bad_input(mlcd, registered, args, code, needle):
     r = mlcd(*args)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from mlcd_actions.core.errors import ConfigError, DataError, StageFailed
 from mlcd_actions.stages import predict
 from tests.delivery.serving import fixtures
+from tests.floats import assert_batch_equal, assert_batch_frame_equal
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,8 @@ def test_parquet_file_exact_with_ids_and_probability(models_dir, tmp_path):
     assert list(out.columns) == ["customer_id", "prediction", "probability"]
     pred, proba = fixtures.in_process(models_dir["binary"], df)
     assert out["customer_id"].tolist() == df["customer_id"].tolist()
-    assert np.array_equal(out["prediction"].to_numpy(), pred)
-    assert np.array_equal(out["probability"].to_numpy(), proba[:, 1])
+    assert_batch_equal(out["prediction"].to_numpy(), pred)
+    assert_batch_equal(out["probability"].to_numpy(), proba[:, 1])
     assert res.tables and res.tables[0].title == "Predicted classes"
     meta = pq.ParquetFile(tmp_path / "out.parquet").metadata
     assert meta.num_rows == 50
@@ -52,7 +52,7 @@ def test_chunking_gives_the_same_result_as_one_chunk(models_dir, tmp_path):
                     chunk_rows=rows)
         outs.append(pd.read_parquet(path))
     for other in outs[1:]:
-        pd.testing.assert_frame_equal(outs[0], other)
+        assert_batch_frame_equal(other, outs[0])
 
 
 def test_directory_of_parquet_files_in_name_order(models_dir, tmp_path):
@@ -67,7 +67,7 @@ def test_directory_of_parquet_files_in_name_order(models_dir, tmp_path):
     out = pd.read_parquet(tmp_path / "out.parquet")
     pred, proba = fixtures.in_process(models_dir["reg"], df)
     assert proba is None and list(out.columns) == ["customer_id", "prediction"]
-    assert np.array_equal(out["prediction"].to_numpy(), pred)
+    assert_batch_equal(out["prediction"].to_numpy(), pred)
     assert res.outputs["rows"] == 30 and len(res.details["files"]) == 3
 
 
@@ -80,9 +80,9 @@ def test_csv_in_and_out_multiclass_columns(models_dir, tmp_path):
     assert list(out.columns) == ["customer_id", "prediction", "probability_hi",
                                  "probability_lo", "probability_mid"]
     pred, proba = fixtures.in_process(models_dir["multi"], pd.read_csv(tmp_path / "in.csv"))
-    assert out["prediction"].tolist() == pred.tolist()
-    assert np.array_equal(out[["probability_hi", "probability_lo", "probability_mid"]]
-                          .to_numpy(), proba)
+    assert_batch_equal(out["prediction"].to_numpy(), pred)
+    assert_batch_equal(out[["probability_hi", "probability_lo", "probability_mid"]]
+                       .to_numpy(), proba)
 
 
 def test_explicit_id_columns_replace_the_default(models_dir, tmp_path):
@@ -187,5 +187,6 @@ def test_predict_over_http_source(models_dir, tmp_path, http_server):
                       str(tmp_path / "out.parquet"), chunk_rows=6)
     out = pd.read_parquet(tmp_path / "out.parquet")
     pred, _ = fixtures.in_process(models_dir["binary"], df)
-    assert res.outputs["rows"] == 20 and np.array_equal(out["prediction"].to_numpy(), pred)
+    assert res.outputs["rows"] == 20
+    assert_batch_equal(out["prediction"].to_numpy(), pred)
     assert out["customer_id"].tolist() == df["customer_id"].tolist()

@@ -32,7 +32,8 @@ def test_register_twice_gives_one_version_with_lineage_and_verdicts(trained, iso
     uri, res = trained
     model_uri, run_id = res.outputs["model-uri"], res.outputs["run-id"]
     ev = StageResult("evaluate", reason="1 gate(s) passed",
-                     lineage={"model_uri": model_uri, "run_id": run_id})
+                     lineage={"model_uri": model_uri, "run_id": run_id,
+                              "id": res.outputs["lineage-id"]})
     report.write(ev, "reports")
     fair = StageResult("check-fairness", status="failed", reason="dpd 0.3 > 0.1",
                        lineage={"run_id": "some-other-run"})
@@ -49,7 +50,8 @@ def test_register_twice_gives_one_version_with_lineage_and_verdicts(trained, iso
     assert first.outputs["registered-alias"] == "candidate" and "alias" not in first.outputs
     assert first.outputs["alias-uri"] == "models:/churn-stage@candidate"
     assert first.details["created"] is True
-    assert any("check-fairness.json is about run some-other-run" in w for w in first.warnings)
+    assert any("check-fairness.json is about run some-other-run, not run " in w
+               for w in first.warnings)
     second = register.run(model_uri, "churn-stage", tracking_uri=uri, report_dir="reports")
     assert second.outputs["model-version"] == "1" and second.details["created"] is False
     assert "already registered" in second.reason
@@ -104,3 +106,63 @@ def test_a_failed_run_is_not_registered(trained, isolated):
     client.set_terminated(failed.info.run_id, "FAILED")
     with pytest.raises(StageFailed, match="is FAILED, not FINISHED"):
         register.run(f"runs:/{failed.info.run_id}/model", "x", tracking_uri=uri)
+
+
+def test_register_applies_only_a_finished_report_bound_to_the_model(trained, isolated, mlcd,
+                                                                   tmp_path):
+    """Issue 15 defect 1: evaluate A passes, register A -> v1; an evaluation that stopped
+    with an error (test file without the label) must not reach v1's tags; a failed
+    evaluation of A is tagged but the alias does not move to it."""
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    uri, res = trained
+    model_uri = res.outputs["model-uri"]
+    common = ("--tracking-uri", uri, "--report-dir", "reports")
+    test = str(DATA / "clf_test.parquet")
+    r = mlcd("evaluate", "--model-uri", model_uri, "--test", test, "--label", "approved",
+             "--threshold", "accuracy>=0.0", *common)
+    assert r.exit_code == 0, r
+    bound = report.load("reports/evaluate.json")
+    assert bound.lineage["run_id"] == res.outputs["run-id"]
+    assert bound.lineage["id"] == res.outputs["lineage-id"]
+    r = mlcd("register", "--model-uri", model_uri, "--name", "bound", *common)
+    assert r.exit_code == 0, r
+    client = MlflowClient(uri, registry_uri=uri)
+    before = dict(client.get_model_version("bound", "1").tags)
+    assert before["mlcd.evaluate.status"] == "passed"
+    assert before["mlcd.evaluate.gate.accuracy"] == "passed"
+
+    nolabel = tmp_path / "nolabel.parquet"
+    pd.read_parquet(test).drop(columns=["approved"]).to_parquet(nolabel)
+    r = mlcd("evaluate", "--model-uri", model_uri, "--test", nolabel, "--label", "approved",
+             *common)
+    assert r.exit_code == 2, r
+    r = mlcd("register", "--model-uri", model_uri, "--name", "bound", *common)
+    assert r.exit_code == 0, r
+    assert "names no model run: verdict not tagged" in r.stdout
+    assert client.get_model_version("bound", "1").tags == before
+    assert str(client.get_model_version_by_alias("bound", "candidate").version) == "1"
+
+    # a report about the same run but another lineage (a re-tagged or copied report)
+    forged = report.load("reports/evaluate.json")
+    forged.status, forged.lineage = "passed", {**bound.lineage, "id": "lin-000000000000"}
+    report.write(forged, "reports")
+    out = register.run(model_uri, "bound", tracking_uri=uri, report_dir="reports")
+    assert any("lineage lin-000000000000, not run" in w for w in out.warnings), out.warnings
+    assert client.get_model_version("bound", "1").tags == before
+
+    # a finished, failed evaluation of this model: tagged, alias not moved to it
+    client.set_registered_model_alias("bound", "candidate", "1")
+    r = mlcd("evaluate", "--model-uri", model_uri, "--test", test, "--label", "approved",
+             "--threshold", "accuracy>=1.01", *common)
+    assert r.exit_code == 1, r
+    client.delete_registered_model_alias("bound", "candidate")
+    r = mlcd("register", "--model-uri", model_uri, "--name", "bound", *common)
+    assert r.exit_code == 1, r
+    assert "evaluate failed for this model" in r.verdict and "alias @candidate not moved" \
+        in r.verdict, r
+    tags = client.get_model_version("bound", "1").tags
+    assert tags["mlcd.evaluate.status"] == "failed"
+    assert tags["mlcd.evaluate.gate.accuracy"] == "failed"
+    assert "candidate" not in client.get_registered_model("bound").aliases

@@ -257,8 +257,8 @@ def convert(col: Column, values: list) -> Any:
             t = type(v)
             if t is int or (t is float and v.is_integer()):
                 if not lo <= v <= hi:
-                    raise RequestError(422, f"row {i}: column {col.name!r} value {v} is out "
-                                            f"of range for {kind}", field=col.name, row=i)
+                    raise RequestError(422, f"row {i}: column {col.name!r} value is out of "
+                                            f"range for {kind}", field=col.name, row=i)
             elif v is None:
                 has_null = True
             else:
@@ -289,8 +289,8 @@ def convert(col: Column, values: list) -> Any:
                 try:
                     pd.Timestamp(v)
                 except (ValueError, TypeError):
-                    raise RequestError(422, f"row {i}: column {col.name!r} value {_show(v)} is "
-                                            "not an ISO 8601 date-time", field=col.name,
+                    raise RequestError(422, f"row {i}: column {col.name!r} value is not "
+                                            "an ISO 8601 date-time", field=col.name,
                                        row=i) from None
         return pd.to_datetime(pd.Series(values, dtype=object)).to_numpy()
     if kind == "binary":
@@ -319,7 +319,7 @@ def _infer(values: list) -> Any:
 
 def _type_error(col: Column, i: int, expected: str, value: Any) -> RequestError:
     return RequestError(422, f"row {i}: column {col.name!r} must be {expected} ({col.type}), "
-                             f"got {_json_type(value)} {_show(value)}", field=col.name, row=i)
+                             f"got {_json_type(value)}", field=col.name, row=i)
 
 
 def _json_type(value: Any) -> str:
@@ -336,8 +336,3 @@ def _json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
-
-
-def _show(value: Any, limit: int = 40) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

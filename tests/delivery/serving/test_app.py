@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 
-import numpy as np
 import pytest
 
 from mlcd_actions.delivery.serving.app import Settings, create_app
 from mlcd_actions.delivery.serving.spec import ModelSpec
 from mlcd_actions.models import loading as models
 from tests.delivery.serving import fixtures
+from tests.floats import assert_batch_equal
 
 
 def call(app, method: str, path: str, body: bytes = b"", headers: dict | None = None,
@@ -63,8 +63,8 @@ def test_predict_matches_the_model_in_process(binary):
                                 {"X-Request-ID": "abc-1"})
     assert status == 200, out
     pred, proba = fixtures.in_process(path, df)
-    assert out["predictions"] == pred.tolist()
-    assert out["probabilities"] == proba.tolist()
+    assert_batch_equal(out["predictions"], pred)
+    assert_batch_equal(out["probabilities"], proba)
     assert out["model_version"] == "7" and out["request_id"] == "abc-1"
     assert headers["x-request-id"] == "abc-1"
 
@@ -134,8 +134,8 @@ def test_concurrent_requests_are_predicted_together_and_exactly(binary, monkeypa
     pred, proba = fixtures.in_process(path, df)
     for k in range(3):
         got_pred, got_proba = results[k]
-        assert got_pred.tolist() == pred[3 * k:3 * k + 3].tolist()
-        assert np.array_equal(got_proba, proba[3 * k:3 * k + 3])
+        assert_batch_equal(got_pred, pred[3 * k:3 * k + 3])
+        assert_batch_equal(got_proba, proba[3 * k:3 * k + 3])
     from mlcd_actions.core.errors import DataError
 
     assert isinstance(results[3], DataError)  # only the request at fault gets the error
@@ -149,7 +149,8 @@ def test_pipeline_fast_path_equals_the_pipeline_methods(binary):
     X = fixtures.frame(40, seed=17)[fixtures.FEATURES]
     pred, proba = spec.predict(X)
     impl = spec.model._impl
-    assert np.array_equal(pred, impl.predict(X))
-    assert np.array_equal(proba, impl.predict_proba(X))
+    assert_batch_equal(pred, impl.predict(X))
+    assert_batch_equal(proba, impl.predict_proba(X))
     pred_only, none = spec.predict(X, proba=False)
-    assert none is None and np.array_equal(pred_only, pred)
+    assert none is None
+    assert_batch_equal(pred_only, pred)

@@ -11,6 +11,7 @@ from mlcd_actions.delivery.serving import payload
 from mlcd_actions.delivery.serving.spec import ModelSpec
 from mlcd_actions.models import loading as models
 from tests.delivery.serving import fixtures
+from tests.floats import assert_batch_equal
 
 NUMERIC = ["a", "b", "c"]
 
@@ -58,10 +59,11 @@ def test_numeric_models_take_the_fast_path_with_the_same_answers(tmp_path, name)
     # request arrays in another order than fitted, plus a column the model never saw
     arrays = {c: df[c].to_numpy() for c in ["c", "customer_id", "b", "a"]}
     pred, proba = spec.predict_arrays(arrays, len(df))
-    assert np.array_equal(pred, want_pred)
-    assert np.allclose(proba, want_proba, rtol=1e-12, atol=0)
+    assert_batch_equal(pred, want_pred)
+    assert_batch_equal(proba, want_proba)
     pred2, none = spec.predict(df[["b", "a", "c"]], proba=False)
-    assert none is None and np.array_equal(pred2, want_pred)
+    assert none is None
+    assert_batch_equal(pred2, want_pred)
 
 
 def test_regression_fast_path(tmp_path):
@@ -74,7 +76,7 @@ def test_regression_fast_path(tmp_path):
     df = fixtures.frame(30, seed=5)
     pred, proba = spec.predict(df[NUMERIC])
     assert proba is None
-    assert np.allclose(pred, spec.model._impl.predict(df[NUMERIC]), rtol=1e-12, atol=0)
+    assert_batch_equal(pred, spec.model._impl.predict(df[NUMERIC]))
 
 
 def test_string_features_and_name_selecting_transformers_keep_the_dataframe(tmp_path):
@@ -92,7 +94,7 @@ def test_string_features_and_name_selecting_transformers_keep_the_dataframe(tmp_
     assert not spec.fast
     df = fixtures.frame(20, seed=8)
     pred, _ = spec.predict(df[NUMERIC])
-    assert np.array_equal(pred, spec.model._impl.predict(df[NUMERIC]))
+    assert_batch_equal(pred, spec.model._impl.predict(df[NUMERIC]))
 
 
 def test_bad_values_still_fail_as_data_errors(tmp_path):
