@@ -26,5 +26,7 @@ def run(doc: Path, names: str | list[str], cwd: Path, env: dict[str, str],
     """The blocks of ``names`` (one name, or several in the order a reader follows them)."""
     names = [names] if isinstance(names, str) else names
     script = "set -euo pipefail\n" + "\n".join(b for n in names for b in blocks(doc, n)) + "\n"
-    return subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    # one stream, in order, as a reader sees it (act.py's own lines go to stderr)
+    return subprocess.run(["bash", "-c", script], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)

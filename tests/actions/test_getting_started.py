@@ -38,7 +38,7 @@ def test_getting_started_new_repo_to_green_pr_under_act(act_env, mlflow_server, 
                MLCD_SETUP_CACHE_DIR=str(act_env.cache_dir),
                PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
     proc = run_doc(DOC, "github-quickstart", tmp_path, env, timeout=2400)
-    out = proc.stdout + proc.stderr
+    out = proc.stdout
     (tmp_path / "quickstart.log").write_text(out, encoding="utf-8")
     run = ActRun(proc.returncode, out, 0.0, tmp_path)
     why = "\n".join(ln for ln in out.splitlines()
