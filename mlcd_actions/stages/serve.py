@@ -29,36 +29,12 @@ def run(model_uri: str, *, host: str = "127.0.0.1", port: int = 8080,
     """Serve ``model_uri``; ``workers`` None = one per usable CPU (see
     :func:`mlcd_actions.delivery.serving.threads.default_workers`)."""
     from mlcd_actions.delivery.serving import threads as pools
-    from mlcd_actions.delivery.serving.app import (
-        DEFAULT_BATCH_ROWS,
-        DEFAULT_BATCH_WAIT_MS,
-        DEFAULT_BODY_TIMEOUT,
-        DEFAULT_MAX_BODY,
-        Settings,
-    )
+    from mlcd_actions.delivery.serving.app import Settings
 
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"--port {port}: must be between 0 and 65535")
-    if workers is None:
-        workers = pools.default_workers()
-    if workers < 1:
-        raise ConfigError(f"--workers {workers}: must be at least 1")
-    if threads < 1:
-        raise ConfigError(f"--threads {threads}: must be at least 1")
-    body_timeout = DEFAULT_BODY_TIMEOUT if body_timeout is None else body_timeout
-    if not body_timeout > 0:
-        raise ConfigError(f"--body-timeout {body_timeout}: must be positive (seconds)")
-    batch_rows = DEFAULT_BATCH_ROWS if batch_max_rows is None else batch_max_rows
-    if batch_rows < 1:
-        raise ConfigError(f"--batch-max-rows {batch_max_rows}: must be at least 1")
-    batch_wait = DEFAULT_BATCH_WAIT_MS if batch_max_wait_ms is None else batch_max_wait_ms
-    if batch_wait < 0:
-        raise ConfigError(f"--batch-max-wait-ms {batch_max_wait_ms}: must be 0 or more")
-    max_body = DEFAULT_MAX_BODY if max_body_bytes is None else max_body_bytes
-    if max_body < 1:
-        raise ConfigError(f"--max-body-bytes {max_body_bytes}: must be positive")
-    if log_level not in LOG_LEVELS:
-        raise ConfigError(f"--log-level {log_level!r}: choose one of {', '.join(LOG_LEVELS)}")
+    workers, body_timeout, batch_rows, batch_wait, max_body = _check_options(
+        port=port, workers=workers, threads=threads, body_timeout=body_timeout,
+        batch_max_rows=batch_max_rows, batch_max_wait_ms=batch_max_wait_ms,
+        max_body_bytes=max_body_bytes, log_level=log_level)
     if prediction_log:
         _check_writable(prediction_log)
     settings = Settings(model_uri=model_uri, tracking_uri=tracking_uri,
@@ -111,6 +87,45 @@ def run(model_uri: str, *, host: str = "127.0.0.1", port: int = 8080,
     if spec.lineage_id:
         result.lineage = {"lineage_id": spec.lineage_id}
     return result
+
+
+def _check_options(*, port: int, workers: int | None, threads: int,
+                   body_timeout: float | None, batch_max_rows: int | None,
+                   batch_max_wait_ms: float | None, max_body_bytes: int | None,
+                   log_level: str) -> tuple[int, float, int, float, int]:
+    """Option errors before the model loads; returns (workers, body timeout, batch rows,
+    batch wait, max body) with their defaults filled in."""
+    from mlcd_actions.delivery.serving import threads as pools
+    from mlcd_actions.delivery.serving.app import (
+        DEFAULT_BATCH_ROWS,
+        DEFAULT_BATCH_WAIT_MS,
+        DEFAULT_BODY_TIMEOUT,
+        DEFAULT_MAX_BODY,
+    )
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: must be between 0 and 65535")
+    if workers is None:
+        workers = pools.default_workers()
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: must be at least 1")
+    if threads < 1:
+        raise ConfigError(f"--threads {threads}: must be at least 1")
+    body_timeout = DEFAULT_BODY_TIMEOUT if body_timeout is None else body_timeout
+    if not body_timeout > 0:
+        raise ConfigError(f"--body-timeout {body_timeout}: must be positive (seconds)")
+    batch_rows = DEFAULT_BATCH_ROWS if batch_max_rows is None else batch_max_rows
+    if batch_rows < 1:
+        raise ConfigError(f"--batch-max-rows {batch_max_rows}: must be at least 1")
+    batch_wait = DEFAULT_BATCH_WAIT_MS if batch_max_wait_ms is None else batch_max_wait_ms
+    if batch_wait < 0:
+        raise ConfigError(f"--batch-max-wait-ms {batch_max_wait_ms}: must be 0 or more")
+    max_body = DEFAULT_MAX_BODY if max_body_bytes is None else max_body_bytes
+    if max_body < 1:
+        raise ConfigError(f"--max-body-bytes {max_body_bytes}: must be positive")
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"--log-level {log_level!r}: choose one of {', '.join(LOG_LEVELS)}")
+    return workers, body_timeout, batch_rows, batch_wait, max_body
 
 
 def _check_writable(path: str) -> None:
