@@ -61,7 +61,7 @@ BUILTIN = {"equal_to", "not_equal_to", "greater_than", "greater_than_or_equal_to
 
 def validate(table: Any, loaded: LoadedSchema) -> Outcome:
     """Validate ``table`` (:class:`mlcd_actions.data.spark.session.Table`) against ``loaded``."""
-    from mlcd_actions.data.schemas import validate as schemas
+    schemas = _schemas_validate()
 
     schema = loaded.schema
     _supported(loaded)
@@ -162,6 +162,14 @@ def _coercion_specs(view: _View, plan: list) -> list[_Spec]:
     return specs
 
 
+def _schemas_validate() -> Any:
+    """The pandas engine's validation module (the package re-exports its ``validate``
+    function under the module's name, so it is fetched by its full name)."""
+    import importlib
+
+    return importlib.import_module("mlcd_actions.data.schemas.validate")
+
+
 # --------------------------------------------------------------------------- dtypes
 
 def to_pyspark(loaded: LoadedSchema, names: list[str], types: dict[str, str]) -> Any:
@@ -220,7 +228,7 @@ def pandera_pyspark() -> Any:
 
 
 def schemas_plan(loaded: LoadedSchema, names: list[str]) -> list[tuple[str, Any]]:
-    from mlcd_actions.data.schemas import validate as schemas
+    schemas = _schemas_validate()
 
     return schemas.plan(loaded.schema, names)
 
@@ -237,7 +245,7 @@ def _dtypes(table: Any, loaded: LoadedSchema, plan: list, types: dict[str, str],
     from pandera.config import ValidationDepth, config_context
     from pyspark.sql import functions as F
 
-    from mlcd_actions.data.schemas import validate as schemas
+    schemas = _schemas_validate()
 
     pyspark_schema = to_pyspark(loaded, table.names, types)
     if not pyspark_schema.columns:
@@ -377,7 +385,7 @@ def _samples(table: Any, failing: list[_Spec], counts: dict[str, int], groups: d
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from mlcd_actions.data.schemas import validate as schemas
+    schemas = _schemas_validate()
     from mlcd_actions.data.spark.session import ROW
 
     indexed = table.indexed()
@@ -433,7 +441,7 @@ def _custom(table: Any, custom: list, groups: dict, loaded: LoadedSchema) -> Non
     import pandas as pd
     from pyspark.sql import functions as F
 
-    from mlcd_actions.data.schemas import validate as schemas
+    schemas = _schemas_validate()
     from mlcd_actions.data.spark.session import ROW
 
     labels = [str(check.error or check.name) for _, _, check in custom]
