@@ -23,8 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlcd_actions.core.errors import ConfigError, DataError, ServiceError
+from mlcd_actions.data.tables import format_of, is_table_name, iter_file_batches
 from mlcd_actions.sources.base import Source, SourceData
-from mlcd_actions.sources.formats import format_of, is_table_name, iter_file_batches
 
 _GLOB = ("*", "?", "[")
 _MISSING = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}

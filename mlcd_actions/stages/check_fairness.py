@@ -91,52 +91,13 @@ def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable
     scoped = parse_scoped(thresholds, task, features)
     if task == models.CLASSIFICATION:
         _check_classes(df[label], label, test)
-
-    x = models.prepare_features(df, label, model, path=test)
-    y_pred = model.predict(x)
-    y_true = df[label].to_numpy()
-    pos = None
-    if task == models.CLASSIFICATION:
-        classes = list(model.classes) if model.classes else sorted(
-            set(_unique(y_true)) | set(_unique(y_pred)), key=str)
-        y_true = metriclib.align_labels(y_true, classes)
-        if len(classes) > 2 and pos_label is None:
-            raise ConfigError(f"label {label!r} has {len(classes)} classes; pass --pos-label to "
-                              "name the favourable outcome (assessed one-vs-rest)")
-        pos = metriclib.positive_label(classes, pos_label)
-    else:
-        import numpy as np
-
-        try:
-            y_true = y_true.astype(float)
-            y_pred = np.asarray(y_pred, dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{test}: regression label {label!r} or the predictions are not "
-                            f"numeric: {exc}") from exc
+    y_true, y_pred, pos = _predict(model, df, label, task, test, pos_label)
 
     assessed: dict[str, fairness.FeatureFairness] = {}
     for feature in features:
         assessed[feature] = fairness.assess(task, df[feature], y_true, y_pred, feature=feature,
                                             pos_label=pos, min_group_size=min_group_size)
-
-    for feature, ff in assessed.items():
-        for metric, value in ff.summary.items():
-            result.metrics[f"{feature}:{metric}"] = value
-        if ff.excluded:
-            shown = ", ".join(map(str, ff.excluded[:10]))
-            more = f" (+{len(ff.excluded) - 10} more)" if len(ff.excluded) > 10 else ""
-            result.warnings.append(
-                f"{feature}: {len(ff.excluded)} group(s) under --min-group-size {min_group_size} "
-                f"reported but not gated: {shown}{more}")
-        if len(ff.groups) > MANY_GROUPS:
-            result.warnings.append(
-                f"{feature}: {len(ff.groups)} groups; a continuous or id-like column should be "
-                "binned before a fairness check")
-        if ff.gated_groups < 2:
-            result.warnings.append(
-                f"{feature}: fewer than two groups with at least {min_group_size} row(s); "
-                "differences and ratios are undefined")
-
+    _record(result, assessed, min_group_size)
     result.gates = _gates(scoped, assessed, min_group_size)
     constant = _constant_prediction(task, y_pred)
     if constant is not None:
@@ -171,7 +132,62 @@ def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable
     result.lineage.update({k: v for k, v in (("model_uri", model_uri), ("run_id", model.run_id),
                                              ("model_name", model.name),
                                              ("model_version", model.version)) if v})
+    _verdict(result, task, assessed)
+    return result
 
+
+def _predict(model: models.LoadedModel, df, label: str, task: str, test, pos_label):
+    """(y_true, y_pred, positive label) on the test set: classes aligned with the model's,
+    a multiclass label needs ``--pos-label``; a regression label must be numeric."""
+    x = models.prepare_features(df, label, model, path=test)
+    y_pred = model.predict(x)
+    y_true = df[label].to_numpy()
+    pos = None
+    if task == models.CLASSIFICATION:
+        classes = list(model.classes) if model.classes else sorted(
+            set(_unique(y_true)) | set(_unique(y_pred)), key=str)
+        y_true = metriclib.align_labels(y_true, classes)
+        if len(classes) > 2 and pos_label is None:
+            raise ConfigError(f"label {label!r} has {len(classes)} classes; pass --pos-label to "
+                              "name the favourable outcome (assessed one-vs-rest)")
+        pos = metriclib.positive_label(classes, pos_label)
+    else:
+        import numpy as np
+
+        try:
+            y_true = y_true.astype(float)
+            y_pred = np.asarray(y_pred, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{test}: regression label {label!r} or the predictions are not "
+                            f"numeric: {exc}") from exc
+    return y_true, y_pred, pos
+
+
+def _record(result: StageResult, assessed: dict[str, fairness.FeatureFairness],
+            min_group_size: int) -> None:
+    """Per-feature metrics, and warnings about groups left out or too many/few groups."""
+    for feature, ff in assessed.items():
+        for metric, value in ff.summary.items():
+            result.metrics[f"{feature}:{metric}"] = value
+        if ff.excluded:
+            shown = ", ".join(map(str, ff.excluded[:10]))
+            more = f" (+{len(ff.excluded) - 10} more)" if len(ff.excluded) > 10 else ""
+            result.warnings.append(
+                f"{feature}: {len(ff.excluded)} group(s) under --min-group-size {min_group_size} "
+                f"reported but not gated: {shown}{more}")
+        if len(ff.groups) > MANY_GROUPS:
+            result.warnings.append(
+                f"{feature}: {len(ff.groups)} groups; a continuous or id-like column should be "
+                "binned before a fairness check")
+        if ff.gated_groups < 2:
+            result.warnings.append(
+                f"{feature}: fewer than two groups with at least {min_group_size} row(s); "
+                "differences and ratios are undefined")
+
+
+def _verdict(result: StageResult, task: str,
+             assessed: dict[str, fairness.FeatureFairness]) -> None:
+    """The reason, the gate verdict, and the worst value of each metric as outputs."""
     checked = [g for g in result.gates if g.verdict in (PASSED, FAILED)]
     headline = _headline(task, assessed)
     if not result.gates:
@@ -192,7 +208,6 @@ def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable
         if values:  # the worst value over the sensitive features
             worst = min(values) if metric.endswith("_ratio") else max(values)
             result.outputs[metric.replace("_", "-")] = worst
-    return result
 
 
 def _constant_prediction(task: str, y_pred) -> object:
