@@ -35,6 +35,7 @@ import math
 import os
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,149 +79,205 @@ def run(model_uri: str, test: str | os.PathLike, label: str, *,
     """Evaluate ``model_uri`` on ``test`` (label column ``label``); see the module doc.
 
     ``min_lifts`` None means :data:`DEFAULT_MIN_LIFT` for the task; ``()`` means none."""
-    threshold_specs = gatelib.parse_thresholds(thresholds)
-    drop_specs = gatelib.parse_max_drops(max_drops)
-    lift_specs = None if min_lifts is None else gatelib.parse_min_lifts(min_lifts)
+    specs = _Specs(gatelib.parse_thresholds(thresholds),
+                   None if min_lifts is None else gatelib.parse_min_lifts(min_lifts),
+                   gatelib.parse_max_drops(max_drops))
     slice_cols = list(dict.fromkeys(slices or ()))
     result = StageResult(STAGE)
 
-    df = read_table(test, what="test set")
-    require_columns(df, [label], test, role="label column")
-    require_columns(df, slice_cols, test, role="slice column")
-    if len(df) == 0:
-        raise DataError(f"{test}: test set has no rows")
-    y_series = df[label]
-    _check_label(y_series, label, test)
-
-    model = models.load(model_uri, tracking_uri)
-    task = models.resolve_task(model, y_series)
-    if task == models.CLASSIFICATION:
-        _check_classes(y_series, label, test)
+    df, model, task = _load(model_uri, test, label, slice_cols, tracking_uri)
     scored = score(model, df, label, task, test, pos_label=pos_label)
     result.metrics.update(scored["metrics"])
     if scored["unknown_labels"]:
         shown = ", ".join(map(str, scored["unknown_labels"][:10]))
         result.warnings.append(f"label values the model never learned: {shown}; they count as "
                                "errors, and roc_auc/log_loss are not computed")
-
-    if lift_specs is None:
-        lift_specs = gatelib.parse_min_lifts(DEFAULT_MIN_LIFT[task])
+    if specs.lifts is None:
+        specs.lifts = gatelib.parse_min_lifts(DEFAULT_MIN_LIFT[task])
     naive_scores = naive.score(task, scored["y_true"], scored["classes"], scored["pos_label"])
+    base = _baselines(baseline, name, main_snapshot, df, label, task, test, pos_label,
+                      tracking_uri, result)
 
-    snapshot, no_snapshot = (snaplib.read(main_snapshot) if main_snapshot
-                             else (None, "no main snapshot (--main-snapshot is empty)"))
-    main_scored, main_model, main_error = _score_main(snapshot, df, label, task, test,
-                                                      pos_label, tracking_uri)
-    base_model, base_source, base_kind = _baseline(baseline, name, tracking_uri, result)
-    base_metrics: dict[str, Any] | None = None
-    base_scored: dict[str, Any] | None = None
-    if base_model is not None:
-        base_scored = score(base_model, df, label, task, test, pos_label=pos_label,
-                            role="baseline")
-        base_metrics = base_scored["metrics"]
-    elif main_scored is not None:
-        base_model, base_scored, base_kind = main_model, main_scored, "main"
-        base_metrics = main_scored["metrics"]
-        base_source = f"{base_source}; compared with the model main last produced ({snapshot.label})"
-    else:
-        base_source = f"{base_source}; {main_error or no_snapshot}"
-
-    # gates: thresholds, lift over the naive baseline, drop against champion/main
-    rows = gatelib.evaluate_gates(result.metrics, threshold_specs, (), base_metrics)
-    lift_rows = _lift_gates(result.metrics, lift_specs, naive_scores)
-    drop_rows = gatelib.evaluate_gates(result.metrics, (), drop_specs, base_metrics)
-    for row in drop_rows:
-        if row.verdict == SKIPPED and base_metrics is None:
-            row.message = f"skipped: no baseline — {base_source}"
-    rows = [*rows, *lift_rows, *drop_rows]
-    result.gates = rows
-    if drop_specs and base_metrics is None:
-        result.warnings.append(
-            f"{len(drop_specs)} max-drop gate(s) skipped: {base_source}")
-    unchecked = []
-    for row, spec in zip(rows, [*threshold_specs, *lift_specs, *drop_specs], strict=True):
-        if row.verdict != SKIPPED:
-            continue
-        if isinstance(spec, gatelib.MaxDrop) and base_metrics is None:
-            continue  # no champion and no model on main yet (the first model): reason above
-        unchecked.append((row, _unchecked_reason(spec, model, scored, base_model,
-                                                 base_scored)))
-    result.warnings.extend(gatelib.fail_unchecked(unchecked, allow=allow_skipped_gates))
-
-    # report detail
-    metric_names = metriclib.metric_names(task)
-    result.tables.append(_naive_table(result.metrics, naive_scores, metric_names))
-    if base_model is not None and base_kind != "main":
-        result.tables.append(_diff_table(result.metrics, base_metrics, metric_names,
-                                         model.display, base_model.display))
-    result.tables.append(_main_table(result.metrics, main_scored, metric_names, snapshot,
-                                     main_error or no_snapshot))
-    slice_tables, slice_details = _slices(df, slice_cols, task, scored, max_slice_values)
-    result.tables.extend(slice_tables)
-    result.markdown.append(_chart(task, result.metrics, base_metrics,
-                                  "main" if base_kind == "main" else "baseline"))
+    result.gates = _gates(result, specs, naive_scores, base, model, scored,
+                          allow_skipped_gates)
+    _detail(result, df, task, label, model, scored, naive_scores, base, slice_cols,
+            max_slice_values)
     if plot:
         result.artifacts.extend(_plots(report_dir, task, scored))
-
-    result.details.update({
-        "task": task,
-        "rows": int(len(df)),
-        "label": label,
-        "classes": scored["classes"],
-        "pos_label": scored["pos_label"],
-        "model": _model_info(model),
-        "baseline": None if base_model is None else {
-            **_model_info(base_model), "source": base_source, "kind": base_kind,
-            "metrics": base_metrics},
-        "naive_baselines": naive_scores,
-        "main": None if snapshot is None else {
-            "directory": os.fspath(snapshot.directory), "meta": snapshot.meta,
-            "metrics": None if main_scored is None else main_scored["metrics"],
-            "error": main_error},
-        "slices": slice_details,
-        "metric_definitions": _definitions(task, scored["classes"]),
-    })
     result.lineage.update({**model.report_lineage(), "model_uri": model_uri})
-
-    # verdict
-    checked = [g for g in rows if g.verdict in (PASSED, FAILED)]
-    skipped = [g for g in rows if g.verdict == SKIPPED]
-    if not rows:
-        result.warnings.insert(0, f"{NO_GATES}: pass --threshold (e.g. "
-                                  f"'{metric_names[0]}>=0.8') or --max-drop; nothing was checked")
-        result.reason = f"{NO_GATES}; {_headline(task, result.metrics)}"
-    elif not checked:
-        result.warnings.insert(0, "no gate could be checked; nothing was verified")
-        result.reason = (f"no gate checked ({len(rows)} skipped); "
-                         f"{_headline(task, result.metrics)}")
-    else:
-        against = (f" vs {snapshot.label if base_kind == 'main' else base_model.display}"
-                   if base_model is not None else "")
-        held = ""
-        if skipped:
-            why = "no model on main yet" if base_metrics is None and drop_specs else \
-                skipped[0].message
-            held = f", {len(skipped)} skipped ({why})"
-        passed = sum(1 for g in checked if g.verdict == PASSED)
-        result.reason = (f"{passed} gate(s) passed{against}{held}; "
-                         f"{_headline(task, result.metrics)}")
-    result.fail_unless_gates_pass()
-
-    result.outputs["passed"] = result.status != FAILED
-    for key, value in result.metrics.items():
-        result.outputs[key.replace("_", "-")] = value
-    result.outputs["baseline-source"] = base_kind or "none"
-    if base_model is not None:
-        result.outputs["baseline-uri"] = (os.fspath(snapshot.model_dir) if base_kind == "main"
-                                          else base_model.resolved_uri or base_model.uri)
-    if snapshot is not None and snapshot.sha:
-        result.outputs["main-sha"] = snapshot.sha
-
+    _verdict(result, task, base, specs)
+    _outputs(result, base)
     if save_main_snapshot and result.status != FAILED and main_snapshot:
         _save_snapshot(main_snapshot, model, model_uri, result, task, label, len(df))
     if log_metrics and model.run_id and model_uri.startswith(("runs:/", "models:/")):
         _log_to_run(model, result)
     return result
+
+
+@dataclass
+class _Specs:
+    """The configured gates: thresholds, lifts over the naive baseline, max drops."""
+
+    thresholds: list
+    lifts: list | None
+    drops: list
+
+    def all(self) -> list:
+        return [*self.thresholds, *(self.lifts or ()), *self.drops]
+
+
+@dataclass
+class _Baseline:
+    """What the candidate is compared with: the registry/explicit baseline or, without one,
+    the main snapshot; plus the snapshot's own scores for the "vs main" table."""
+
+    model: models.LoadedModel | None = None
+    scored: dict[str, Any] | None = None
+    source: str = ""
+    kind: str | None = None          # baseline | champion | main | None
+    snapshot: snaplib.Snapshot | None = None
+    main_scored: dict[str, Any] | None = None
+    main_why: str = ""               # why there is no main comparison
+
+    @property
+    def metrics(self) -> dict[str, Any] | None:
+        return None if self.scored is None else self.scored["metrics"]
+
+    @property
+    def display(self) -> str:
+        if self.kind == "main" and self.snapshot is not None:
+            return self.snapshot.label
+        return self.model.display if self.model is not None else ""
+
+
+def _load(model_uri: str, test, label: str, slice_cols: list[str], tracking_uri):
+    """The test set (checked), the model and the task."""
+    df = read_table(test, what="test set")
+    require_columns(df, [label], test, role="label column")
+    require_columns(df, slice_cols, test, role="slice column")
+    if len(df) == 0:
+        raise DataError(f"{test}: test set has no rows")
+    _check_label(df[label], label, test)
+    model = models.load(model_uri, tracking_uri)
+    task = models.resolve_task(model, df[label])
+    if task == models.CLASSIFICATION:
+        _check_classes(df[label], label, test)
+    return df, model, task
+
+
+def _baselines(baseline, name, main_snapshot, df, label, task, test, pos_label, tracking_uri,
+               result: StageResult) -> _Baseline:
+    base = _Baseline()
+    base.snapshot, no_snapshot = (snaplib.read(main_snapshot) if main_snapshot
+                                  else (None, "no main snapshot (--main-snapshot is empty)"))
+    base.main_scored, main_model, main_error = _score_main(base.snapshot, df, label, task, test,
+                                                           pos_label, tracking_uri)
+    base.main_why = main_error or no_snapshot
+    base.model, base.source, base.kind = _baseline(baseline, name, tracking_uri, result)
+    if base.model is not None:
+        base.scored = score(base.model, df, label, task, test, pos_label=pos_label,
+                            role="baseline")
+    elif base.main_scored is not None:
+        base.model, base.scored, base.kind = main_model, base.main_scored, "main"
+        base.source = (f"{base.source}; compared with the model main last produced "
+                       f"({base.snapshot.label})")
+    else:
+        base.source = f"{base.source}; {base.main_why}"
+    return base
+
+
+def _gates(result: StageResult, specs: _Specs, naive_scores, base: _Baseline, model, scored,
+           allow_skipped: bool) -> list[gatelib.GateRow]:
+    """Thresholds, lifts over the naive baseline, drops against champion/main; a gate that
+    cannot be checked fails (or is skipped with --allow-skipped-gates) with its reason."""
+    rows = [*gatelib.evaluate_gates(result.metrics, specs.thresholds, (), base.metrics),
+            *_lift_gates(result.metrics, specs.lifts or (), naive_scores)]
+    drops = gatelib.evaluate_gates(result.metrics, (), specs.drops, base.metrics)
+    for row in drops:
+        if row.verdict == SKIPPED and base.metrics is None:
+            row.message = f"skipped: no baseline — {base.source}"
+    rows += drops
+    if specs.drops and base.metrics is None:
+        result.warnings.append(f"{len(specs.drops)} max-drop gate(s) skipped: {base.source}")
+    unchecked = []
+    for row, spec in zip(rows, specs.all(), strict=True):
+        if row.verdict != SKIPPED:
+            continue
+        if isinstance(spec, gatelib.MaxDrop) and base.metrics is None:
+            continue  # no champion and no model on main yet (the first model): reason above
+        unchecked.append((row, _unchecked_reason(spec, model, scored, base.model,
+                                                 base.scored)))
+    result.warnings.extend(gatelib.fail_unchecked(unchecked, allow=allow_skipped))
+    return rows
+
+
+def _detail(result: StageResult, df, task: str, label: str, model, scored, naive_scores,
+            base: _Baseline, slice_cols, max_slice_values: int) -> None:
+    """Tables (naive baselines, baseline diff, vs main, slices), chart and details."""
+    names = metriclib.metric_names(task)
+    result.tables.append(_naive_table(result.metrics, naive_scores, names))
+    if base.model is not None and base.kind != "main":
+        result.tables.append(_diff_table(result.metrics, base.metrics, names, model.display,
+                                         base.model.display))
+    result.tables.append(_main_table(result.metrics, base.main_scored, names, base.snapshot,
+                                     base.main_why))
+    slice_tables, slice_details = _slices(df, slice_cols, task, scored, max_slice_values)
+    result.tables.extend(slice_tables)
+    result.markdown.append(_chart(task, result.metrics, base.metrics,
+                                  "main" if base.kind == "main" else "baseline"))
+    snap = base.snapshot
+    result.details.update({
+        "task": task, "rows": int(len(df)), "label": label, "classes": scored["classes"],
+        "pos_label": scored["pos_label"], "model": _model_info(model),
+        "baseline": None if base.model is None else {
+            **_model_info(base.model), "source": base.source, "kind": base.kind,
+            "metrics": base.metrics},
+        "naive_baselines": naive_scores,
+        "main": None if snap is None else {
+            "directory": os.fspath(snap.directory), "meta": snap.meta,
+            "metrics": None if base.main_scored is None else base.main_scored["metrics"],
+            "error": base.main_why or None},
+        "slices": slice_details,
+        "metric_definitions": _definitions(task, scored["classes"]),
+    })
+
+
+def _verdict(result: StageResult, task: str, base: _Baseline, specs: _Specs) -> None:
+    rows = result.gates
+    checked = [g for g in rows if g.verdict in (PASSED, FAILED)]
+    skipped = [g for g in rows if g.verdict == SKIPPED]
+    headline = _headline(task, result.metrics)
+    if not rows:
+        first = metriclib.metric_names(task)[0]
+        result.warnings.insert(0, f"{NO_GATES}: pass --threshold (e.g. '{first}>=0.8') or "
+                                  "--max-drop; nothing was checked")
+        result.reason = f"{NO_GATES}; {headline}"
+    elif not checked:
+        result.warnings.insert(0, "no gate could be checked; nothing was verified")
+        result.reason = f"no gate checked ({len(rows)} skipped); {headline}"
+    else:
+        against = f" vs {base.display}" if base.model is not None else ""
+        held = ""
+        if skipped:
+            why = ("no model on main yet" if base.metrics is None and specs.drops
+                   else skipped[0].message)
+            held = f", {len(skipped)} skipped ({why})"
+        passed = sum(1 for g in checked if g.verdict == PASSED)
+        result.reason = f"{passed} gate(s) passed{against}{held}; {headline}"
+    result.fail_unless_gates_pass()
+
+
+def _outputs(result: StageResult, base: _Baseline) -> None:
+    result.outputs["passed"] = result.status != FAILED
+    for key, value in result.metrics.items():
+        result.outputs[key.replace("_", "-")] = value
+    result.outputs["baseline-source"] = base.kind or "none"
+    if base.model is not None:
+        result.outputs["baseline-uri"] = (
+            os.fspath(base.snapshot.model_dir) if base.kind == "main" and base.snapshot
+            else base.model.resolved_uri or base.model.uri)
+    if base.snapshot is not None and base.snapshot.sha:
+        result.outputs["main-sha"] = base.snapshot.sha
 
 
 # --------------------------------------------------------------------------- scoring

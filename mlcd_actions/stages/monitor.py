@@ -40,6 +40,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,8 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
         raise ConfigError(f"--dispatch {dispatch!r}: use github or gitlab")
     if bins < 2:
         raise ConfigError(f"--bins {bins}: needs at least 2 bins")
+    if decay_specs and not labels:
+        raise ConfigError("--max-decay needs --labels (a labels file or column)")
 
     from mlcd_actions.core.engines import check_engine
 
@@ -114,14 +117,82 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
             return run(**options, _io=io)
     io = _io or _PandasInputs
 
-    # ---------------------------------------------------------------- inputs
+    inp = _inputs(io, _io is not None, reference, current, labels, label_column, id_column,
+                  prediction_column, columns, result)
+
+    # feature and prediction drift, gated
+    bins = auto_bins(bins, inp.ref_rows, inp.cur_rows)
+    drifts = io.compare(inp.ref_data, inp.cur_data, columns=inp.features,
+                        categorical=[c for c in categorical if c in inp.features], bins=bins)
+    pred_drift = io.prediction_drift(inp.ref_data, inp.ref_cols, inp.cur_data, inp.cur_cols,
+                                     prediction_column, reference_predictions, reference, bins,
+                                     categorical)
+    all_drifts = drifts + ([pred_drift] if pred_drift is not None else [])
+    result.gates = drift_gates(all_drifts, specs, alpha=alpha)
+    result.details["bins"] = bins
+    failed = {g.metric.rsplit(".", 1)[0] for g in result.gates if g.verdict == FAILED}
+    drifted = _drift_findings(result, drifts, all_drifts, failed)
+    prediction_drifted = pred_drift is not None and pred_drift.column in failed
+
+    decay = None
+    if labels:
+        decay = _accuracy_decay(labels, inp.labels_is_column, label_column, id_column,
+                                prediction_column, inp.cur_data, inp.cur_meta, current,
+                                baseline_metrics, model_uri, tracking_uri, decay_specs)
+        _record_decay(result, decay)
+    decayed = bool(decay and any(g.verdict == FAILED for g in decay["gates"]))
+    retrain = bool(drifted) or prediction_drifted or decayed
+    result.outputs.update({
+        "drift": bool(drifted) or prediction_drifted, "retrain": retrain,
+        "drifted-features": ",".join(drifted), "prediction-drift": prediction_drifted,
+        "accuracy-decay": decayed, "current-source": inp.source,
+    })
+    result.metrics.update({"reference_rows": inp.ref_rows, "current_rows": inp.cur_rows,
+                           "features": len(drifts), "drifted_features": len(drifted)})
+    _report_drift(result, all_drifts, failed, specs, alpha, plots_dir, max_plots)
+
+    # failed rows first: 2 failed gates must not hide among 64 (stable: same order within)
+    result.gates.sort(key=lambda g: g.verdict != FAILED)
+    result.fail_unless_gates_pass()
+    _reason(result, drifts, drifted, pred_drift, prediction_drifted, decay, decayed)
+
+    if retrain and (dispatch or open_issue):
+        _close_loop(result, dispatch=dispatch, event_type=event_type, workflow=workflow,
+                    ref=ref, dispatch_inputs=dispatch_inputs, open_issue=open_issue,
+                    platform=platform, issue_title=issue_title, dry_run=dry_run,
+                    echo=echo)
+    elif dispatch or open_issue:
+        result.outputs["dispatched"] = False
+    return result
+
+
+@dataclass
+class _Inputs:
+    """Both sides, opened: data (a path or a frame), columns, rows, and what is compared."""
+
+    ref_data: Any
+    ref_cols: list[str]
+    cur_data: Any
+    cur_cols: list[str]
+    cur_meta: Any
+    source: str
+    ref_rows: int
+    cur_rows: int
+    labels_is_column: bool
+    features: list[str]
+
+
+def _inputs(io, on_engine: bool, reference, current, labels, label_column, id_column,
+            prediction_column, columns, result: StageResult) -> _Inputs:
+    """Open both sides (through ``io``: the pandas or the Spark engine), check the options
+    that name their columns, choose the features."""
     ref_data, ref_cols = io.open_table(reference, "reference")
     cur_meta = None
     if predlog.is_prediction_log(current):
         cur_data, cur_meta = predlog.read(current)
         cur_cols = [str(c) for c in cur_data.columns]
         source = "prediction-log"
-        if _io is not None:
+        if on_engine:
             cur_data = io.from_pandas(cur_data, os.fspath(current))
     else:
         cur_data, cur_cols = io.open_table(current, "current")
@@ -146,6 +217,13 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
         excluded.add(labels)
     if label_column:
         excluded.add(label_column)
+    features = _features(reference, current, ref_cols, cur_cols, columns, excluded, result)
+    return _Inputs(ref_data, ref_cols, cur_data, cur_cols, cur_meta, source, ref_rows,
+                   cur_rows, labels_is_column, features)
+
+
+def _features(reference, current, ref_cols, cur_cols, columns, excluded,
+              result: StageResult) -> list[str]:
     if columns:
         missing = [c for c in columns if c not in ref_cols or c not in cur_cols]
         if missing:
@@ -165,21 +243,13 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
             f"{len(only_ref)} reference column(s) absent from the current data: "
             f"{', '.join(only_ref[:10])}", SEV_WARNING, code="drift.missing-columns",
             count=len(only_ref)))
+    return features
 
-    # ---------------------------------------------------------------- feature drift
-    bins = auto_bins(bins, ref_rows, cur_rows)
-    drifts = io.compare(ref_data, cur_data, columns=features,
-                        categorical=[c for c in categorical if c in features], bins=bins)
-    pred_drift = io.prediction_drift(ref_data, ref_cols, cur_data, cur_cols, prediction_column,
-                                   reference_predictions, reference, bins, categorical)
-    all_drifts = drifts + ([pred_drift] if pred_drift is not None else [])
 
-    # ---------------------------------------------------------------- gates
-    result.gates = drift_gates(all_drifts, specs, alpha=alpha)
-    result.details["bins"] = bins
-    failed = {g.metric.rsplit(".", 1)[0] for g in result.gates if g.verdict == FAILED}
+def _drift_findings(result: StageResult, drifts, all_drifts, failed: set[str]) -> list[str]:
+    """Findings for columns not computed, new categories and drifted features; returns the
+    drifted feature names."""
     drifted = [d.column for d in drifts if d.column in failed]
-    prediction_drifted = pred_drift is not None and pred_drift.column in failed
     for d in all_drifts:
         for note in d.notes:
             result.findings.append(Finding(f"{d.column}: {note}", SEV_WARNING, column=d.column,
@@ -195,31 +265,20 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
         result.findings.append(Finding(f"feature {name!r} drifted ({_why(result.gates, name)})",
                                        SEV_ERROR, column=name, code="drift.feature",
                                        title="mlcd monitor: drift"))
+    return drifted
 
-    # ---------------------------------------------------------------- accuracy decay
-    decay = None
-    if labels:
-        decay = _accuracy_decay(labels, labels_is_column, label_column, id_column,
-                                prediction_column, cur_data, cur_meta, current,
-                                baseline_metrics, model_uri, tracking_uri, decay_specs)
-        result.gates.extend(decay["gates"])
-        result.metrics.update({f"current_{k}": v for k, v in decay["metrics"].items()})
-        result.metrics.update({f"baseline_{k}": v for k, v in decay["baseline"].items()})
-        result.details["accuracy"] = {k: v for k, v in decay.items() if k != "gates"}
-        result.warnings.extend(decay["warnings"])
-    elif decay_specs:
-        raise ConfigError("--max-decay needs --labels (a labels file or column)")
-    decayed = bool(decay and any(g.verdict == FAILED for g in decay["gates"]))
 
-    is_drift = bool(drifted) or prediction_drifted
-    retrain = is_drift or decayed
-    result.outputs.update({
-        "drift": is_drift, "retrain": retrain, "drifted-features": ",".join(drifted),
-        "prediction-drift": prediction_drifted, "accuracy-decay": decayed,
-        "current-source": source,
-    })
-    result.metrics.update({"reference_rows": ref_rows, "current_rows": cur_rows,
-                           "features": len(drifts), "drifted_features": len(drifted)})
+def _record_decay(result: StageResult, decay: dict[str, Any]) -> None:
+    result.gates.extend(decay["gates"])
+    result.metrics.update({f"current_{k}": v for k, v in decay["metrics"].items()})
+    result.metrics.update({f"baseline_{k}": v for k, v in decay["baseline"].items()})
+    result.details["accuracy"] = {k: v for k, v in decay.items() if k != "gates"}
+    result.warnings.extend(decay["warnings"])
+
+
+def _report_drift(result: StageResult, all_drifts, failed: set[str], specs, alpha: float,
+                  plots_dir, max_plots: int) -> None:
+    """The per-feature table, details, the Mermaid chart and the histogram PNGs."""
     result.tables.append(drift_table(all_drifts, failed))
     result.details["drift"] = {d.column: _masked(d).to_dict() for d in all_drifts}
     result.details["thresholds"] = [t.spec for t in effective_thresholds(specs)]
@@ -229,41 +288,29 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
             f"chi-square p-value >= {alpha}/{len(all_drifts)} (Bonferroni over "
             f"{len(all_drifts)} compared column(s))")
     result.markdown.append(mermaid_chart(all_drifts))
-
-    # ---------------------------------------------------------------- plots
     if plots_dir is not None and max_plots > 0:
         ranked = sorted(all_drifts, key=lambda d: (d.column not in failed, -d.score()))
         result.artifacts.extend(write_plots([_masked(d) for d in ranked[:max_plots]],
                                             Path(plots_dir)))
 
-    # ---------------------------------------------------------------- verdict
-    # failed rows first: 2 failed gates must not hide among 64 (stable: same order within)
-    result.gates.sort(key=lambda g: g.verdict != FAILED)
-    result.fail_unless_gates_pass()
+
+def _reason(result: StageResult, drifts, drifted, pred_drift, prediction_drifted, decay,
+            decayed: bool) -> None:
     if result.status != FAILED:
         result.reason = (f"no drift in {len(drifts)} feature(s)"
                          + (" or predictions" if pred_drift is not None else "")
                          + (", accuracy within limits" if decay and decay["gates"] else ""))
-    else:
-        parts = []
-        if drifted:
-            parts.append(f"drift in {len(drifted)}/{len(drifts)} feature(s): "
-                         f"{', '.join(drifted[:8])}{' …' if len(drifted) > 8 else ''}")
-        if prediction_drifted:
-            parts.append("prediction drift")
-        if decayed:
-            parts.append(next(g.message for g in decay["gates"] if g.verdict == FAILED))
-        result.reason = "; ".join(parts) + " — retraining requested" if parts else result.reason
-
-    # ---------------------------------------------------------------- close the loop
-    if retrain and (dispatch or open_issue):
-        _close_loop(result, dispatch=dispatch, event_type=event_type, workflow=workflow,
-                    ref=ref, dispatch_inputs=dispatch_inputs, open_issue=open_issue,
-                    platform=platform, issue_title=issue_title, dry_run=dry_run,
-                    echo=echo)
-    elif dispatch or open_issue:
-        result.outputs["dispatched"] = False
-    return result
+        return
+    parts = []
+    if drifted:
+        parts.append(f"drift in {len(drifted)}/{len(drifts)} feature(s): "
+                     f"{', '.join(drifted[:8])}{' …' if len(drifted) > 8 else ''}")
+    if prediction_drifted:
+        parts.append("prediction drift")
+    if decayed:
+        parts.append(next(g.message for g in decay["gates"] if g.verdict == FAILED))
+    if parts:
+        result.reason = "; ".join(parts) + " — retraining requested"
 
 
 # --------------------------------------------------------------------------- inputs
