@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mlcd_actions import fairness, models, plots
+from mlcd_actions import fairness, models, overrides, plots
 from mlcd_actions import metrics as metriclib
 from mlcd_actions.errors import ConfigError, DataError
 from mlcd_actions.gates import FAILED, PASSED, SKIPPED, Threshold, fail_unchecked, fmt
@@ -167,6 +167,7 @@ def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable
     else:
         result.reason = f"{len(checked)} fairness gate(s) passed; {headline}"
     result.fail_unless_gates_pass()
+    overrides.honour(result, tracking_uri=tracking_uri)  # an audited override of this gate
 
     result.outputs["passed"] = result.status != FAILED
     for metric in fairness.summary_names(task):

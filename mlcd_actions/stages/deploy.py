@@ -5,6 +5,16 @@ one and wait for its health check; move the environment's MLflow alias (``stagin
 ``champion`` for production) recording the previous version; save the deployment
 state; only then stop the previous version. If anything before the last step fails,
 the new version is removed and the old one keeps serving.
+
+Every outcome goes into the model's promotion history (:mod:`mlcd_actions.history`): the
+alias moves only after its history entry won the check-and-set against the entry number
+read before the new version started, so of two deploys racing for one environment the
+second fails with one line and its new version is removed.
+
+``--strategy shadow|canary`` moves nothing: the candidate starts beside the serving
+version behind the environment's router (:mod:`mlcd_actions.rollout`), and ``mlcd
+promote`` or ``mlcd rollback`` finishes it. When an environment has a router, a direct
+deploy switches the router too (a graceful nginx reload), so clients keep one URL.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import logging
 import re
 from typing import Any
 
-from mlcd_actions import promotion
+from mlcd_actions import history, promotion, rollout
 from mlcd_actions.deploy import get_target
 from mlcd_actions.deploy.base import (
     STATE_DIR,
@@ -22,9 +32,11 @@ from mlcd_actions.deploy.base import (
     DeploySpec,
     cleanup_on_error,
     load_state,
+    now_iso,
     save_state,
 )
-from mlcd_actions.errors import ConfigError
+from mlcd_actions.deploy.router import CANARY, DIRECT, STRATEGIES, Route
+from mlcd_actions.errors import ConfigError, MlcdError
 from mlcd_actions.results import StageResult
 
 log = logging.getLogger("mlcd")
@@ -69,7 +81,9 @@ def run(*, environment: str, target: str = "local", image: str | None = None,
         host: str = "127.0.0.1", port: int | None = None, health_timeout: float = 120.0,
         tracking_uri: str | None = None, state_dir: str = STATE_DIR,
         options: dict[str, Any] | None = None, move_alias: bool = True,
-        previous_override: Deployment | None = None) -> StageResult:
+        previous_override: Deployment | None = None, strategy: str = DIRECT,
+        traffic: float | None = None, proxy_port: int | None = None, reason: str = "",
+        action: str = history.DEPLOY) -> StageResult:
     options = {k: v for k, v in (options or {}).items() if v is not None}
     options.setdefault("state_dir", state_dir)
     tgt = get_target(target, **options)
@@ -79,57 +93,164 @@ def run(*, environment: str, target: str = "local", image: str | None = None,
         raise ConfigError(f"--target {target} runs the model directly: pass --model-uri")
     if tgt.needs == "either" and not (image or model_uri):
         raise ConfigError(f"--target {target} needs --image or --model-uri")
+    _check_strategy(strategy, traffic)
 
     lbl_name, lbl_version, lbl_lineage, digest = _image_identity(target, image, options)
     name, model_version = model_identity(model_uri, name or lbl_name,
                                          model_version or lbl_version, tracking_uri)
     alias = promotion.alias_for(environment, alias)
     state = load_state(environment, state_dir)
+    _check_no_rollout(environment, state)
+    ledger_head = _history_head(name, environment, tracking_uri) if move_alias else None
     previous = previous_override or Deployment.from_dict(state.get("current"))
     spec = DeploySpec(environment, image=image, model_uri=model_uri, model_name=name,
                       model_version=model_version, lineage_id=lbl_lineage, host=host,
                       port=port, health_timeout=health_timeout,
-                      options={"previous": previous.to_dict() if previous else {}})
-    new = tgt.start(spec)
+                      options={"previous": previous.to_dict() if previous else {},
+                               "role": "serving" if strategy == DIRECT else "candidate"})
     result = StageResult("deploy")
+    if strategy != DIRECT:
+        if previous is None:
+            raise ConfigError(f"nothing serves in {environment} yet: a {strategy} needs a "
+                              "current version (deploy the first one with --strategy direct)")
+        if name and model_version and previous.model_version == str(model_version):
+            raise ConfigError(f"v{model_version} already serves in {environment}: a "
+                              f"{strategy} compares two different versions")
+    try:
+        new = tgt.start(spec)
+    except MlcdError as exc:
+        history.record(name, history.new_entry(
+            environment, history.FAILED, strategy=strategy, to_version=model_version,
+            from_version=previous.model_version if previous else None, outcome="failed",
+            reason=exc.one_line()[:500], image=image), tracking_uri)
+        raise
+    if strategy != DIRECT:
+        return _start_rollout(result, tgt, new, previous, state, environment=environment,
+                              strategy=strategy, traffic=traffic, host=host,
+                              proxy_port=proxy_port, options=options, state_dir=state_dir,
+                              tracking_uri=tracking_uri, head=ledger_head, reason=reason,
+                              alias=alias)
     previous_version = previous.model_version if previous else None
     with cleanup_on_error(tgt, new):
         moved = False
         if name and model_version and move_alias:
+            entry = history.new_entry(environment, action, strategy=DIRECT, reason=reason,
+                                      outcome="serving", image=image, digest=digest,
+                                      url=new.url, lineage_id=lbl_lineage,
+                                      from_version=previous_version)
             before = promotion.move_alias(name, alias, model_version, environment=environment,
                                           image=image, digest=digest,
-                                          tracking_uri=tracking_uri)
+                                          tracking_uri=tracking_uri, entry=entry,
+                                          after=ledger_head)
             moved = True
             previous_version = before or previous_version
             result.details["alias"] = {"name": name, "alias": alias, "version": model_version,
                                        "previous": before}
+            result.details["history"] = entry.to_dict()
         elif move_alias:
             result.warnings.append(
                 f"model is not registered (no name/version): alias {alias!r} not moved; "
                 "pass --name and --model-version, or a models:/ URI")
         try:
-            save_state(environment, new, previous, state, state_dir)
+            router = rollout.route_direct(environment, new, state, state_dir, options)
+            save_state(environment, new, previous, state, state_dir, router=router)
         except BaseException:
             if moved:
                 promotion.restore_alias(name, alias, result.details["alias"]["previous"],
                                         tracking_uri)
             raise
-    if previous and previous.handle != new.handle:
+    if previous and not tgt.same(previous, new):
         try:
             get_target(previous.target, **options).stop(previous)
         except Exception as exc:  # noqa: BLE001 - the new version serves; say what was left
             result.warnings.append(f"previous deployment at {previous.url} could not be "
                                    f"stopped: {exc}")
     what = f"{name} v{model_version}" if name and model_version else (image or model_uri)
-    result.reason = (f"{what} serving in {environment} at {new.url}"
+    url = (router or {}).get("url") or new.url
+    result.reason = (f"{what} serving in {environment} at {url}"
                      + (f" (was v{previous_version})" if previous_version else ""))
-    result.outputs = {"url": new.url, "environment": environment, "target": target,
+    result.outputs = {"url": url, "environment": environment, "target": target,
                       "model-version": model_version or "", "previous-version":
-                      previous_version or "", "alias": alias, "image": image or ""}
+                      previous_version or "", "alias": alias, "image": image or "",
+                      "strategy": DIRECT, "app-url": new.url}
     result.lineage = {k: v for k, v in {"model_name": name, "model_version": model_version,
                                         "image": image, "image_digest": digest,
                                         "id": lbl_lineage}.items() if v}
     result.details["deployment"] = new.to_dict()
     with contextlib.suppress(Exception):
         log.info("deploy %s: %s", environment, new.to_dict())
+    return result
+
+
+def _check_strategy(strategy: str, traffic: float | None) -> None:
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"--strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if strategy == CANARY and (traffic is None or not 0 < traffic < 100):
+        raise ConfigError("--strategy canary needs --traffic PERCENT, more than 0 and less "
+                          "than 100")
+    if strategy != CANARY and traffic is not None:
+        raise ConfigError(f"--traffic is for --strategy canary, not {strategy}")
+
+
+def _check_no_rollout(environment: str, state: dict[str, Any]) -> None:
+    cand = Deployment.from_dict(state.get("candidate"))
+    if cand is not None:
+        what = (state.get("rollout") or {}).get("strategy", "rollout")
+        who = f"v{cand.model_version}" if cand.model_version else cand.url
+        raise ConfigError(f"a {what} of {who} runs in {environment}: finish it with "
+                          "mlcd promote or mlcd rollback first")
+
+
+def _history_head(name: str | None, environment: str, tracking_uri: str | None) -> int | None:
+    """The environment's newest history entry, read before anything starts: a promotion
+    that another one overtakes in the meantime loses (see mlcd_actions.history)."""
+    if not name:
+        return None
+    try:
+        return history.Ledger(name, tracking_uri).head(environment)
+    except ConfigError:
+        return None  # not registered: the alias move reports it
+
+
+def _start_rollout(result: StageResult, tgt, new: Deployment, previous: Deployment,
+                   state: dict[str, Any], *, environment: str, strategy: str,
+                   traffic: float | None, host: str, proxy_port: int | None,
+                   options: dict[str, Any], state_dir: str, tracking_uri: str | None,
+                   head: int | None, reason: str, alias: str) -> StageResult:
+    """Shadow/canary: the candidate runs beside the serving version behind the router."""
+    with cleanup_on_error(tgt, new):
+        router = rollout.route(environment, new.target, state, state_dir, options,
+                               Route(previous.url, strategy, new.url, traffic or 0.0),
+                               host=host, port=proxy_port, new_log=True)
+        try:
+            info = {"strategy": strategy, "traffic": traffic, "started_at": now_iso(),
+                    "history_head": head, "alias": alias}
+            save_state(environment, previous, Deployment.from_dict(state.get("previous")),
+                       state, state_dir, candidate=new, rollout=info,
+                       router=router.to_dict())
+        except BaseException:
+            rollout.route(environment, new.target, {"router": router.to_dict()}, state_dir,
+                          options, Route(previous.url))
+            raise
+    entry = history.record(new.model_name, history.new_entry(
+        environment, history.START, strategy=strategy, traffic=traffic, reason=reason,
+        from_version=previous.model_version, to_version=new.model_version,
+        outcome="candidate", image=new.image, url=new.url, lineage_id=new.lineage_id),
+        tracking_uri, result.warnings)
+    share = f" with {traffic:g}% of the traffic" if strategy == CANARY else \
+        " receiving a copy of every request"
+    what = f"v{new.model_version}" if new.model_version else (new.image or new.model_uri)
+    result.reason = (f"{strategy}: {what} beside v{previous.model_version} in {environment}"
+                     f"{share}; clients use {router.url}")
+    result.outputs = {"url": router.url, "environment": environment, "target": new.target,
+                      "model-version": new.model_version or "",
+                      "previous-version": previous.model_version or "", "alias": alias,
+                      "image": new.image or "", "strategy": strategy,
+                      "traffic": traffic if traffic is not None else "",
+                      "candidate-url": new.url, "app-url": previous.url}
+    result.lineage = {k: v for k, v in {"model_name": new.model_name,
+                                        "model_version": new.model_version,
+                                        "image": new.image, "id": new.lineage_id}.items() if v}
+    result.details.update({"deployment": new.to_dict(), "router": router.to_dict(),
+                           "history": entry.to_dict() if entry else None})
     return result

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlcd_actions import tracking
+from mlcd_actions import overrides, tracking
 from mlcd_actions.errors import ConfigError, ServiceError, StageFailed
 from mlcd_actions.lineage import Lineage
 from mlcd_actions.results import StageResult, Table
@@ -244,6 +244,9 @@ def run(model_uri: str, name: str, *, alias: str | None = "candidate",
                      reg.client.set_model_version_tag(name, version, k, v))
     reg.call("tagging the registered model", lambda: reg.client.set_registered_model_tag(
         name, "mlcd.latest_lineage_id", lineage.id))
+    copied = overrides.copy_to_version(run.data.tags, name, version, uri)  # audited overrides
+    if copied:
+        result.details["overrides"] = [o.to_dict() for o in copied]
     if alias:
         reg.call(f"setting alias {alias}", lambda: reg.client.set_registered_model_alias(
             name, alias, version))
