@@ -38,7 +38,8 @@ def load(path: Path) -> dict:
 def test_every_planned_stage_has_an_action():
     planned = {"ingest", "validate", "schema-infer", "prepare", "check-data", "version-data",
                "build-training", "train", "evaluate", "check-fairness", "register",
-               "build-app", "deploy", "smoke-test", "rollback", "predict", "monitor", "report"}
+               "build-app", "deploy", "smoke-test", "rollback", "predict", "monitor", "report",
+               "promote", "history", "override"}
     assert set(STAGES) == planned
     for name in [*planned, "setup"]:
         assert (TEMPLATES / name / "action.yml").is_file(), name
