@@ -42,12 +42,14 @@ def route(environment: str, target: str, state: dict[str, Any], state_dir: str,
 
 
 def route_direct(environment: str, serving: Deployment, state: dict[str, Any],
-                 state_dir: str, options: dict[str, Any]) -> dict[str, Any] | None:
-    """When the environment has a router, send every request to ``serving``."""
-    if not state.get("router"):
+                 state_dir: str, options: dict[str, Any], *,
+                 proxy_port: int | None = None, host: str = "127.0.0.1") -> dict[str, Any] | None:
+    """When the environment has a router (or ``proxy_port`` asks for one: 0 = any free
+    port), send every request to ``serving``."""
+    if not state.get("router") and proxy_port is None:
         return None
-    return route(environment, serving.target, state, state_dir, options,
-                 Route(serving.url)).to_dict()
+    return route(environment, serving.target, state, state_dir, options, Route(serving.url),
+                 host=host, port=proxy_port or None).to_dict()
 
 
 def require_rollout(environment: str, state: dict[str, Any]) -> tuple[Deployment, Deployment]:

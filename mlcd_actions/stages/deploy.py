@@ -152,7 +152,8 @@ def run(*, environment: str, target: str = "local", image: str | None = None,
                 f"model is not registered (no name/version): alias {alias!r} not moved; "
                 "pass --name and --model-version, or a models:/ URI")
         try:
-            router = rollout.route_direct(environment, new, state, state_dir, options)
+            router = rollout.route_direct(environment, new, state, state_dir, options,
+                                          proxy_port=proxy_port, host=host)
             save_state(environment, new, previous, state, state_dir, router=router)
         except BaseException:
             if moved:

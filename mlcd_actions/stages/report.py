@@ -45,7 +45,8 @@ MARKER = "<!-- mlcd-report -->"
 SUMMARY_FILE = "summary.md"
 PIPELINE_ORDER = ("init", "ingest", "schema-infer", "validate", "prepare", "check-data",
                   "version-data", "build-training", "train", "evaluate", "check-fairness",
-                  "register", "build-app", "deploy", "smoke-test", "rollback", "predict",
+                  "override", "register", "build-app", "deploy", "smoke-test", "promote",
+                  "rollback", "history", "predict",
                   "serve", "monitor", "run")
 ICON = {"passed": "✅", "failed": "❌", "skipped": "⏭️", "error": "⛔"}
 DATA_STAGES = ("validate", "check-data", "check-fairness", "monitor", "ingest", "prepare")

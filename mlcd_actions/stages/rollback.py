@@ -41,11 +41,15 @@ def run(*, environment: str, target: str | None = None, name: str | None = None,
         if not name:
             raise ConfigError(f"nothing to roll back to in {environment}: no previous "
                               f"deployment recorded and no --name to look it up in the registry")
-        version = history.Ledger(name, tracking_uri).previous(environment) or \
-            promotion.previous_version(name, alias, tracking_uri)
+        ledger = history.Ledger(name, tracking_uri)
+        if ledger.serving(environment) is not None:  # the history knows: trust it alone
+            version = ledger.previous(environment)
+        else:  # deployed before the history existed
+            version = promotion.previous_version(name, alias, tracking_uri)
         if not version:
             raise ConfigError(f"nothing to roll back to in {environment}: model {name!r} has "
-                              f"no previous version recorded for alias {alias!r}")
+                              f"no previous version recorded for alias {alias!r} (a version "
+                              "a rollback took out is not brought back)")
         recorded = promotion.deployed_image(name, version, environment, tracking_uri) or {}
         tgt_name = target or (current.target if current else None) or \
             ("docker" if recorded.get("image") else "local")
