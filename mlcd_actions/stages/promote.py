@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlcd_actions import overrides, promotion, rollout
+from mlcd_actions import overrides, promotion
+from mlcd_actions.deploy import rollout
 from mlcd_actions.deploy.base import STATE_DIR, load_state
 from mlcd_actions.deploy.traffic import DEFAULT_GATES
 from mlcd_actions.gates import FAILED, Threshold, fmt, parse_thresholds

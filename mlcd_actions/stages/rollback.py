@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlcd_actions import history, promotion, rollout
+from mlcd_actions import history, promotion
+from mlcd_actions.deploy import rollout
 from mlcd_actions.deploy.base import STATE_DIR, Deployment, load_state
 from mlcd_actions.errors import ConfigError
 from mlcd_actions.results import StageResult
-from mlcd_actions.stages import deploy as deploy_stage
 
 
 def run(*, environment: str, target: str | None = None, name: str | None = None,
@@ -57,7 +57,7 @@ def run(*, environment: str, target: str | None = None, name: str | None = None,
                               model_uri=f"models:/{name}/{version}", model_name=name,
                               model_version=version)
     tgt_name = target or previous.target
-    result = deploy_stage.run(
+    result = rollout.deploy(
         environment=environment, target=tgt_name, image=previous.image,
         model_uri=previous.model_uri, name=previous.model_name or name,
         model_version=previous.model_version, alias=alias, host=host, port=port,
