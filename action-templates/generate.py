@@ -88,8 +88,9 @@ def stages() -> list[Stage]:
         "previous-version": "Model version that served before (empty on the first deploy).",
         "alias": "The MLflow alias moved (`staging`, `champion`...).",
         "image": "The image deployed (container targets).",
-        "strategy": "`direct`, `shadow` or `canary`.",
-        "traffic": "canary: the candidate's share of the requests (percent).",
+        "deploy-strategy": "`direct`, `shadow` or `canary` (not `strategy`, which would become "
+                           "MLCD_STRATEGY downstream on GitLab and set the next deploy's).",
+        "canary-traffic": "canary: the candidate's share of the requests (percent).",
         "candidate-url": "shadow/canary: where the candidate itself answers.",
         "app-url": "Where the serving version itself answers (behind the router, if any).",
     }
@@ -206,7 +207,7 @@ def stages() -> list[Stage]:
         Stage("promote", ("promote",), {
             "promoted": "`true` when the candidate took over; `false` when a gate failed.",
             "environment": "The environment.",
-            "strategy": "`shadow` or `canary`.",
+            "deploy-strategy": "`shadow` or `canary`.",
             "model-version": "The candidate's version.",
             "previous-version": "The version that served before.",
             "url": "The environment's URL (its router).",

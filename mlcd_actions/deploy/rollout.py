@@ -309,7 +309,7 @@ def deploy(*, environment: str, target: str = "local", image: str | None = None,
     result.outputs = {"url": url, "environment": environment, "target": target,
                       "model-version": model_version or "", "previous-version":
                       previous_version or "", "alias": alias, "image": image or "",
-                      "strategy": DIRECT, "app-url": new.url}
+                      "deploy-strategy": DIRECT, "app-url": new.url}
     result.lineage = {k: v for k, v in {"model_name": name, "model_version": model_version,
                                         "image": image, "image_digest": digest,
                                         "id": lbl_lineage}.items() if v}
@@ -382,8 +382,8 @@ def _start_rollout(result: StageResult, tgt, new: Deployment, previous: Deployme
     result.outputs = {"url": router.url, "environment": environment, "target": new.target,
                       "model-version": new.model_version or "",
                       "previous-version": previous.model_version or "", "alias": alias,
-                      "image": new.image or "", "strategy": strategy,
-                      "traffic": traffic if traffic is not None else "",
+                      "image": new.image or "", "deploy-strategy": strategy,
+                      "canary-traffic": traffic if traffic is not None else "",
                       "candidate-url": new.url, "app-url": previous.url}
     result.lineage = {k: v for k, v in {"model_name": new.model_name,
                                         "model_version": new.model_version,

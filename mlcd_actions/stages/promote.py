@@ -67,7 +67,7 @@ def run(*, environment: str, thresholds: list[str] | None = None, min_requests: 
     overrides.honour(result, tracking_uri=tracking_uri)  # an audited override of this gate
     result.tables.append(Table("live traffic", ["metric", "value"],
                                [[k, fmt(v)] for k, v in metrics.items()]))
-    result.outputs.update({"environment": environment, "strategy": strategy,
+    result.outputs.update({"environment": environment, "deploy-strategy": strategy,
                            "model-version": candidate.model_version or "",
                            "previous-version": serving.model_version or "",
                            "url": (state.get("router") or {}).get("url", "")})
