@@ -4,7 +4,8 @@ Every alias move and deploy outcome recorded by ``deploy``, ``promote`` and ``ro
 (:mod:`mlcd_actions.history`): time, version from -> to, strategy, actor, reason, run URL
 and the overrides the version carried. The model comes from ``--name`` or the
 environment's deployment record. Also says what serves now, and checks that the registry
-alias, the history and the deployed app's ``/metadata`` agree.
+alias, the history, the deployed app's ``/metadata`` and (docker target) the image labels
+agree.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ def _served_version(url: str) -> str | None:
             return str(json.load(resp).get("model_version"))
     except (urllib.error.URLError, OSError, ValueError, AttributeError):
         return None
+
+
+def _label_version(image: str, docker_host: str | None) -> str | None:
+    """The model version in the image's labels (what build-app baked in)."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        from mlcd_actions import images
+
+        found = images.find_image(images.client(docker_host), image)
+        return (found.labels or {}).get("mlcd.model.version") if found is not None else None
+    return None
 
 
 def run(*, environment: str, name: str | None = None, alias: str | None = None,
@@ -53,6 +66,8 @@ def run(*, environment: str, name: str | None = None, alias: str | None = None,
     url = (state.get("router") or {}).get("url") or (current.url if current else None)
     if url:
         agree["metadata"] = _served_version(url)
+    if current is not None and current.target == "docker" and current.image:
+        agree["image"] = _label_version(current.image, current.handle.get("docker_host"))
     disagree = {k: v for k, v in agree.items() if v is not None}
     if len(set(disagree.values())) > 1:
         result.warnings.append("history, alias and the running app disagree: "

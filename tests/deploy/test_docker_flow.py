@@ -173,7 +173,7 @@ def test_build_promote_and_roll_back(mlcd, registered, wheelhouse, docker_env, b
     r = mlcd("history", "--environment", "production")
     assert r.exit_code == 0, r
     hist = json.load(open(".mlcd/reports/history.json"))["details"]
-    assert hist["agreement"] == {"history": "2", "alias": "2", "metadata": "2"}
+    assert hist["agreement"] == {"history": "2", "alias": "2", "metadata": "2", "image": "2"}
     assert [(e["action"], e["to_version"]) for e in hist["entries"]] == [
         ("deploy", "1"), ("deploy", "2"), ("rollback", "1"), ("start", "2"), ("promote", "2")]
 
