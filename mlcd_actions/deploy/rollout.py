@@ -223,12 +223,7 @@ def deploy(*, environment: str, target: str = "local", image: str | None = None,
     options = {k: v for k, v in (options or {}).items() if v is not None}
     options.setdefault("state_dir", state_dir)
     tgt = get_target(target, **options)
-    if tgt.needs == "image" and not image:
-        raise ConfigError(f"--target {target} deploys an image: pass --image")
-    if tgt.needs == "model_uri" and not model_uri:
-        raise ConfigError(f"--target {target} runs the model directly: pass --model-uri")
-    if tgt.needs == "either" and not (image or model_uri):
-        raise ConfigError(f"--target {target} needs --image or --model-uri")
+    _check_inputs(tgt, target, image, model_uri)
     _check_strategy(strategy, traffic)
 
     lbl_name, lbl_version, lbl_lineage, digest = _image_identity(target, image, options)
@@ -246,15 +241,10 @@ def deploy(*, environment: str, target: str = "local", image: str | None = None,
                                "role": "serving" if strategy == DIRECT else "candidate"})
     result = StageResult("deploy")
     if strategy != DIRECT:
-        if previous is None:
-            raise ConfigError(f"nothing serves in {environment} yet: a {strategy} needs a "
-                              "current version (deploy the first one with --strategy direct)")
-        if name and model_version and previous.model_version == str(model_version):
-            raise ConfigError(f"v{model_version} already serves in {environment}: a "
-                              f"{strategy} compares two different versions")
+        _check_beside(environment, strategy, previous, name, model_version)
     try:
         new = tgt.start(spec)
-    except MlcdError as exc:
+    except MlcdError as exc:  # the outcome goes into the history too
         history.record(name, history.new_entry(
             environment, history.FAILED, strategy=strategy, to_version=model_version,
             from_version=previous.model_version if previous else None, outcome="failed",
@@ -289,7 +279,7 @@ def deploy(*, environment: str, target: str = "local", image: str | None = None,
                 "pass --name and --model-version, or a models:/ URI")
         try:
             router = route_direct(environment, new, state, state_dir, options,
-                                          proxy_port=proxy_port, host=host)
+                                  proxy_port=proxy_port, host=host)
             save_state(environment, new, previous, state, state_dir, router=router)
         except BaseException:
             if moved:
@@ -317,6 +307,26 @@ def deploy(*, environment: str, target: str = "local", image: str | None = None,
     with contextlib.suppress(Exception):
         log.info("deploy %s: %s", environment, new.to_dict())
     return result
+
+
+def _check_inputs(tgt, target: str, image: str | None, model_uri: str | None) -> None:
+    if tgt.needs == "image" and not image:
+        raise ConfigError(f"--target {target} deploys an image: pass --image")
+    if tgt.needs == "model_uri" and not model_uri:
+        raise ConfigError(f"--target {target} runs the model directly: pass --model-uri")
+    if tgt.needs == "either" and not (image or model_uri):
+        raise ConfigError(f"--target {target} needs --image or --model-uri")
+
+
+def _check_beside(environment: str, strategy: str, previous: Deployment | None,
+                  name: str | None, model_version: str | None) -> None:
+    """A shadow/canary compares the candidate with a different version that serves."""
+    if previous is None:
+        raise ConfigError(f"nothing serves in {environment} yet: a {strategy} needs a "
+                          "current version (deploy the first one with --strategy direct)")
+    if name and model_version and previous.model_version == str(model_version):
+        raise ConfigError(f"v{model_version} already serves in {environment}: a "
+                          f"{strategy} compares two different versions")
 
 
 def _check_strategy(strategy: str, traffic: float | None) -> None:
