@@ -184,6 +184,19 @@ def nginx_binary(explicit: str | None = None) -> str:
     return exe
 
 
+def _worker_user() -> str | None:
+    """Started as root, nginx's workers run as nobody (whose group is nogroup on Debian)."""
+    if os.geteuid() != 0:
+        return None
+    import grp
+
+    try:
+        grp.getgrnam("nogroup")
+        return "nobody nogroup"
+    except KeyError:
+        return "nobody nobody"
+
+
 class NginxRouter:
     """Start, reconfigure and stop the environment's nginx."""
 
@@ -233,7 +246,7 @@ class NginxRouter:
             self.prefix / "logs" / f"access-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
         conf = self.prefix / "nginx.conf"
         text = nginx_conf(route, listen=listen, prefix=self.prefix, access_log=access_log,
-                          user="nobody nogroup" if os.geteuid() == 0 else None)
+                          user=_worker_user())
         candidate = self.prefix / "nginx.conf.new"
         write_text(candidate, text)
         self._run("-t", "-q", "-c", str(candidate))
