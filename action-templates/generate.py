@@ -16,7 +16,7 @@ How an action passes its inputs (DESIGN §4, STYLE "Composite actions"):
 * several values go one per line (the script turns them into what each option's type
   splits on);
 * the CLI itself writes the outputs to ``$GITHUB_OUTPUT``, the step summary and the
-  annotations (``mlcd_actions/ci.py``); ``outputs:`` map ``steps.mlcd.outputs.<name>``.
+  annotations (``mlcd_actions/ci/emit.py``); ``outputs:`` map ``steps.mlcd.outputs.<name>``.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Stage:
 
 
 def _metric_outputs() -> tuple[dict[str, str], dict[str, str]]:
-    from mlcd_actions import fairness, metrics
+    from mlcd_actions.models import fairness, metrics
 
     out = {"passed": "`true` when every gate passed.",
            "baseline-uri": "The baseline model the gates compared with (resolved URI)."}

@@ -40,7 +40,7 @@ MLCD_CHILD = textwrap.dedent("""
     import json, resource, sys, time
     t0 = time.perf_counter()
     import numpy, pyarrow.parquet, scipy.special  # noqa: F401 - imports not timed
-    from mlcd_actions import drift
+    from mlcd_actions.data import drift
     ref, cur = sys.argv[1], sys.argv[2]
     cats = json.loads(sys.argv[3])
     t1 = time.perf_counter()

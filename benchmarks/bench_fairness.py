@@ -1,4 +1,4 @@
-"""Group fairness metrics on 1M rows: mlcd_actions.fairness vs fairlearn's MetricFrame.
+"""Group fairness metrics on 1M rows: mlcd_actions.models.fairness vs fairlearn's MetricFrame.
 
 Both compute, for one sensitive feature, per-group accuracy, selection rate, TPR and
 FPR, and the demographic parity and equalized odds differences and ratios. The script
@@ -26,7 +26,7 @@ def data(rows: int, groups: int, seed: int = 0):
 
 
 def ours(y_true, y_pred, sensitive):
-    from mlcd_actions import fairness
+    from mlcd_actions.models import fairness
 
     ff = fairness.assess("classification", sensitive, y_true, y_pred, feature="s", pos_label=1)
     by_group = {m: [g[m] for g in ff.groups] for m in ("accuracy", "selection_rate", "tpr",
@@ -79,7 +79,7 @@ def main() -> None:
     t_peer, (g_peer, s_peer) = best_of(theirs, args.peer_repeat, y_true, y_pred, sensitive)
     identical = g_ours == g_peer and [float(v) for v in s_ours] == [float(v) for v in s_peer]
     print(f"rows={args.rows:,} groups={args.groups}")
-    print(f"mlcd_actions.fairness : {t_ours:8.3f} s (best of {args.repeat})")
+    print(f"mlcd_actions.models.fairness : {t_ours:8.3f} s (best of {args.repeat})")
     print(f"fairlearn MetricFrame : {t_peer:8.3f} s (best of {args.peer_repeat})")
     print(f"speed-up              : {t_peer / t_ours:8.1f}x (target >= 10x)")
     print(f"identical numbers     : {identical}")

@@ -4,10 +4,10 @@ Generates ~200 MB of string data (mostly free text with PII sprinkled into ~1% o
 rows, plus e-mail, phone, card, IP and IBAN columns), pins the process to one core,
 and measures MB/s of string data scanned:
 
-* mlcd: ``mlcd_actions.pii.scan_frame`` (pyarrow RE2 union pass, per-kind passes on
+* mlcd: ``mlcd_actions.data.pii.scan_frame`` (pyarrow RE2 union pass, per-kind passes on
   candidate rows, numpy Luhn / mod-97), on the whole data;
 * peer: the Presidio-style baseline, every value through every Python ``re`` pattern
-  with the same validators (``mlcd_actions.pii.find_all``). The peer runs on a slice of
+  with the same validators (``mlcd_actions.data.pii.find_all``). The peer runs on a slice of
   the rows (``--peer-fraction``, default 5%) because at its speed the whole set takes
   minutes; MB/s is a rate, and the slice has the same mix as the whole.
 
@@ -110,7 +110,7 @@ def make_frame(target_mb: float, seed: int = 0):
 
 def peer_scan(df) -> tuple[dict, int]:
     """Every value through every pattern, Python ``re`` + the same validators."""
-    from mlcd_actions import pii
+    from mlcd_actions.data import pii
 
     counts: dict[tuple[str, str], int] = {}
     nbytes = 0
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
-    from mlcd_actions import pii
+    from mlcd_actions.data import pii
 
     t = time.perf_counter()
     df = make_frame(args.mb)

@@ -39,7 +39,7 @@ IN_PROCESS = """
 import sys, time, warnings
 warnings.simplefilter("ignore")
 import pandas as pd
-from mlcd_actions import models
+from mlcd_actions.models import loading as models
 m = models.load(sys.argv[1])
 t0 = time.perf_counter()
 df = pd.read_parquet(sys.argv[2])

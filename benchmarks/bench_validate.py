@@ -95,7 +95,7 @@ def child(kind: str, data: str, schema: str) -> dict:
     import pandera.pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    import mlcd_actions.schemas  # noqa: F401
+    import mlcd_actions.data.schemas  # noqa: F401
     import mlcd_actions.stages.validate  # noqa: F401
 
     t0 = time.perf_counter()

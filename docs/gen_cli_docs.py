@@ -131,7 +131,7 @@ def index_page(commands: list[tuple[str, click.Command]]) -> str:
 
 
 def configuration_page(commands: list[tuple[str, click.Command]]) -> str:
-    from mlcd_actions.config import GLOBAL_OPTIONS, RESERVED
+    from mlcd_actions.core.config import GLOBAL_OPTIONS, RESERVED
 
     lines = [HEADER + "# Configuration reference (`mlcd.yaml`)", "",
              "`mlcd.yaml` mirrors the CLI: a section per command holds that command's "

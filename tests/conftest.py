@@ -29,7 +29,7 @@ def isolated(tmp_path, monkeypatch):
             monkeypatch.delenv(var, raising=False)
     for var in ("CI", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(var, raising=False)
-    from mlcd_actions import secrets
+    from mlcd_actions.core import secrets
 
     secrets.clear()
     _reset_mlflow_uris()

@@ -271,6 +271,6 @@ class FakeForge:
 @pytest.fixture
 def forge(monkeypatch):
     """A running fake GitHub/GitLab API; ``monkeypatch`` its env with ``forge.github_env()``."""
-    monkeypatch.setattr("mlcd_actions.hosting.RETRIES", 1)
+    monkeypatch.setattr("mlcd_actions.ci.forges.RETRIES", 1)
     with FakeForge() as f:
         yield f

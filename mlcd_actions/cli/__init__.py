@@ -3,7 +3,7 @@
 Subcommands are imported only when named (click's "Lazily Loading Subcommands"
 recipe), and their modules import no pandas, sklearn, mlflow or dvc at module level,
 so ``mlcd --help`` stays fast. Every option also reads ``MLCD_<OPTION>`` and
-``mlcd.yaml`` (see :mod:`mlcd_actions.config`).
+``mlcd.yaml`` (see :mod:`mlcd_actions.core.config`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from typing import Any
 
 import click
 
-from mlcd_actions import __version__, secrets
-from mlcd_actions.errors import EXIT_USAGE, MlcdError
+from mlcd_actions import __version__
+from mlcd_actions.core import secrets
+from mlcd_actions.core.errors import EXIT_USAGE, MlcdError
+from mlcd_actions.core.options import Commands, option_spec, with_envvars
 
 # command name -> "module:attribute"; a module not yet present is simply not listed
 COMMANDS: dict[str, str] = {
@@ -45,37 +47,6 @@ COMMANDS: dict[str, str] = {
     "report": "mlcd_actions.cli.report:cmd",
     "run": "mlcd_actions.cli.run:cmd",
 }
-# options that must not read MLCD_<NAME> (they would collide with CI outputs)
-_NO_ENVVAR = {"help"}
-
-
-def option_key(param: click.Parameter) -> str:
-    """The public name of a parameter: ``--model-uri`` -> ``model-uri`` (also the mlcd.yaml
-    key, the action input and, upper-cased, the ``MLCD_MODEL_URI`` env var)."""
-    if isinstance(param, click.Option):
-        longs = [o for o in param.opts if o.startswith("--")]
-        if longs:
-            return longs[0][2:]
-    return (param.name or "").replace("_", "-")
-
-
-def env_name(key: str) -> str:
-    return "MLCD_" + key.replace("-", "_").upper()
-
-
-def _with_envvars(cmd: click.Command) -> click.Command:
-    """Give every parameter (recursively) the env var ``MLCD_<OPTION>`` unless it has one."""
-    for param in cmd.params:
-        if param.envvar is None and param.name and param.name not in _NO_ENVVAR:
-            param.envvar = env_name(option_key(param))
-            if isinstance(param, click.Option):
-                param.show_envvar = True
-    if isinstance(cmd, click.Group):
-        for sub in cmd.commands.values():
-            _with_envvars(sub)
-    return cmd
-
-
 class LazyGroup(click.Group):
     def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -97,42 +68,8 @@ class LazyGroup(click.Group):
         if name not in self._loaded:
             module, attr = self.lazy[name].split(":")
             cmd = getattr(importlib.import_module(module), attr)
-            self._loaded[name] = _with_envvars(cmd)
+            self._loaded[name] = with_envvars(cmd)
         return self._loaded[name]
-
-
-def _validator(cmd: click.Command, param: click.Parameter):
-    def check(value: Any) -> Any:
-        ctx = click.Context(cmd)
-        if param.multiple or getattr(param, "nargs", 1) == -1:
-            values = value if isinstance(value, list) else [value]
-            return [param.type.convert(v, param, ctx) for v in values]
-        if isinstance(value, (list, dict)):
-            raise ValueError(f"expected one value, got a {type(value).__name__}")
-        try:
-            return param.type.convert(value, param, ctx)
-        except click.BadParameter as exc:
-            raise ValueError(exc.format_message()) from exc
-
-    check.param_name = param.name  # type: ignore[attr-defined]
-    return check
-
-
-def option_spec(group: LazyGroup, ctx: click.Context) -> dict[str, Any]:
-    """``{command: {option: validator}}`` for every command, for config validation."""
-    spec: dict[str, Any] = {}
-    for name in group.list_commands(ctx):
-        cmd = group.get_command(ctx, name)
-        if isinstance(cmd, click.Group):
-            sub_spec: dict[str, Any] = {"__group__": True}
-            for sub_name, sub in cmd.commands.items():
-                sub_spec[sub_name] = {option_key(p): _validator(sub, p) for p in sub.params
-                                      if p.name not in ("help",)}
-            spec[name] = sub_spec
-        elif cmd is not None:
-            spec[name] = {option_key(p): _validator(cmd, p) for p in cmd.params
-                          if p.name not in ("help",)}
-    return spec
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS,
@@ -150,7 +87,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     argv = (ctx.obj or {}).get("argv", sys.argv[1:])
     if ctx.resilient_parsing or any(a in ("--help", "-h") for a in argv):
         return  # help never fails on a broken config
-    from mlcd_actions import config
+    from mlcd_actions.core import config
 
     path = config.find(config_path)
     if path is None:
@@ -158,6 +95,11 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     cfg = config.load(path)
     ctx.default_map = config.validate(cfg, option_spec(ctx.command, ctx))
     ctx.meta["mlcd.config"] = cfg
+
+
+def commands() -> Commands:
+    """The commands, for library code that runs or validates them (``mlcd run``, ``init``)."""
+    return Commands(cli, main)
 
 
 def _stage_of(args: list[str]) -> str:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import click
 
-from mlcd_actions import secrets
-from mlcd_actions.errors import EXIT_FAILED, MlcdError
-from mlcd_actions.report import DEFAULT_DIR, now_iso
-from mlcd_actions.results import ERROR, FAILED, Finding, StageResult
+from mlcd_actions.core import secrets
+from mlcd_actions.core.errors import EXIT_FAILED, MlcdError
+from mlcd_actions.core.reporting import DEFAULT_DIR, now_iso
+from mlcd_actions.core.results import ERROR, FAILED, Finding, StageResult
 
 log = logging.getLogger("mlcd")
 
@@ -70,7 +70,8 @@ def execute(stage: str, fn: Callable[[], StageResult], report_dir: str | os.Path
 
     Returns the exit code. Known errors become one line; the traceback goes to the log.
     """
-    from mlcd_actions import ci, report
+    from mlcd_actions.ci import emit as ci
+    from mlcd_actions.core import reporting as report
 
     started = now_iso()
     t0 = time.monotonic()

@@ -34,10 +34,12 @@ def cmd(ci, data, force, label, sensitive, repo, ref, dvc):
     workflows. Existing files are kept (reported as skipped) unless --force.
     Outputs: config, label, task, sensitive, written, skipped.
     """
+    from mlcd_actions.cli import commands
     from mlcd_actions.stages import init
 
     result = init.run(".", ci=ci, data=data, force=force, label=label,
-                      sensitive=split_multi(sensitive), repo=repo, ref=ref, dvc=dvc)
+                      sensitive=split_multi(sensitive), repo=repo, ref=ref, dvc=dvc,
+                      commands=commands())
     for path, action in result.tables[0].rows:
         click.echo(f"  {path:<36} {action}")
     for warning in result.warnings:

@@ -18,7 +18,7 @@ class StepType(click.ParamType):
     name = "kind:columns[=method]"
 
     def convert(self, value, param, ctx):
-        from mlcd_actions.errors import ConfigError
+        from mlcd_actions.core.errors import ConfigError
         from mlcd_actions.stages.prepare import parse_step  # light: no pandas at import
 
         try:

@@ -7,8 +7,8 @@ the entry-point group ``mlcd_actions.deploy_targets`` so plugins add more the sa
 
 from __future__ import annotations
 
+from mlcd_actions.core.plugins import Registry
 from mlcd_actions.deploy.base import Deployment, DeploySpec, Target
-from mlcd_actions.plugins import Registry
 
 TARGETS: Registry[Target] = Registry("mlcd_actions.deploy_targets", base=Target,
                                      what="deploy target")

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlcd_actions.errors import ConfigError, StageFailed
-from mlcd_actions.fsutil import write_json
+from mlcd_actions.core.errors import ConfigError, StageFailed
+from mlcd_actions.core.files import write_json
 
 STATE_DIR = ".mlcd/deployments"
 HISTORY = 20

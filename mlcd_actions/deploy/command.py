@@ -23,8 +23,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from mlcd_actions.core.errors import ConfigError, StageFailed
 from mlcd_actions.deploy.base import Deployment, DeploySpec, Target, now_iso, wait_healthy
-from mlcd_actions.errors import ConfigError, StageFailed
 
 
 class CommandTarget(Target):

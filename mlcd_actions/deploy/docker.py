@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import re
 
-from mlcd_actions import images
+from mlcd_actions.core.errors import ConfigError, ServiceError, StageFailed
+from mlcd_actions.delivery import images
 from mlcd_actions.deploy.base import (
     Deployment,
     DeploySpec,
@@ -21,7 +22,6 @@ from mlcd_actions.deploy.base import (
     parse_prediction_log,
     wait_healthy,
 )
-from mlcd_actions.errors import ConfigError, ServiceError, StageFailed
 
 PREDICTION_LOG = "/var/log/mlcd/predictions.jsonl"  # where the app image's CMD writes it
 

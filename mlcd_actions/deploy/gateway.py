@@ -23,10 +23,10 @@ from typing import Any
 
 import yaml
 
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.files import write_text
 from mlcd_actions.deploy.base import STATE_DIR
 from mlcd_actions.deploy.router import CANARY, SHADOW, Route, RouterState
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.fsutil import write_text
 
 _SVC = re.compile(r"^(?P<name>[a-z0-9]([-a-z0-9]*[a-z0-9])?)\.(?P<ns>[a-z0-9-]+)\.svc"
                   r"(\.cluster\.local)?(:(?P<port>\d+))?$")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
+from mlcd_actions.core.errors import ConfigError, ServiceError, StageFailed
+from mlcd_actions.core.files import write_text
 from mlcd_actions.deploy.base import STATE_DIR, Deployment, DeploySpec, Target, now_iso
-from mlcd_actions.errors import ConfigError, ServiceError, StageFailed
-from mlcd_actions.fsutil import write_text
 
 
 def app_name(environment: str, model_name: str | None) -> str:

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from mlcd_actions.core.errors import ConfigError
 from mlcd_actions.deploy.base import (
     STATE_DIR,
     Deployment,
@@ -22,7 +23,6 @@ from mlcd_actions.deploy.base import (
     now_iso,
     wait_healthy,
 )
-from mlcd_actions.errors import ConfigError
 
 
 def port_in_use(host: str, port: int) -> bool:

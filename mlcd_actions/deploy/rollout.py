@@ -19,7 +19,7 @@ Gateway API manifests for ``kubernetes``); the deployment record then holds the
 ``candidate`` and the ``rollout`` (strategy, traffic, start, history head). ``promote``
 judges the candidate on the traffic seen since (:mod:`mlcd_actions.deploy.traffic`), then
 either makes it the environment's version — history entry and alias first (check-and-set,
-:mod:`mlcd_actions.history`), then the route, then the old version is stopped — or
+:mod:`mlcd_actions.delivery.history`), then the route, then the old version is stopped — or
 aborts it. ``rollback`` aborts a running rollout: the route goes back to the serving
 version alone, then the candidate is stopped. The serving version answers throughout.
 """
@@ -32,7 +32,9 @@ import re
 import time
 from typing import Any
 
-from mlcd_actions import history, overrides, promotion
+from mlcd_actions.core.errors import ConfigError, MlcdError
+from mlcd_actions.core.results import StageResult
+from mlcd_actions.delivery import history, overrides, promotion
 from mlcd_actions.deploy import get_target
 from mlcd_actions.deploy.base import (
     STATE_DIR,
@@ -44,8 +46,6 @@ from mlcd_actions.deploy.base import (
     save_state,
 )
 from mlcd_actions.deploy.router import CANARY, DIRECT, STRATEGIES, Route, RouterState
-from mlcd_actions.errors import ConfigError, MlcdError
-from mlcd_actions.results import StageResult
 
 log = logging.getLogger("mlcd")
 _VERSION_RE = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)/?$")
@@ -201,7 +201,7 @@ def _image_identity(target_name: str, image: str | None, options: dict[str, Any]
     """(model name, version, lineage id, digest) from the image labels, for container targets."""
     if not image or target_name != "docker":
         return None, None, None, None
-    from mlcd_actions import images
+    from mlcd_actions.delivery import images
 
     img = images.find_image(images.client(options.get("docker_host")), image)
     if img is None:
@@ -350,7 +350,7 @@ def _check_no_rollout(environment: str, state: dict[str, Any]) -> None:
 
 def _history_head(name: str | None, environment: str, tracking_uri: str | None) -> int | None:
     """The environment's newest history entry, read before anything starts: a promotion
-    that another one overtakes in the meantime loses (see mlcd_actions.history)."""
+    that another one overtakes in the meantime loses (see mlcd_actions.delivery.history)."""
     if not name:
         return None
     try:

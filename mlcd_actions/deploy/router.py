@@ -34,9 +34,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mlcd_actions.core.errors import ConfigError, StageFailed
+from mlcd_actions.core.files import write_text
 from mlcd_actions.deploy.base import STATE_DIR, free_port, probe
-from mlcd_actions.errors import ConfigError, StageFailed
-from mlcd_actions.fsutil import write_text
 
 DIRECT, SHADOW, CANARY = "direct", "shadow", "canary"
 STRATEGIES = (DIRECT, SHADOW, CANARY)

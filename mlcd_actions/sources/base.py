@@ -23,7 +23,7 @@ the ``mlcd_actions.sources`` entry-point group)::
         def contract_source(cls, kind, table_path, workdir, fixture):
             ...                      # how the contract test builds a source of this kind
 
-Errors are :mod:`mlcd_actions.errors` with one line naming the URI: a missing object
+Errors are :mod:`mlcd_actions.core.errors` with one line naming the URI: a missing object
 or malformed content is :class:`DataError` (exit 2), an unreachable, slow or refusing
 service is :class:`ServiceError` (exit 3). Heavy libraries are imported inside methods.
 """
@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from mlcd_actions import secrets
-from mlcd_actions.errors import ConfigError
+from mlcd_actions.core import secrets
+from mlcd_actions.core.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
@@ -114,7 +114,7 @@ class Source:
         ``"empty"`` (same columns, no rows) or ``"missing"`` (a URI naming nothing).
         ``fixture(name)`` returns a pytest fixture listed in ``contract_fixtures``.
         Like scikit-learn's ``parametrize_with_checks``, every registered adapter must
-        implement this so the checks in :mod:`mlcd_actions.sources.checks` can run on it.
+        implement this so the checks in :mod:`mlcd_actions.testing.sources` can run on it.
         """
         raise NotImplementedError(f"{cls.__name__} does not declare a contract source")
 

@@ -3,7 +3,7 @@
 Every adapter ends here: local files directly, HTTP and S3 objects after download.
 Memory stays bounded by a block (CSV, JSON lines) or a row group (Parquet); only a
 ``.json`` array of records is read whole. Every failure becomes one
-:class:`~mlcd_actions.errors.DataError` line naming ``label`` (the file or URI).
+:class:`~mlcd_actions.core.errors.DataError` line naming ``label`` (the file or URI).
 
 CSV types are inferred from the first block. When a later block holds a value the
 inferred type cannot take (``1.5`` in a column that looked like integers, text in a
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from mlcd_actions.errors import DataError
+from mlcd_actions.core.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     import os

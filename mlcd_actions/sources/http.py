@@ -20,8 +20,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from mlcd_actions import secrets
-from mlcd_actions.errors import ConfigError, DataError, ServiceError
+from mlcd_actions.core import secrets
+from mlcd_actions.core.errors import ConfigError, DataError, ServiceError
 from mlcd_actions.sources.base import Source, SourceData, mask_uri
 from mlcd_actions.sources.formats import COMPRESSION_SUFFIXES, format_of, iter_file_batches
 
@@ -127,7 +127,7 @@ class HttpSource(Source):
         raise ServiceError(f"{shown}: {last} ({tries} attempt{'s' if tries > 1 else ''})")
 
     def _save(self, resp, shown: str, target: Path, attempt: int) -> dict[str, Any]:
-        from mlcd_actions.progress import Progress
+        from mlcd_actions.core.progress import Progress
 
         size = resp.headers.get("Content-Length")
         total = int(size) if size and size.isdigit() else None

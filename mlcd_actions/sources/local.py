@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
-from mlcd_actions.errors import DataError
+from mlcd_actions.core.errors import DataError
 from mlcd_actions.sources.base import Source, SourceData
 from mlcd_actions.sources.formats import format_of, is_table_name, iter_file_batches
 

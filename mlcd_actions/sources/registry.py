@@ -15,8 +15,8 @@ against the ``schemes`` each adapter class declares, loading adapters one by one
 
 from __future__ import annotations
 
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.plugins import Registry
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.plugins import Registry
 from mlcd_actions.sources.base import Source, mask_uri, scheme_of
 
 GROUP = "mlcd_actions.sources"

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from mlcd_actions.errors import ConfigError, DataError, ServiceError
+from mlcd_actions.core.errors import ConfigError, DataError, ServiceError
 from mlcd_actions.sources.base import Source, SourceData
 from mlcd_actions.sources.formats import format_of, is_table_name, iter_file_batches
 
@@ -127,7 +127,7 @@ class S3Source(Source):
         return sorted(found)
 
     def _download(self, client, bucket, key, head, target: Path, label: str) -> None:
-        from mlcd_actions.progress import Progress
+        from mlcd_actions.core.progress import Progress
 
         total = head.get("ContentLength", head.get("Size"))
         with Progress(f"download {label}", total=total, unit="bytes",

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from mlcd_actions import secrets
-from mlcd_actions.errors import ConfigError, DataError, ServiceError
+from mlcd_actions.core import secrets
+from mlcd_actions.core.errors import ConfigError, DataError, ServiceError
 from mlcd_actions.sources.base import Source, SourceData
 from mlcd_actions.sources.formats import first_line, to_arrow
 

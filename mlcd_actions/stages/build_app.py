@@ -12,11 +12,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from mlcd_actions import gitinfo, images
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.fsutil import write_text
-from mlcd_actions.lineage import Lineage
-from mlcd_actions.results import StageResult
+from mlcd_actions.ci import gitinfo
+from mlcd_actions.ci.lineage import Lineage
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.files import write_text
+from mlcd_actions.core.results import StageResult
+from mlcd_actions.delivery import images
 
 log = logging.getLogger("mlcd")
 STAGE = "build-app"
@@ -24,7 +25,7 @@ STAGE = "build-app"
 
 def _model_source(uri: str, tracking_uri: str | None):
     """Load the model (proves it loads) and return (LoadedModel, local directory)."""
-    from mlcd_actions import models
+    from mlcd_actions.models import loading as models
 
     model = models.load(uri, tracking_uri)
     local = model.local_path
@@ -38,7 +39,7 @@ def _lineage(model, tracking_uri: str | None) -> Lineage:
         return Lineage(model_uri=model.uri, model_name=model.name, model_version=model.version)
     from mlflow import MlflowClient
 
-    from mlcd_actions import tracking
+    from mlcd_actions.models import tracking
 
     tracking.configure(tracking_uri)
     run = tracking.with_retries(lambda: MlflowClient().get_run(model.run_id),

@@ -2,7 +2,7 @@
 
 The library behind ``mlcd build-training [SRC_DIR] --out DIR`` (DESIGN §2):
 
-1. **Version** from git (:mod:`mlcd_actions.versioning`): ``X.Y.Z-alpha.N+sha`` on pull
+1. **Version** from git (:mod:`mlcd_actions.ci.versioning`): ``X.Y.Z-alpha.N+sha`` on pull
    requests, ``X.Y.Z-beta.N+sha`` on the default branch, ``X.Y.Z`` on a release tag.
 2. **Toggles**: a YAML file (``channels: {alpha: false, beta: true, release: true}``) may
    switch a channel off; the stage is then ``skipped`` with ``channel-enabled=false``.
@@ -44,10 +44,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlcd_actions import gitinfo, secrets, versioning
-from mlcd_actions.errors import ConfigError, DataError
-from mlcd_actions.fsutil import atomic_path, sha256_file
-from mlcd_actions.results import FAILED, SKIPPED, Finding, StageResult, Table
+from mlcd_actions.ci import gitinfo, versioning
+from mlcd_actions.core import secrets
+from mlcd_actions.core.errors import ConfigError, DataError
+from mlcd_actions.core.files import atomic_path, sha256_file
+from mlcd_actions.core.results import FAILED, SKIPPED, Finding, StageResult, Table
 
 STAGE = "build-training"
 TAIL_LINES = 30

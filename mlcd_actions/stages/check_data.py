@@ -2,10 +2,10 @@
 against a per-column policy and the HIPAA / PCI / GDPR rule sets).
 
 Gates (exit 1 when one fails): every ``--threshold`` / ``--min-group-size`` on the bias
-metrics (:mod:`mlcd_actions.bias`), and the policy: a column marked ``forbid`` holding PII,
+metrics (:mod:`mlcd_actions.data.bias`), and the policy: a column marked ``forbid`` holding PII,
 a ``must-be-hashed`` column holding a value that is not a hash, or a kind forbidden by a
 rule set found in a column the policy does not allow. Every value quoted anywhere is
-masked (:func:`mlcd_actions.pii.mask`).
+masked (:func:`mlcd_actions.data.pii.mask`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,17 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from mlcd_actions import bias, pii
-from mlcd_actions.errors import ConfigError, DataError
-from mlcd_actions.gates import FAILED, PASSED, Threshold, parse_thresholds
-from mlcd_actions.results import SEV_ERROR, SEV_NOTICE, SEV_WARNING, Finding, StageResult, Table
+from mlcd_actions.core.errors import ConfigError, DataError
+from mlcd_actions.core.gates import FAILED, PASSED, Threshold, parse_thresholds
+from mlcd_actions.core.results import (
+    SEV_ERROR,
+    SEV_NOTICE,
+    SEV_WARNING,
+    Finding,
+    StageResult,
+    Table,
+)
+from mlcd_actions.data import bias, pii
 
 STAGE = "check-data"
 log = logging.getLogger("mlcd")
@@ -47,8 +54,8 @@ def run(data: str, *, label: str | None = None, sensitive: Iterable[str] = (),
         pii_policy: str | None = None, rules: Iterable[str] = (),
         thresholds: Iterable[str] = (), min_group_size: int | None = None,
         positive_label: str | None = None, scan_pii: bool = True) -> StageResult:
-    from mlcd_actions.progress import Progress
-    from mlcd_actions.tabular import read_table, require_columns
+    from mlcd_actions.core.progress import Progress
+    from mlcd_actions.data.tables import read_table, require_columns
 
     sensitive = [s for s in sensitive if s]
     rules = [r for r in rules if r]

@@ -1,7 +1,7 @@
 """``mlcd check-fairness``: per-group metrics of a model, gated on fairness thresholds.
 
 For every ``--sensitive`` column the model's test-set predictions are split by group
-(:mod:`mlcd_actions.fairness`, fairlearn's numbers computed with ``numpy.bincount``):
+(:mod:`mlcd_actions.models.fairness`, fairlearn's numbers computed with ``numpy.bincount``):
 per-group accuracy, selection rate, TPR and FPR (regression: MAE, RMSE), and the
 demographic parity and equalized odds differences and ratios. Thresholds gate them:
 ``demographic_parity_difference<=0.1`` applies to every sensitive feature (one gate
@@ -20,16 +20,21 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from mlcd_actions import fairness, models, overrides, plots
-from mlcd_actions import metrics as metriclib
-from mlcd_actions.errors import ConfigError, DataError
-from mlcd_actions.gates import FAILED, PASSED, SKIPPED, Threshold, fail_unchecked, fmt
-from mlcd_actions.report import DEFAULT_DIR
-from mlcd_actions.results import StageResult, Table
-from mlcd_actions.stages.evaluate import _check_classes, _check_label, _model_info
-from mlcd_actions.tabular import read_table, require_columns
+from mlcd_actions.core.errors import ConfigError, DataError
+from mlcd_actions.core.gates import FAILED, PASSED, SKIPPED, Threshold, fail_unchecked, fmt
+from mlcd_actions.core.reporting import DEFAULT_DIR
+from mlcd_actions.core.results import StageResult, Table
+from mlcd_actions.data.tables import read_table, require_columns
+from mlcd_actions.delivery import overrides
+from mlcd_actions.models import fairness, plots
+from mlcd_actions.models import loading as models
+from mlcd_actions.models import metrics as metriclib
+from mlcd_actions.models.scoring import check_classes as _check_classes
+from mlcd_actions.models.scoring import check_label as _check_label
+from mlcd_actions.models.scoring import model_info as _model_info
+from mlcd_actions.models.scoring import plain as _plain
+from mlcd_actions.models.scoring import unique as _unique
 
 STAGE = "check-fairness"
 NO_GATES = "no gates configured"
@@ -257,14 +262,4 @@ def _headline(task: str, assessed: dict[str, fairness.FeatureFairness]) -> str:
     parts = [f"{f} {key} {fmt(ff.summary[key])}" for f, ff in assessed.items()
              if ff.summary.get(key) is not None]
     return "; ".join(parts) or "per-group metrics computed"
-
-
-def _unique(values) -> list:
-    import pandas as pd
-
-    return list(pd.unique(pd.Series(values)))
-
-
-def _plain(value: Any):
-    return value.item() if hasattr(value, "item") else value
 

@@ -6,7 +6,7 @@ one and wait for its health check; move the environment's MLflow alias (``stagin
 state; only then stop the previous version. If anything before the last step fails,
 the new version is removed and the old one keeps serving.
 
-Every outcome goes into the model's promotion history (:mod:`mlcd_actions.history`): the
+Every outcome goes into the model's promotion history (:mod:`mlcd_actions.delivery.history`): the
 alias moves only after its history entry won the check-and-set against the entry number
 read before the new version started, so of two deploys racing for one environment the
 second fails with one line and its new version is removed.
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlcd_actions.core.results import StageResult
 from mlcd_actions.deploy import rollout
-from mlcd_actions.results import StageResult
 
 
 def run(**kwargs: Any) -> StageResult:

@@ -1,7 +1,7 @@
 """``mlcd evaluate``: score a model on the test set and gate it.
 
-Metrics (see :mod:`mlcd_actions.metrics` for their exact definitions and averaging),
-per-slice metrics, and two kinds of gates (:mod:`mlcd_actions.gates`): absolute
+Metrics (see :mod:`mlcd_actions.models.metrics` for their exact definitions and averaging),
+per-slice metrics, and two kinds of gates (:mod:`mlcd_actions.core.gates`): absolute
 thresholds (``accuracy>=0.8``) and the allowed drop against a baseline model
 (``accuracy=0.01``). The baseline is ``--baseline URI`` or, with ``--name``, the
 registry's ``models:/<name>@champion`` when that alias exists; it is scored on the
@@ -25,14 +25,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlcd_actions import gates as gatelib
-from mlcd_actions import metrics as metriclib
-from mlcd_actions import models, overrides, plots
-from mlcd_actions.errors import DataError, StageFailed
-from mlcd_actions.gates import FAILED, PASSED, SKIPPED, fmt
-from mlcd_actions.report import DEFAULT_DIR
-from mlcd_actions.results import StageResult, Table
-from mlcd_actions.tabular import read_table, require_columns
+from mlcd_actions.core import gates as gatelib
+from mlcd_actions.core.errors import DataError, StageFailed
+from mlcd_actions.core.gates import FAILED, PASSED, SKIPPED, fmt
+from mlcd_actions.core.reporting import DEFAULT_DIR
+from mlcd_actions.core.results import StageResult, Table
+from mlcd_actions.data.tables import read_table, require_columns
+from mlcd_actions.delivery import overrides
+from mlcd_actions.models import loading as models
+from mlcd_actions.models import metrics as metriclib
+from mlcd_actions.models import plots
+from mlcd_actions.models.scoring import check_classes as _check_classes
+from mlcd_actions.models.scoring import check_label as _check_label
+from mlcd_actions.models.scoring import model_info as _model_info
+from mlcd_actions.models.scoring import plain as _plain
+from mlcd_actions.models.scoring import unique as _unique
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -224,29 +231,6 @@ def _why_undefined(metric: str, model: models.LoadedModel, scored: dict[str, Any
     return "undefined on this test set"
 
 
-def _check_label(y: pd.Series, label: str, test) -> None:
-    import numpy as np
-
-    missing = y.isna().to_numpy()
-    if missing.any():
-        raise DataError(f"{test}: label column {label!r} has {int(missing.sum())} missing "
-                        f"value(s), first at data row {int(np.flatnonzero(missing)[0]) + 1}")
-
-
-def _check_classes(y_true, label: str, test) -> None:
-    values = _unique(y_true)
-    if len(values) < 2:
-        shown = values[0] if values else "none"
-        raise DataError(f"{test}: label column {label!r} has only one class ({shown}); "
-                        "evaluating a classifier needs at least two")
-
-
-def _unique(values) -> list:
-    import pandas as pd
-
-    return list(pd.unique(pd.Series(values)))
-
-
 # --------------------------------------------------------------------------- baseline
 
 def _baseline(baseline: str | None, name: str | None, tracking_uri: str | None,
@@ -344,11 +328,6 @@ def _headline(task: str, values: dict) -> str:
     return ", ".join(parts) or "metrics computed"
 
 
-def _model_info(model: models.LoadedModel) -> dict[str, Any]:
-    return {"uri": model.uri, "resolved_uri": model.resolved_uri, "name": model.name,
-            "version": model.version, "run_id": model.run_id, "flavor": model.flavor}
-
-
 def _definitions(task: str, classes) -> dict[str, str]:
     if task != models.CLASSIFICATION:
         return {"rmse": "root mean squared error", "mae": "mean absolute error",
@@ -379,6 +358,3 @@ def _log_to_run(model: models.LoadedModel, result: StageResult) -> None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         result.warnings.append(f"could not log eval_ metrics to run {model.run_id}: {first}")
 
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value

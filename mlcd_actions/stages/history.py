@@ -1,7 +1,7 @@
 """``mlcd history``: the promotion history of an environment, from the registry.
 
 Every alias move and deploy outcome recorded by ``deploy``, ``promote`` and ``rollback``
-(:mod:`mlcd_actions.history`): time, version from -> to, strategy, actor, reason, run URL
+(:mod:`mlcd_actions.delivery.history`): time, version from -> to, strategy, actor, reason, run URL
 and the overrides the version carried. The model comes from ``--name`` or the
 environment's deployment record. Also says what serves now, and checks that the registry
 alias, the history, the deployed app's ``/metadata`` and (docker target) the image labels
@@ -14,10 +14,10 @@ import json
 import urllib.error
 import urllib.request
 
-from mlcd_actions import history, promotion
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.results import StageResult, Table
+from mlcd_actions.delivery import history, promotion
 from mlcd_actions.deploy.base import STATE_DIR, Deployment, load_state
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.results import StageResult, Table
 
 STAGE = "history"
 
@@ -35,7 +35,7 @@ def _label_version(image: str, docker_host: str | None) -> str | None:
     import contextlib
 
     with contextlib.suppress(Exception):
-        from mlcd_actions import images
+        from mlcd_actions.delivery import images
 
         found = images.find_image(images.client(docker_host), image)
         return (found.labels or {}).get("mlcd.model.version") if found is not None else None

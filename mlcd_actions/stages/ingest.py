@@ -17,10 +17,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlcd_actions import __version__, secrets
-from mlcd_actions.errors import ConfigError, DataError
-from mlcd_actions.fsutil import atomic_dir, sha256_file, write_json
-from mlcd_actions.results import FAILED, StageResult, Table
+from mlcd_actions import __version__
+from mlcd_actions.core import secrets
+from mlcd_actions.core.errors import ConfigError, DataError
+from mlcd_actions.core.files import atomic_dir, sha256_file, write_json
+from mlcd_actions.core.results import FAILED, StageResult, Table
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -45,7 +46,7 @@ def run(source_uri: str, out: str | os.PathLike, *, format: str | None = None,
         timeout: float | None = None, retries: int | None = None,
         headers: Iterable[str] = (), progress: bool = True) -> StageResult:
     """Ingest ``source_uri`` into ``out/data.parquet`` + ``out/manifest.json``."""
-    from mlcd_actions.report import now_iso
+    from mlcd_actions.core.reporting import now_iso
     from mlcd_actions.sources import registry
 
     source_uri = (source_uri or "").strip()
@@ -183,7 +184,7 @@ def write_snapshot(batches: Iterable[pa.RecordBatch], path: Path, *, label: str,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mlcd_actions.progress import Progress
+    from mlcd_actions.core.progress import Progress
 
     stats = SnapshotStats()
     parts: list[Path] = []

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from mlcd_actions import scaffold
-from mlcd_actions.errors import ConfigError, DataError
-from mlcd_actions.fsutil import write_text
-from mlcd_actions.results import StageResult, Table
+from mlcd_actions.core.errors import ConfigError, DataError
+from mlcd_actions.core.files import write_text
+from mlcd_actions.core.options import Commands
+from mlcd_actions.core.results import StageResult, Table
 
 STAGE = "init"
 DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json")
@@ -74,7 +75,8 @@ def guess_task(series) -> str:
 
 def profile(data: Path, label: str | None, sensitive: Iterable[str]) -> dict[str, Any]:
     """What the config needs to know about the data."""
-    from mlcd_actions import pii, tabular
+    from mlcd_actions.data import pii
+    from mlcd_actions.data import tables as tabular
 
     df = tabular.read_table(data)
     if df.empty:
@@ -222,8 +224,10 @@ class _Writer:
 def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | None = None,
         force: bool = False, label: str | None = None, sensitive: Iterable[str] = (),
         repo: str = scaffold.DEFAULT_REPO, ref: str = scaffold.DEFAULT_REF,
-        dvc: bool = True) -> StageResult:
-    from mlcd_actions.stages import schema as schema_stage
+        dvc: bool = True, commands: Commands) -> StageResult:
+    """Scaffold mlcd into ``directory``; ``commands`` (the CLI's) check the generated
+    mlcd.yaml before it is written."""
+    from mlcd_actions.data import schemas
 
     root = Path(directory).resolve()
     if not root.is_dir():
@@ -244,10 +248,10 @@ def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | N
     w = _Writer(root, force)
     result = StageResult(STAGE)
 
-    # the schema, inferred by the schema stage
+    # the schema, inferred as `mlcd schema infer` does
     if not w.skip("schema.yaml"):
         existed = w.exists("schema.yaml")
-        schema_stage.infer(str(data_path), str(root / "schema.yaml"))
+        schemas.write_inferred(str(data_path), str(root / "schema.yaml"))
         readable(root / "schema.yaml")
         w.rows.append(["schema.yaml", OVERWRITTEN if existed else WRITTEN])
 
@@ -266,7 +270,7 @@ def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | N
     # mlcd.yaml, checked against the CLI before it is written
     text = config_text(project=project, source=source, prof=prof, schema="schema.yaml",
                        policy=policy)
-    _check_config(text, root)
+    _check_config(text, commands)
     w.write("mlcd.yaml", text)
 
     # CI callers
@@ -300,22 +304,19 @@ def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | N
     return result
 
 
-def _check_config(text: str, root: Path) -> None:
+def _check_config(text: str, commands: Commands) -> None:
     """Validate the generated config against every command's options (never write a
     config the CLI would refuse)."""
     import tempfile
 
-    import click
-
-    from mlcd_actions import config as config_mod
-    from mlcd_actions.cli import cli, option_spec
+    from mlcd_actions.core import config as config_mod
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mlcd.yaml"
         path.write_text(text, encoding="utf-8")
         cfg = config_mod.load(path)
         try:
-            config_mod.validate(cfg, option_spec(cli, click.Context(cli)))
+            config_mod.validate(cfg, commands.spec())
         except ConfigError as exc:  # a bug in this template, not the user's fault
             raise RuntimeError(f"generated mlcd.yaml is invalid: {exc.one_line()}") from exc
 

@@ -2,7 +2,7 @@
 prediction log of ``mlcd serve``; accuracy decay when labels arrive; retraining dispatch.
 
 * Features: every column the two sides share (minus prediction, label and id columns),
-  compared by :func:`mlcd_actions.drift.compare` — PSI and KS for numeric columns,
+  compared by :func:`mlcd_actions.data.drift.compare` — PSI and KS for numeric columns,
   chi-square, Jensen–Shannon and L-infinity and new/missing categories for categorical.
 * Gates: ``--threshold 'psi<=0.2'`` (global: every feature that has the metric) or
   ``'age.psi<=0.1'`` (one feature; replaces the global one for it). With no global
@@ -34,12 +34,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlcd_actions import drift as drift_mod
-from mlcd_actions import gates as gates_mod
-from mlcd_actions import hosting, predlog
-from mlcd_actions.errors import ConfigError, DataError
-from mlcd_actions.gates import FAILED, GateRow, MaxDrop, Threshold
-from mlcd_actions.results import SEV_ERROR, SEV_NOTICE, SEV_WARNING, Finding, StageResult, Table
+from mlcd_actions.ci import forges as hosting
+from mlcd_actions.core import gates as gates_mod
+from mlcd_actions.core.errors import ConfigError, DataError
+from mlcd_actions.core.gates import FAILED, GateRow, MaxDrop, Threshold
+from mlcd_actions.core.results import (
+    SEV_ERROR,
+    SEV_NOTICE,
+    SEV_WARNING,
+    Finding,
+    StageResult,
+    Table,
+)
+from mlcd_actions.data import drift as drift_mod
+from mlcd_actions.delivery import prediction_log as predlog
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -223,7 +231,7 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
 
 def _open_table(path: str | os.PathLike, role: str) -> tuple[Any, list[str]]:
     """A single Parquet file stays a path (read column by column); anything else is read."""
-    from mlcd_actions import tabular
+    from mlcd_actions.data import tables as tabular
 
     files = tabular.table_files(path)
     if len(files) == 1 and tabular.kind_of(files[0]) == "parquet":
@@ -249,7 +257,7 @@ def _rows(data: Any) -> int:
 
 def _columns_frame(data: Any, cols: Sequence[str]) -> pd.DataFrame:
     if isinstance(data, (str, os.PathLike)):
-        from mlcd_actions import tabular
+        from mlcd_actions.data import tables as tabular
 
         return tabular.read_table(data, columns=list(cols))
     return data[list(cols)]
@@ -266,7 +274,7 @@ def _prediction_drift(ref_data, ref_cols, cur_data, cur_cols, prediction_column,
         if reference_predictions in ref_cols:
             ref_pred = _columns_frame(ref_data, [reference_predictions])[reference_predictions]
         elif Path(reference_predictions).exists():
-            from mlcd_actions import tabular
+            from mlcd_actions.data import tables as tabular
 
             frame = tabular.read_table(reference_predictions)
             col = prediction_column if prediction_column in frame.columns else (
@@ -404,7 +412,7 @@ def load_baseline(path: str | os.PathLike | None, model_uri: str | None,
 
 
 def _mlflow_metrics(model_uri: str, tracking_uri: str | None) -> dict[str, float]:
-    from mlcd_actions import tracking
+    from mlcd_actions.models import tracking
 
     tracking.configure(tracking_uri)
     from mlflow.tracking import MlflowClient
@@ -449,7 +457,7 @@ def _accuracy_decay(labels, labels_is_column, label_column, id_column, predictio
                     decay_specs) -> dict[str, Any]:
     import pandas as pd
 
-    from mlcd_actions import tabular
+    from mlcd_actions.data import tables as tabular
 
     warnings: list[str] = []
     if labels_is_column:
@@ -597,8 +605,8 @@ def drift_table(drifts: Sequence[drift_mod.ColumnDrift], failed: set[str]) -> Ta
 
 
 def _safe(value: Any) -> str:
-    """A data value quoted in a report or issue: PII (:mod:`mlcd_actions.pii`) is masked."""
-    from mlcd_actions import pii
+    """A data value quoted in a report or issue: PII (:mod:`mlcd_actions.data.pii`) is masked."""
+    from mlcd_actions.data import pii
 
     text = str(value)
     return pii.mask_value(text) if pii.find_all(text) else text
@@ -655,7 +663,7 @@ def write_plots(drifts: Sequence[drift_mod.ColumnDrift], directory: Path) -> lis
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from mlcd_actions.fsutil import atomic_path
+    from mlcd_actions.core.files import atomic_path
 
     paths = []
     directory.mkdir(parents=True, exist_ok=True)
@@ -717,8 +725,8 @@ def _close_loop(result: StageResult, *, dispatch, event_type, workflow, ref, dis
         result.outputs["dispatched"] = not dry_run
         result.details["dispatch"] = done
     if open_issue:
-        from mlcd_actions import report as report_mod
-        from mlcd_actions.stages.report import fit_text
+        from mlcd_actions.core import reporting as report_mod
+        from mlcd_actions.core.reporting import fit_text
 
         body = fit_text(INCIDENT_MARKER + "\n" + report_mod.to_markdown(result, heading_level=2),
                         hosting.COMMENT_CAP - 1000, link)

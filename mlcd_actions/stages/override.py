@@ -1,6 +1,6 @@
 """``mlcd override``: record that a failed gate of one model version may be passed.
 
-See :mod:`mlcd_actions.overrides`: the record (approver, reason, time, run URL) goes into
+See :mod:`mlcd_actions.delivery.overrides`: the record (approver, reason, time, run URL) goes into
 the version's registry tags; the gate stage honours it only for that stage and version.
 Meant to run only in a job bound to a protected environment (GitHub ``environment:``
 with required reviewers, GitLab protected environment with ``when: manual``).
@@ -8,8 +8,8 @@ with required reviewers, GitLab protected environment with ``when: manual``).
 
 from __future__ import annotations
 
-from mlcd_actions import overrides
-from mlcd_actions.results import StageResult, Table
+from mlcd_actions.core.results import StageResult, Table
+from mlcd_actions.delivery import overrides
 
 STAGE = "override"
 

@@ -13,10 +13,10 @@ Output columns: the id columns (``--id-column``; default every input column name
 positive class of a binary classifier) or ``probability_<class>`` per class.
 
 Errors: a missing or unreadable input, a malformed CSV, a missing feature or id column,
-an unsupported extension are :class:`~mlcd_actions.errors.DataError` (exit 2) naming
+an unsupported extension are :class:`~mlcd_actions.core.errors.DataError` (exit 2) naming
 the file and column; a model returning the wrong shape is
-:class:`~mlcd_actions.errors.StageFailed` (exit 1, from :mod:`mlcd_actions.models`).
-``--engine spark`` (:mod:`mlcd_actions.stages.predict_spark`) runs the same model over
+:class:`~mlcd_actions.core.errors.StageFailed` (exit 1, from :mod:`mlcd_actions.models.loading`).
+``--engine spark`` (:mod:`mlcd_actions.delivery.predict_spark`) runs the same model over
 a Spark DataFrame and writes a directory of part files; without pyspark it exits 2.
 """
 
@@ -31,19 +31,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlcd_actions import tabular
-from mlcd_actions.errors import ConfigError, DataError, first_line
-from mlcd_actions.results import StageResult, Table
+from mlcd_actions.core.errors import ConfigError, DataError, first_line
+from mlcd_actions.core.results import StageResult, Table
+from mlcd_actions.data import tables as tabular
+from mlcd_actions.delivery.batch import RESERVED, result_columns
+from mlcd_actions.delivery.batch import Plan as _Plan
+from mlcd_actions.delivery.batch import check_clash as _check_clash
+from mlcd_actions.delivery.batch import plan_columns as _plan_columns
+from mlcd_actions.delivery.batch import show_cols as _show_cols
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-    from mlcd_actions.serving.spec import ModelSpec
+    from mlcd_actions.delivery.serving.spec import ModelSpec
 
 ENGINES = ("pandas", "spark")
 DEFAULT_CHUNK_ROWS = 100_000
 OUTPUT_KINDS = ("parquet", "csv")
-RESERVED = ("prediction", "probability")
 _CSV_BLOCK = 16 << 20
 # MLflow column type -> Arrow type used to read CSV columns (so every block agrees)
 _ARROW_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32",
@@ -65,14 +69,14 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
     remote = engine == "spark" or _is_remote(input)
     files: list[Path] = [] if remote else _input_files(input, output)
 
-    from mlcd_actions import models
-    from mlcd_actions.serving.spec import ModelSpec
+    from mlcd_actions.delivery.serving.spec import ModelSpec
+    from mlcd_actions.models import loading as models
 
     t_load = time.monotonic()
     spec = ModelSpec(models.load(model_uri, tracking_uri=tracking_uri))
     t0 = time.monotonic()
     if engine == "spark":
-        from mlcd_actions.stages import predict_spark
+        from mlcd_actions.delivery import predict_spark
 
         counts, rows, ids, out_names = predict_spark.predict(
             spec, input, output, out_kind, id_columns=id_columns, batch_rows=chunk_rows,
@@ -147,27 +151,6 @@ def _input_files(input: str, output: str) -> list[Path]:
     return files
 
 
-class _Plan:
-    """Which columns to read from which files, and their CSV types."""
-
-    def __init__(self, files: list[Path], features: list[str] | None, ids: list[str],
-                 label: str | None, csv_types: dict[str, str]) -> None:
-        self.files = files
-        self.features = features
-        self.ids = ids
-        self.label = label
-        self.csv_types = csv_types
-
-    def features_for(self, available: list[str]) -> list[str]:
-        if self.features is None:  # no signature: the model gets every column but the label
-            return [c for c in available if c != self.label]
-        return list(self.features)
-
-    def columns_for(self, available: list[str]) -> list[str]:
-        wanted = self.features_for(available)
-        return wanted + [c for c in self.ids if c not in wanted]
-
-
 def _plan(spec: ModelSpec, files: list[Path], id_columns: list[str] | None) -> _Plan:
     """Check every file's columns before anything is written."""
     features = spec.input_names
@@ -223,11 +206,6 @@ def _columns_of(path: Path) -> list[str]:
     if not header:
         raise DataError(f"{path}: file is empty (no header row)")
     return header
-
-
-def _show_cols(cols: list[str]) -> str:
-    shown = ", ".join(cols[:20])
-    return shown + (f", … (+{len(cols) - 20})" if len(cols) > 20 else "")
 
 
 def _file_batches(path: Path, columns: list[str], plan: _Plan,
@@ -293,7 +271,7 @@ class _Writer:
             if self.kind == "parquet":
                 import pyarrow.parquet as pq
 
-                from mlcd_actions.tabular import dictionary_columns
+                from mlcd_actions.data.tables import dictionary_columns
 
                 self._w = pq.ParquetWriter(self.path, self.schema,
                                            use_dictionary=dictionary_columns(table))
@@ -324,7 +302,7 @@ def _predict_chunk(spec: ModelSpec, batch: pa.RecordBatch, features: list[str],
     import numpy as np
     import pyarrow as pa
 
-    from mlcd_actions import models
+    from mlcd_actions.models import loading as models
 
     frame = batch.select(features).to_pandas()
     frame = models.prepare_features(frame, label, spec.model, path=where)
@@ -343,22 +321,6 @@ def _predict_chunk(spec: ModelSpec, batch: pa.RecordBatch, features: list[str],
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def result_columns(spec: ModelSpec, pred, proba) -> dict:
-    """``prediction`` then ``probability`` (binary) or ``probability_<class>`` columns,
-    the same for every engine."""
-    from mlcd_actions.serving.spec import proba_values
-
-    out = {"prediction": pred}
-    if proba is not None:
-        values = proba_values(proba)
-        if values.ndim == 1:
-            out["probability"] = values
-        else:
-            for j, name in enumerate(spec.proba_columns(proba)):
-                out[name] = values[:, j]
-    return out
-
-
 def _to_arrow(values) -> pa.Array:
     import pyarrow as pa
 
@@ -374,8 +336,8 @@ def _result_names(schema) -> list[str]:
 
 def _predict_files(spec: ModelSpec, plan: _Plan, output: str, out_kind: str,
                    chunk_rows: int, progress: bool | None):
-    from mlcd_actions.fsutil import atomic_path
-    from mlcd_actions.progress import Progress
+    from mlcd_actions.core.files import atomic_path
+    from mlcd_actions.core.progress import Progress
 
     total = _parquet_rows(plan.files)
     counts: Counter = Counter()
@@ -414,8 +376,8 @@ def _parquet_rows(files: list[Path]) -> int | None:
 def _predict_source(spec: ModelSpec, uri: str, output: str, out_kind: str, chunk_rows: int,
                     id_columns: list[str] | None, progress: bool | None):
     """Remote input through the source adapter registry (``mlcd_actions.sources``)."""
-    from mlcd_actions.fsutil import atomic_path
-    from mlcd_actions.progress import Progress
+    from mlcd_actions.core.files import atomic_path
+    from mlcd_actions.core.progress import Progress
     from mlcd_actions.sources import for_uri, mask_uri
 
     shown = mask_uri(uri)
@@ -447,26 +409,3 @@ def _predict_source(spec: ModelSpec, uri: str, output: str, out_kind: str, chunk
         if rows == 0:
             raise DataError(f"{shown}: no rows to predict")
     return counts, rows, writer.schema
-
-
-def _plan_columns(spec: ModelSpec, cols: list[str], id_columns: list[str] | None,
-                  where: str) -> _Plan:
-    required = [c.name for c in spec.columns if c.required] if spec.columns else []
-    missing = [c for c in required if c not in cols]
-    if missing:
-        raise DataError(f"{where}: feature column {missing[0]!r} that model "
-                        f"{spec.model.display} needs is missing (columns: {_show_cols(cols)})")
-    for c in id_columns or ():
-        if c not in cols:
-            raise DataError(f"{where}: id column {c!r} not found (columns: {_show_cols(cols)})")
-    ids = list(dict.fromkeys(id_columns)) if id_columns else \
-        [c for c in cols if c.lower() == "id" or c.lower().endswith("_id")]
-    _check_clash(ids)
-    return _Plan([], spec.input_names, ids, spec.model.label, {})
-
-
-def _check_clash(ids: list[str]) -> None:
-    clash = [c for c in ids if c in RESERVED or c.startswith("probability_")]
-    if clash:
-        raise DataError(f"id column {clash[0]!r} would collide with an output column; "
-                        "rename it or pick other --id-column values")

@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlcd_actions.errors import ConfigError, DataError, StageFailed
-from mlcd_actions.results import FAILED, Finding, StageResult, Table
+from mlcd_actions.core.errors import ConfigError, DataError, StageFailed
+from mlcd_actions.core.results import FAILED, Finding, StageResult, Table
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -368,7 +368,7 @@ def _traceback_tail(exc: BaseException) -> tuple[list[str], str | None, int | No
 
 
 def _failed_transform(err: TransformRaised) -> StageResult:
-    from mlcd_actions.pii import mask_text
+    from mlcd_actions.data.pii import mask_text
 
     exc = err.exc
     tail, where, line = _traceback_tail(exc)
@@ -463,9 +463,9 @@ def run(data: str, *, label: str, out: str, transform: str | None = None,
     import numpy as np
     import pandas as pd
 
-    from mlcd_actions.bias import label_kind
-    from mlcd_actions.fsutil import atomic_dir, sha256_file, write_json
-    from mlcd_actions.tabular import read_table, require_columns
+    from mlcd_actions.core.files import atomic_dir, sha256_file, write_json
+    from mlcd_actions.data.bias import label_kind
+    from mlcd_actions.data.tables import read_table, require_columns
 
     if not label:
         raise ConfigError("--label is required (the label column)")

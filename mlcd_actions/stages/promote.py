@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlcd_actions import overrides, promotion
+from mlcd_actions.core.gates import FAILED, Threshold, fmt, parse_thresholds
+from mlcd_actions.core.results import PASSED, StageResult, Table
+from mlcd_actions.delivery import overrides, promotion
 from mlcd_actions.deploy import rollout
 from mlcd_actions.deploy.base import STATE_DIR, load_state
 from mlcd_actions.deploy.traffic import DEFAULT_GATES
-from mlcd_actions.gates import FAILED, Threshold, fmt, parse_thresholds
-from mlcd_actions.results import PASSED, StageResult, Table
 
 STAGE = "promote"
 
@@ -51,7 +51,7 @@ def run(*, environment: str, thresholds: list[str] | None = None, min_requests: 
     result.gates = [volume]
     for gate in gates:
         if gate.metric not in metrics:
-            from mlcd_actions.errors import ConfigError
+            from mlcd_actions.core.errors import ConfigError
 
             raise ConfigError(f"--threshold {gate.spec!r}: unknown metric {gate.metric!r}; "
                               f"known: {', '.join(sorted(metrics))}")

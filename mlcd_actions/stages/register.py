@@ -1,7 +1,7 @@
 """``mlcd register``: put a trained model into the MLflow registry, with lineage.
 
 Steps, each retried with backoff while the tracking server is briefly unavailable
-(:func:`mlcd_actions.tracking.with_retries`; exit 3 when it stays down):
+(:func:`mlcd_actions.models.tracking.with_retries`; exit 3 when it stays down):
 
 1. read the run that logged the model (``runs:/<run_id>/<path>`` or ``models:/m-<id>``)
    and its lineage tags (``mlcd.lineage_id``, data version and sha256, git SHA, code
@@ -26,10 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlcd_actions import overrides, tracking
-from mlcd_actions.errors import ConfigError, ServiceError, StageFailed
-from mlcd_actions.lineage import Lineage
-from mlcd_actions.results import StageResult, Table
+from mlcd_actions.ci.lineage import Lineage
+from mlcd_actions.core.errors import ConfigError, ServiceError, StageFailed
+from mlcd_actions.core.results import StageResult, Table
+from mlcd_actions.delivery import overrides
+from mlcd_actions.models import tracking
 
 log = logging.getLogger("mlcd")
 

@@ -33,12 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlcd_actions import hosting
-from mlcd_actions import report as report_mod
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.gates import FAILED
-from mlcd_actions.report import md_escape, md_table
-from mlcd_actions.results import ERROR, PASSED, SEV_ERROR, SKIPPED, StageResult
+from mlcd_actions.ci import forges as hosting
+from mlcd_actions.core import reporting as report_mod
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.gates import FAILED
+from mlcd_actions.core.reporting import fit_text, md_escape, md_table
+from mlcd_actions.core.reporting import size as _size
+from mlcd_actions.core.results import ERROR, PASSED, SEV_ERROR, SKIPPED, StageResult
 
 STAGE = "report"
 MARKER = "<!-- mlcd-report -->"
@@ -50,7 +51,6 @@ PIPELINE_ORDER = ("init", "ingest", "schema-infer", "validate", "prepare", "chec
                   "serve", "monitor", "run")
 ICON = {"passed": "✅", "failed": "❌", "skipped": "⏭️", "error": "⛔"}
 DATA_STAGES = ("validate", "check-data", "check-fairness", "monitor", "ingest", "prepare")
-CUT_NOTE = "\n\n_…cut to stay under the size cap._"
 
 
 # --------------------------------------------------------------------------- fitting
@@ -80,10 +80,6 @@ class Section:
         return "\n\n".join(parts)
 
 
-def _size(text: str, unit: str) -> int:
-    return len(text.encode("utf-8")) if unit == "bytes" else len(text)
-
-
 def fit(sections: Sequence[Section], cap: int, link: str | None = None, *,
         prefix: str = "", unit: str = "chars") -> tuple[str, list[str]]:
     """Render ``sections`` under ``cap`` (characters or UTF-8 bytes); returns the text and
@@ -110,25 +106,6 @@ def fit(sections: Sequence[Section], cap: int, link: str | None = None, *,
     if _size(text, unit) <= cap:
         return text, shortened
     return fit_text(text, cap, link, unit=unit, footer=footer), shortened
-
-
-def fit_text(text: str, cap: int, link: str | None = None, *, unit: str = "chars",
-             footer: str | None = None) -> str:
-    """Cut ``text`` to ``cap``, closing an open code fence and ``<details>``."""
-    if footer is None:
-        footer = f"\n\n---\nFull report: {link}\n" if link else "\n"
-    if _size(text, unit) <= cap:
-        return text
-    room = cap - _size(footer + CUT_NOTE, unit) - 64
-    cut = text
-    while _size(cut, unit) > room:
-        over = _size(cut, unit) - room
-        cut = cut[: max(0, len(cut) - max(over, 1))]
-    if cut.count("```") % 2:
-        cut += "\n```"
-    opened = cut.count("<details>") - cut.count("</details>")
-    cut += "\n\n</details>" * max(0, opened)
-    return cut + CUT_NOTE + footer
 
 
 # --------------------------------------------------------------------------- gathering
@@ -330,8 +307,8 @@ def run(report_dir: str | os.PathLike = report_mod.DEFAULT_DIR, *, comment: bool
         fail_on_failed_stage: bool = False, comment_cap: int = hosting.COMMENT_CAP,
         summary_cap: int | None = None, env: dict[str, str] | None = None,
         echo: Callable[[str], None] = print) -> StageResult:
-    from mlcd_actions import ci
-    from mlcd_actions.fsutil import write_text
+    from mlcd_actions.ci import emit as ci
+    from mlcd_actions.core.files import write_text
 
     env = dict(os.environ) if env is None else env
     results, warnings = gather(report_dir)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlcd_actions import history, promotion
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.results import StageResult
+from mlcd_actions.delivery import history, promotion
 from mlcd_actions.deploy import rollout
 from mlcd_actions.deploy.base import STATE_DIR, Deployment, load_state
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.results import StageResult
 
 
 def run(*, environment: str, target: str | None = None, name: str | None = None,

@@ -2,7 +2,7 @@
 
 Loads the model once here (a bad URI or a registry that is down fails fast with exit 2
 or 3, before anything listens), checks the prediction log can be written, then runs the
-app of :mod:`mlcd_actions.serving` under uvicorn with ``workers`` processes. After a
+app of :mod:`mlcd_actions.delivery.serving` under uvicorn with ``workers`` processes. After a
 graceful stop (in-flight requests finished, prediction log flushed) the stage passes
 with a one-line summary.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.results import StageResult
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.results import StageResult
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -24,7 +24,7 @@ def run(model_uri: str, *, host: str = "127.0.0.1", port: int = 8080, workers: i
         model_version: str | None = None, lineage_id: str | None = None,
         access_log: bool = False, log_level: str = "info",
         graceful_timeout: float = 30.0) -> StageResult:
-    from mlcd_actions.serving.app import DEFAULT_MAX_BODY, Settings
+    from mlcd_actions.delivery.serving.app import DEFAULT_MAX_BODY, Settings
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port}: must be between 0 and 65535")
@@ -42,8 +42,8 @@ def run(model_uri: str, *, host: str = "127.0.0.1", port: int = 8080, workers: i
                         else None, max_body_bytes=max_body, model_name=model_name,
                         model_version=model_version, lineage_id=lineage_id)
 
-    from mlcd_actions.serving import server
-    from mlcd_actions.serving.app import load_spec
+    from mlcd_actions.delivery.serving import server
+    from mlcd_actions.delivery.serving.app import load_spec
 
     spec = load_spec(settings)  # fail fast: bad URI (2), registry down (3)
     # workers load their own copy; pin what this process resolved (an alias may move)

@@ -25,10 +25,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mlcd_actions.core.errors import ConfigError, ServiceError
+from mlcd_actions.core.gates import FAILED, PASSED, SKIPPED, GateRow, Threshold
+from mlcd_actions.core.results import StageResult
 from mlcd_actions.deploy.base import probe
-from mlcd_actions.errors import ConfigError, ServiceError
-from mlcd_actions.gates import FAILED, PASSED, SKIPPED, GateRow, Threshold
-from mlcd_actions.results import StageResult
 
 GOLDEN_ARTIFACT = "golden/samples.json"
 
@@ -67,7 +67,8 @@ def load_samples(samples: str | None, model_uri: str | None,
             raise ConfigError(f"--samples {samples}: not JSON: {exc}") from exc
     if not model_uri:
         return None
-    from mlcd_actions import models, tracking
+    from mlcd_actions.models import loading as models
+    from mlcd_actions.models import tracking
 
     ref = models.load(model_uri, tracking_uri)
     if not ref.run_id:
@@ -210,7 +211,7 @@ def run(*, url: str, samples: str | None = None, expect_model_version: str | Non
 
 
 def _finish(result: StageResult, rows, gates) -> StageResult:
-    from mlcd_actions.results import Table
+    from mlcd_actions.core.results import Table
 
     result.tables.append(Table("smoke checks", ["check", "verdict", "detail"], rows))
     result.gates = gates

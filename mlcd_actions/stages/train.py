@@ -32,11 +32,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlcd_actions import secrets, tracking
-from mlcd_actions.errors import ConfigError, DataError, MlcdError, StageFailed, first_line
-from mlcd_actions.fsutil import json_safe, sha256_file
-from mlcd_actions.lineage import Lineage
-from mlcd_actions.results import FAILED, StageResult, Table
+from mlcd_actions.ci.lineage import Lineage
+from mlcd_actions.core import secrets
+from mlcd_actions.core.errors import ConfigError, DataError, MlcdError, StageFailed, first_line
+from mlcd_actions.core.files import json_safe, sha256_file
+from mlcd_actions.core.results import FAILED, StageResult, Table
+from mlcd_actions.models import tracking
 
 log = logging.getLogger("mlcd")
 
@@ -81,7 +82,7 @@ def _load_params(path: str | None) -> dict[str, Any]:
 
 def data_sha256(path: str | os.PathLike) -> str:
     """sha256 of the training file; for a directory, of its table files' names and hashes."""
-    from mlcd_actions.tabular import table_files
+    from mlcd_actions.data.tables import table_files
 
     p = Path(path)
     if p.is_file():
@@ -254,7 +255,7 @@ def _is_sklearn(model) -> bool:
 
 
 def _predict(model, X, what: str):
-    from mlcd_actions.models import check_predictions, check_probabilities
+    from mlcd_actions.models.loading import check_predictions, check_probabilities
 
     try:
         preds = check_predictions(model.predict(X), len(X), what=what)
@@ -267,7 +268,7 @@ def _predict(model, X, what: str):
     if callable(getattr(model, "predict_proba", None)):
         try:
             classes = getattr(model, "classes_", None)
-            raw = model.predict_proba(X)  # mlcd_actions.models.LoadedModel may say None
+            raw = model.predict_proba(X)  # mlcd_actions.models.loading.LoadedModel may say None
             proba = None if raw is None else check_probabilities(
                 raw, len(X), None if classes is None else len(classes), what=what)
         except MlcdError:
@@ -365,7 +366,7 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
     mode = "entrypoint" if entrypoint else "command" if command else "builtin"
 
     # -- data
-    from mlcd_actions import tabular
+    from mlcd_actions.data import tables as tabular
     from mlcd_actions.training import estimators
 
     train_df = tabular.read_table(train, what="training data")
@@ -398,7 +399,7 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
         params["estimator"] = estimator
 
     # -- lineage
-    from mlcd_actions import gitinfo
+    from mlcd_actions.ci import gitinfo
 
     cwd = Path.cwd().resolve()
     code_version = code_version or _from_report(report_dir, "build-training", "version")
@@ -726,7 +727,7 @@ def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, *, work
             predictor = model
             what = f"the model from {entrypoint or estimator or command}"
         else:
-            from mlcd_actions import models as mlcd_models
+            from mlcd_actions.models import loading as mlcd_models
 
             uri = str(saved_dir) if saved_dir is not None else f"models:/{logged.model_id}"
             loaded = mlcd_models.load(uri, tracking_uri=tracker.uri)

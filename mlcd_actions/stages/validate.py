@@ -8,10 +8,10 @@ The library behind ``mlcd validate DATA --schema schema.yaml [--reference REF_DA
    ``schemas.py`` or ``schemas.py:Model``);
 2. validate lazily, collecting every failure: pandera-on-pandas one column at a time
    (Parquet is read column by column with pyarrow), so memory stays near two columns and
-   row indices are global (see :mod:`mlcd_actions.schemas`);
+   row indices are global (see :mod:`mlcd_actions.data.schemas`);
 3. report one row per failing (column, check) -- count, sample row indices, sample
    values -- and one annotation per row on the schema line that declared the check;
-4. with ``reference``, compare column statistics with :func:`mlcd_actions.drift.compare`
+4. with ``reference``, compare column statistics with :func:`mlcd_actions.data.drift.compare`
    (numeric: PSI, KS; categorical: L-infinity, JS, new/missing categories) and gate them
    with ``skew_thresholds`` (``'psi<=0.2'`` for every column, ``'age.psi<=0.1'`` for one);
    ``null_fraction_delta<=0.1`` applies too unless a global ``null_fraction_delta`` threshold
@@ -28,9 +28,9 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from mlcd_actions import gates
-from mlcd_actions.errors import ConfigError, DataError
-from mlcd_actions.results import FAILED, Finding, StageResult, Table
+from mlcd_actions.core import gates
+from mlcd_actions.core.errors import ConfigError, DataError
+from mlcd_actions.core.results import FAILED, Finding, StageResult, Table
 
 STAGE = "validate"
 DEFAULT_SKEW_THRESHOLDS = ("psi<=0.2", "linf<=0.2", "null_fraction_delta<=0.1")
@@ -41,8 +41,9 @@ SKEW_OPTION = "--skew-threshold"
 def run(data: str | os.PathLike, schema: str, *, reference: str | os.PathLike | None = None,
         skew_thresholds: Iterable[str] = (), bins: int = 10) -> StageResult:
     """Validate ``data`` against ``schema``; with ``reference``, gate the skew too."""
-    from mlcd_actions import schemas, tabular
-    from mlcd_actions.progress import Progress
+    from mlcd_actions.core.progress import Progress
+    from mlcd_actions.data import schemas
+    from mlcd_actions.data import tables as tabular
 
     thresholds = gates.parse_thresholds(list(skew_thresholds), option=SKEW_OPTION)
     if thresholds and reference is None:
@@ -118,8 +119,8 @@ def _rows_text(g: Any) -> str:
 
 
 def _safe(value: Any) -> str:
-    """A data value quoted in a report: PII (as :mod:`mlcd_actions.pii` detects it) is masked."""
-    from mlcd_actions import pii
+    """A data value quoted in a report: PII (as :mod:`mlcd_actions.data.pii` detects it) is masked."""
+    from mlcd_actions.data import pii
 
     text = str(value)
     return pii.mask_value(text) if pii.find_all(text) else text
@@ -136,8 +137,8 @@ def _target_dtype(g: Any) -> str:
 
 
 def _describe(g: Any) -> str:
-    from mlcd_actions import pii
-    from mlcd_actions.schemas import check_key
+    from mlcd_actions.data import pii
+    from mlcd_actions.data.schemas import check_key
 
     col = repr(g.column) if g.column is not None else "(dataframe)"
     key = check_key(g.check)
@@ -164,7 +165,7 @@ def _describe(g: Any) -> str:
 
 
 def _report_failures(result: StageResult, outcome: Any, loaded: Any, data: str) -> None:
-    from mlcd_actions.schemas import check_key
+    from mlcd_actions.data.schemas import check_key
 
     rows = []
     for g in outcome.groups:
@@ -190,8 +191,8 @@ def _report_failures(result: StageResult, outcome: Any, loaded: Any, data: str) 
 
 def _skew(result: StageResult, source: Any, loaded: Any, data: Any, reference: Any,
           thresholds: list[gates.Threshold], bins: int) -> list[gates.GateRow]:
-    from mlcd_actions import drift
-    from mlcd_actions.schemas import FrameSource
+    from mlcd_actions.data import drift
+    from mlcd_actions.data.schemas import FrameSource
 
     current: Any = os.fspath(data)
     ref, ref_names = _reference(reference)
@@ -272,7 +273,7 @@ def _skew_gates(per_column: dict[str, dict[str, Any]],
 def _reference(path: Any) -> tuple[Any, list[str]]:
     """What to hand to ``drift.compare`` (a Parquet path, read column by column there, or a
     DataFrame) and the reference's column names."""
-    from mlcd_actions import tabular
+    from mlcd_actions.data import tables as tabular
 
     files = tabular.table_files(path)
     if len(files) == 1 and tabular.kind_of(files[0]) == "parquet":

@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlcd_actions import gitinfo, secrets
-from mlcd_actions.errors import ConfigError, DataError, ServiceError
-from mlcd_actions.results import StageResult, Table
+from mlcd_actions.ci import gitinfo
+from mlcd_actions.core import secrets
+from mlcd_actions.core.errors import ConfigError, DataError, ServiceError
+from mlcd_actions.core.results import StageResult, Table
 
 STAGE = "version-data"
 DEFAULT_REMOTE_NAME = "mlcd"

@@ -91,7 +91,7 @@ def main(spec_path: str) -> int:
     label = spec["label"]
     params = dict(spec.get("params") or {})
     try:
-        from mlcd_actions.tabular import read_table
+        from mlcd_actions.data.tables import read_table
 
         train = read_table(spec["train_path"], what="training data")
         print(f"mlcd train: {len(train):,} rows x {train.shape[1]} columns from "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mlcd_actions.errors import ConfigError
+from mlcd_actions.core.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

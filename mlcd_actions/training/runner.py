@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlcd_actions import secrets
+from mlcd_actions.core import secrets
 
 KILL_GRACE = 5.0
 

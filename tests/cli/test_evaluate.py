@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.test_models import DATA, LABEL, PIP, _clf_pipeline
-from tests.test_models import eval_store as eval_store  # noqa: F401 - shared fixture
-from tests.test_models import store as shared_store
+from tests.models.test_loading import DATA, LABEL, PIP, _clf_pipeline
+from tests.models.test_loading import eval_store as eval_store  # noqa: F401 - shared fixture
+from tests.models.test_loading import store as shared_store
 
 TEST = DATA / "test.csv"
 store = shared_store  # the fixture, under its own name

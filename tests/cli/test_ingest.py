@@ -72,7 +72,7 @@ def test_csv_snapshot_manifest_and_outputs(mlcd, tmp_path, monkeypatch):
     assert manifest["dtypes"]["id"] == "int64" and manifest["dtypes"]["score"] == "float64"
     assert manifest["adapter"] == "local"
     assert manifest["source_details"]["content_length"] == (DATA / "people.csv").stat().st_size
-    from mlcd_actions.fsutil import sha256_file
+    from mlcd_actions.core.files import sha256_file
 
     assert manifest["sha256"] == sha256_file("snap/data.parquet")
     report = json.loads(Path(".mlcd/reports/ingest.json").read_text())
@@ -476,7 +476,7 @@ def test_headers_from_env_are_sent_and_masked(mlcd, monkeypatch):
 def test_download_shows_progress(mlcd, http_server, monkeypatch):
     import io
 
-    from mlcd_actions import progress
+    from mlcd_actions.core import progress
 
     stream = io.StringIO()
 

@@ -11,8 +11,8 @@ import pytest
 
 from mlcd_actions import cli as cli_mod
 from mlcd_actions.cli.common import stage_command
-from mlcd_actions.errors import DataError, ServiceError, StageFailed
-from mlcd_actions.results import StageResult
+from mlcd_actions.core.errors import DataError, ServiceError, StageFailed
+from mlcd_actions.core.results import StageResult
 
 HEAVY = ("pandas", "sklearn", "mlflow", "dvc", "numpy", "pyarrow", "pandera", "fairlearn", "scipy")
 

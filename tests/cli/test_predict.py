@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.serving import fixtures
+from tests.delivery.serving import fixtures
 
 
 @pytest.fixture(scope="module")

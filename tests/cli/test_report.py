@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlcd_actions.report import write
-from mlcd_actions.results import Finding, StageResult
+from mlcd_actions.core.reporting import write
+from mlcd_actions.core.results import Finding, StageResult
 from tests.fake_forge import COMMENT_CAP, TOKEN, forge  # noqa: F401
 from tests.stages.test_report import write_reports
 

@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
+from tests.delivery.serving import fixtures
 from tests.services import free_port
-from tests.serving import fixtures
 
 
 @pytest.fixture(scope="module")

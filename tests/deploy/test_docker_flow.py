@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcd_actions import images
+from mlcd_actions.delivery import images
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 WHEELHOUSE = Path(__file__).resolve().parents[2] / ".tools" / "wheelhouse"
@@ -140,7 +140,7 @@ def test_build_promote_and_roll_back(mlcd, registered, wheelhouse, docker_env, b
     assert prod1["image"] == "mlcd-demo:1"
     from mlflow import MlflowClient
 
-    from mlcd_actions import tracking
+    from mlcd_actions.models import tracking
 
     tracking.configure()
     assert str(MlflowClient().get_model_version_by_alias("demo", "champion").version) == "1"

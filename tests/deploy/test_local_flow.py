@@ -19,7 +19,7 @@ def metadata(url):
 def alias(name, alias_name):
     from mlflow import MlflowClient
 
-    from mlcd_actions import tracking
+    from mlcd_actions.models import tracking
 
     tracking.configure()
     try:

@@ -114,7 +114,7 @@ def metadata(url):
 def alias(name, alias_name="champion"):
     from mlflow import MlflowClient
 
-    from mlcd_actions import tracking
+    from mlcd_actions.models import tracking
 
     tracking.configure()
     try:
@@ -124,7 +124,7 @@ def alias(name, alias_name="champion"):
 
 
 def entries(name, env="production"):
-    from mlcd_actions.history import Ledger
+    from mlcd_actions.delivery.history import Ledger
 
     return Ledger(name).entries(env)
 
@@ -372,7 +372,7 @@ def test_override_is_audited_and_honoured_only_for_its_gate_and_version(mlcd, mo
     # the record is in the registry, and in the PR/MR comment's summary
     from mlflow import MlflowClient
 
-    from mlcd_actions import tracking
+    from mlcd_actions.models import tracking
 
     tracking.configure()
     tag = json.loads(MlflowClient().get_model_version(model, "1").tags["mlcd.override.evaluate"])

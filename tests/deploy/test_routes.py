@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from mlcd_actions.core.errors import ConfigError
 from mlcd_actions.deploy.gateway import httproute, service_ref
 from mlcd_actions.deploy.router import Route, RouterState, nginx_binary, nginx_conf
 from mlcd_actions.deploy.traffic import analyse
-from mlcd_actions.errors import ConfigError
 
 SCHEMA = Path(__file__).resolve().parents[1] / "data" / "k8s" / "httproute-v1.schema.json"
 SERVING = "http://mlcd-credit-production.ml.svc.cluster.local"

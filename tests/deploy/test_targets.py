@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlcd_actions.core.errors import ConfigError, StageFailed
 from mlcd_actions.deploy import TARGETS, get_target
 from mlcd_actions.deploy.base import Deployment, DeploySpec
-from mlcd_actions.errors import ConfigError, StageFailed
 
 
 def test_registry_lists_builtins_and_rejects_unknown():

@@ -27,9 +27,10 @@ def test_generator_reproduces_the_committed_data(name, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(DATA))
 def test_config_is_accepted_by_the_cli(name):
-    from mlcd_actions import pipeline
+    from mlcd_actions.cli import commands
+    from mlcd_actions.run import pipeline
 
-    path, cfg, default_map = pipeline.load_config(EXAMPLES / name / "mlcd.yaml")
+    path, cfg, default_map = pipeline.load_config(EXAMPLES / name / "mlcd.yaml", commands())
     assert default_map["prepare"]["label"] == cfg.get("label")
     assert (EXAMPLES / name / default_map["validate"]["schema"]).is_file()
     assert cfg.section("run")["source"].startswith("data/")

@@ -1,5 +1,5 @@
 """The contract every registered source adapter passes (scikit-learn ``parametrize_with_checks``
-style): every check in :mod:`mlcd_actions.sources.checks` over every entry point of group
+style): every check in :mod:`mlcd_actions.testing.sources` over every entry point of group
 ``mlcd_actions.sources``, so a plugin installed in this environment is checked the same way
 as the built-ins. Each adapter builds its own test sources (``Source.contract_source``),
 using the real services its ``contract_fixtures`` name (HTTP server, S3 server).
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from mlcd_actions.sources import registry
-from mlcd_actions.sources.checks import CHECKS
+from mlcd_actions.testing.sources import CHECKS
 
 # one scheme per adapter class (http and https share one)
 SCHEMES = sorted({value: name for name, value in registry.registered().items()}.values())
@@ -35,8 +35,8 @@ def test_a_broken_adapter_fails_the_contract(tmp_path, request, monkeypatch):
     import contextlib
 
     from mlcd_actions.sources.base import SourceData
-    from mlcd_actions.sources.checks import check_reads_rows
     from mlcd_actions.sources.local import LocalSource
+    from mlcd_actions.testing.sources import check_reads_rows
 
     class Lossy(LocalSource):
         @contextlib.contextmanager

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from mlcd_actions.errors import ConfigError
+from mlcd_actions.core.errors import ConfigError
 from mlcd_actions.sources import base, registry
 
 

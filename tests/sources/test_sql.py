@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from mlcd_actions.errors import ConfigError, DataError
+from mlcd_actions.core.errors import ConfigError, DataError
 from mlcd_actions.sources.sql import SqlSource, check_read_only
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mlcd_actions import versioning
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.gitinfo import GitContext
+from mlcd_actions.ci import versioning
+from mlcd_actions.ci.gitinfo import GitContext
+from mlcd_actions.core.errors import ConfigError
 from mlcd_actions.stages import build_training as bt
 
 SHA = "abc1234def5678abc1234def5678abc1234def56"

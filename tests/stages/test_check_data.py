@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcd_actions.errors import ConfigError, DataError
+from mlcd_actions.core.errors import ConfigError, DataError
 from mlcd_actions.stages import check_data
 from tests.conftest import DATA
 

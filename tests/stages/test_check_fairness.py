@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from fairlearn.metrics import demographic_parity_difference, equalized_odds_ratio
 
-from mlcd_actions import models
-from mlcd_actions.errors import ConfigError
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.models import loading as models
 from mlcd_actions.stages import check_fairness
+from tests.models.test_loading import DATA, LABEL
+from tests.models.test_loading import eval_store as eval_store  # noqa: F401 - shared fixture
+from tests.models.test_loading import store as shared_store
 from tests.stages.test_evaluate import multiclass_model as multiclass_model  # noqa: F401
-from tests.test_models import DATA, LABEL
-from tests.test_models import eval_store as eval_store  # noqa: F401 - shared fixture
-from tests.test_models import store as shared_store
 
 TEST = DATA / "test.csv"
 store = shared_store  # the fixture, under its own name

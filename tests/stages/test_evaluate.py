@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import sklearn.metrics as skm
 
-from mlcd_actions.errors import ConfigError
+from mlcd_actions.core.errors import ConfigError
 from mlcd_actions.stages import evaluate
-from tests.test_models import DATA, LABEL, PIP
-from tests.test_models import eval_store as eval_store  # noqa: F401 - shared fixture
-from tests.test_models import store as shared_store
+from tests.models.test_loading import DATA, LABEL, PIP
+from tests.models.test_loading import eval_store as eval_store  # noqa: F401 - shared fixture
+from tests.models.test_loading import store as shared_store
 
 TEST = DATA / "test.csv"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -44,7 +44,7 @@ def test_classification_metrics_slices_plots_and_chart(store, tmp_path):
                        slices=["sex"], report_dir=tmp_path)
     assert res.status == "passed", res.reason
     df = pd.read_csv(TEST)
-    from mlcd_actions import models
+    from mlcd_actions.models import loading as models
 
     m = models.load("models:/credit/1")
     pred = m.predict(models.prepare_features(df, LABEL, m))
@@ -150,7 +150,7 @@ def test_unknown_threshold_metric_is_config_error(store, tmp_path):
 
 
 def test_slice_metrics_largest_first_with_missing_slice_and_cap():
-    from mlcd_actions.metrics import slice_metrics
+    from mlcd_actions.models.metrics import slice_metrics
 
     values = pd.Series(["a", "b", None, "a", "c", None, "a"])
     y = np.array([1, 0, 1, 1, 0, 0, 1])

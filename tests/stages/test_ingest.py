@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlcd_actions.errors import DataError, ServiceError
+from mlcd_actions.core.errors import DataError, ServiceError
 from mlcd_actions.sources import formats
 from mlcd_actions.stages import ingest
 

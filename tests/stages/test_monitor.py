@@ -8,9 +8,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from mlcd_actions import predlog
-from mlcd_actions.errors import ConfigError, DataError, ServiceError
-from mlcd_actions.gates import FAILED
+from mlcd_actions.core.errors import ConfigError, DataError, ServiceError
+from mlcd_actions.core.gates import FAILED
+from mlcd_actions.delivery import prediction_log as predlog
 from mlcd_actions.stages import monitor
 from tests.conftest import DATA
 from tests.fake_forge import forge  # noqa: F401

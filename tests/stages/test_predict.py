@@ -7,9 +7,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from mlcd_actions.errors import ConfigError, DataError, StageFailed
+from mlcd_actions.core.errors import ConfigError, DataError, StageFailed
 from mlcd_actions.stages import predict
-from tests.serving import fixtures
+from tests.delivery.serving import fixtures
 
 
 @pytest.fixture(scope="module")

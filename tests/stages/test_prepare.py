@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcd_actions.errors import ConfigError, DataError, StageFailed
+from mlcd_actions.core.errors import ConfigError, DataError, StageFailed
 from mlcd_actions.stages import prepare
 from tests.conftest import DATA
 

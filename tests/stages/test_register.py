@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mlcd_actions import report
-from mlcd_actions.errors import ConfigError, StageFailed
-from mlcd_actions.results import StageResult
+from mlcd_actions.core import reporting as report
+from mlcd_actions.core.errors import ConfigError, StageFailed
+from mlcd_actions.core.results import StageResult
 from mlcd_actions.stages import register, train
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "train"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mlcd_actions import report as report_mod
-from mlcd_actions.errors import ConfigError
-from mlcd_actions.gates import MaxDrop, Threshold
-from mlcd_actions.results import Finding, StageResult, Table
+from mlcd_actions.core import reporting as report_mod
+from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.core.gates import MaxDrop, Threshold
+from mlcd_actions.core.results import Finding, StageResult, Table
 from mlcd_actions.stages import report
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pandera.io import pandas_io
 
-from mlcd_actions.errors import ConfigError, DataError
+from mlcd_actions.core.errors import ConfigError, DataError
 from mlcd_actions.stages import schema as schema_stage
 from mlcd_actions.stages import validate
 

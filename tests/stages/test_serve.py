@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
+from tests.delivery.serving import fixtures
 from tests.services import free_port
-from tests.serving import fixtures
 
 
 def _register(tmp_path):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mlcd_actions.errors import ConfigError, DataError
-from mlcd_actions.lineage import lineage_id
+from mlcd_actions.ci.lineage import lineage_id
+from mlcd_actions.core.errors import ConfigError, DataError
 from mlcd_actions.stages import train as stage
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "train"
@@ -21,7 +21,7 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "train"
 def _client(uri=None):
     from mlflow import MlflowClient
 
-    from mlcd_actions import tracking
+    from mlcd_actions.models import tracking
 
     return MlflowClient(uri or tracking.default_tracking_uri())
 
@@ -79,9 +79,9 @@ def test_builtin_regressor_on_the_default_sqlite_store(isolated):
     import mlflow
     import sklearn
 
-    from mlcd_actions import report
-    from mlcd_actions.fsutil import sha256_file
-    from mlcd_actions.results import StageResult
+    from mlcd_actions.core import reporting as report
+    from mlcd_actions.core.files import sha256_file
+    from mlcd_actions.core.results import StageResult
 
     report.write(StageResult("build-training", outputs={"version": "1.4.0-beta.7"}),
                  ".mlcd/reports")

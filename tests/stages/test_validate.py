@@ -15,8 +15,8 @@ import pyarrow as pyarrow
 import pyarrow.parquet as pq
 import pytest
 
-from mlcd_actions import schemas
-from mlcd_actions.errors import ConfigError, DataError
+from mlcd_actions.core.errors import ConfigError, DataError
+from mlcd_actions.data import schemas
 from mlcd_actions.stages import validate
 
 DATA = Path(__file__).parent.parent / "data" / "validate"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcd_actions.errors import ConfigError, DataError, ServiceError
+from mlcd_actions.core.errors import ConfigError, DataError, ServiceError
 from mlcd_actions.stages import version_data
 
 
@@ -88,7 +88,7 @@ def test_bad_inputs(tmp_path):
 
 
 def test_password_in_remote_url_is_masked(tmp_path):
-    from mlcd_actions import secrets
+    from mlcd_actions.core import secrets
 
     proj = tmp_path / "proj"
     proj.mkdir()

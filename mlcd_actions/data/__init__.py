@@ -1,0 +1,1 @@
+"""Data: table reading/writing (:mod:`.tables`), schemas, PII, drift and bias checks."""

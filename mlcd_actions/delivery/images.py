@@ -1,0 +1,248 @@
+"""The serving image: a generated, readable Dockerfile, a wheelhouse, and the docker SDK.
+
+The image carries the model (``/opt/mlcd/model``), a virtual environment with
+mlcd-actions, ``mlflow-skinny`` and the model's own requirements, and runs
+``mlcd serve`` as a non-root user with a health check. Labels carry the model name and
+version, git SHA and lineage id (OCI ``org.opencontainers.image.*`` plus ``mlcd.*``).
+
+Offline (air-gapped) builds install every dependency from a wheelhouse built on the
+host (``pip wheel``) with ``pip install --no-index``: the build needs no network.
+docker is imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlcd_actions import __version__
+from mlcd_actions.core.errors import ConfigError, ServiceError, StageFailed
+
+DEFAULT_BASE_IMAGE = "python:3.11-slim"
+APP_UID = 10001
+PORT = 8080
+MODEL_DIR = "/opt/mlcd/model"
+VENV = "/opt/mlcd/venv"
+LABEL_PREFIX = "mlcd."
+# what the serving app needs besides the package itself
+SERVING_EXTRAS = ("httptools>=0.6", "uvloop>=0.19")
+
+
+def project_root() -> Path | None:
+    """The source tree mlcd_actions was installed from (editable/dev installs), if any."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def model_requirements(model_dir: Path) -> list[str]:
+    """The model's pip requirements as MLflow recorded them, ``mlflow`` made ``mlflow-skinny``."""
+    req = model_dir / "requirements.txt"
+    if not req.is_file():
+        return []
+    out = []
+    for line in req.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower()
+        if name == "mlflow":
+            line = "mlflow-skinny" + line[len(name):]
+        out.append(line)
+    return out
+
+
+def mlflow_requirement() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"mlflow-skinny=={version('mlflow')}"
+    except Exception:  # noqa: BLE001 - mlflow absent: any skinny release loads models
+        return "mlflow-skinny"
+
+
+def flavor_requirements(model_dir: Path) -> list[str]:
+    """What loading the model needs beyond its requirements file (skops-serialised
+    scikit-learn models need ``skops``)."""
+    mlmodel = model_dir / "MLmodel"
+    if not mlmodel.is_file():
+        return []
+    import yaml
+
+    try:
+        flavors = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors") or {}
+    except yaml.YAMLError:
+        return []
+    fmt = (flavors.get("sklearn") or {}).get("serialization_format")
+    return ["skops"] if fmt == "skops" else []
+
+
+def requirements(model_dir: Path) -> list[str]:
+    """Everything the image installs, the model's pins first."""
+    reqs = model_requirements(model_dir)
+    names = {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in reqs}
+    reqs.extend(r for r in flavor_requirements(model_dir) if r not in names)
+    if "mlflow-skinny" not in names:
+        reqs.append(mlflow_requirement())
+    reqs.extend(r for r in SERVING_EXTRAS
+                if re.split(r"[<>=]", r, maxsplit=1)[0] not in names)
+    return reqs
+
+
+def build_wheelhouse(dst: Path, reqs: Iterable[str], *, package: str | None = None) -> Path:
+    """``pip wheel`` mlcd-actions and ``reqs`` into ``dst`` on the host.
+
+    ``package`` is a path or requirement for mlcd-actions itself (default: this source tree
+    when installed from one, else ``mlcd-actions==<version>``). Uses the host's pip
+    configuration and cache; fails with exit 3 when the index cannot be reached.
+    """
+    dst.mkdir(parents=True, exist_ok=True)
+    root = project_root()
+    pkg = package or (str(root) if root else f"mlcd-actions=={__version__}")
+    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dst), pkg,
+           *reqs]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
+        raise ServiceError(f"building the wheelhouse failed (pip wheel): {tail}")
+    return dst
+
+
+def dockerfile(*, base_image: str, labels: Mapping[str, str], requirements_file: str,
+               env: Mapping[str, str] | None = None, offline: bool = True) -> str:
+    """The Dockerfile, written to be read by a person."""
+    label_lines = " \\\n      ".join(f"{k}={json.dumps(str(v))}" for k, v in sorted(labels.items()))
+    env_lines = " \\\n    ".join(f"{k}={json.dumps(str(v))}" for k, v in sorted((env or {}).items()))
+    install = (f"{VENV}/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheelhouse "
+               f"-r /tmp/wheelhouse/{requirements_file}"
+               if offline else
+               f"{VENV}/bin/pip install --no-cache-dir --find-links /tmp/wheelhouse "
+               f"-r /tmp/wheelhouse/{requirements_file}")
+    extra_env = (" \\\n    " + env_lines) if env_lines else ""
+    health = ("import sys, urllib.request; "
+              f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{PORT}/health', "
+              "timeout=2).status == 200 else 1)")
+    return f"""\
+# Generated by mlcd build-app {__version__}. Rebuild with the same command; do not edit.
+# The model is baked in at {MODEL_DIR}; dependencies come from the wheelhouse
+# ({'offline: no index is contacted' if offline else 'index allowed for what is missing'}).
+FROM {base_image}
+
+LABEL {label_lines}
+
+# 1. a virtual environment with mlcd-actions, mlflow-skinny and the model's requirements
+COPY wheelhouse/ /tmp/wheelhouse/
+RUN python3 -m venv {VENV} \\
+ && {install} \\
+ && rm -rf /tmp/wheelhouse \\
+ && mkdir -p /var/log/mlcd /var/lib/mlcd \\
+ && chown {APP_UID}:{APP_UID} /var/log/mlcd /var/lib/mlcd
+
+# 2. the model itself, read-only for the app user
+COPY model/ {MODEL_DIR}/
+
+ENV PATH="{VENV}/bin:$PATH" \\
+    PYTHONUNBUFFERED=1 \\
+    MLCD_MODEL_URI={MODEL_DIR}{extra_env}
+
+# 3. run as a non-root user, in a directory it may write (reports, logs)
+WORKDIR /var/lib/mlcd
+USER {APP_UID}:{APP_UID}
+EXPOSE {PORT}
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \\
+  CMD ["python3", "-c", {json.dumps(health)}]
+CMD ["mlcd", "serve", "--model-uri", "{MODEL_DIR}", "--host", "0.0.0.0", "--port", "{PORT}", \\
+     "--prediction-log", "/var/log/mlcd/predictions.jsonl"]
+"""
+
+
+def client(docker_host: str | None = None):
+    """A docker SDK client for ``docker_host`` (default ``$DOCKER_HOST``); exit 3 when down."""
+    try:
+        import docker
+    except ImportError as exc:  # pragma: no cover - the docker extra is missing
+        raise ConfigError("the docker SDK is not installed: pip install 'mlcd-actions[docker]'") \
+            from exc
+    url = docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        c = docker.DockerClient(base_url=url, timeout=900)
+        c.ping()
+        return c
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the engine
+        raise ServiceError(f"Docker engine {url} unreachable: {_first(exc)}") from exc
+
+
+def find_image(c, tag: str):
+    import docker
+
+    try:
+        return c.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.APIError as exc:
+        raise ServiceError(f"Docker engine error reading image {tag}: {_first(exc)}") from exc
+
+
+def build(c, context: Path, tag: str, *, log=None) -> Any:
+    """Build ``context`` (Dockerfile inside) as ``tag``; returns the image. Exit 1 on a
+    failed build, with the last lines of the build log."""
+    import docker
+
+    lines: list[str] = []
+    try:
+        stream = c.api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True,
+                             pull=False)
+        image_id = None
+        for chunk in stream:
+            if "stream" in chunk:
+                text = chunk["stream"].rstrip()
+                if text:
+                    lines.append(text)
+                    if log:
+                        log(text)
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+            if "error" in chunk:
+                lines.append(chunk["error"].strip())
+                raise StageFailed(f"image build failed: {chunk['error'].strip()}")
+        if image_id is None:
+            raise StageFailed("image build failed: the engine returned no image id; last: "
+                              + " | ".join(lines[-3:]))
+        return c.images.get(image_id)
+    except docker.errors.APIError as exc:
+        raise StageFailed(f"image build failed: {_first(exc)}") from exc
+
+
+def push(c, tag: str) -> str:
+    """Push ``tag``; returns the registry digest. Exit 3 when the registry refuses."""
+    import docker
+
+    repo, _, version = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
+    try:
+        digest = None
+        for chunk in c.api.push(repo, tag=version, stream=True, decode=True):
+            if "error" in chunk:
+                raise ServiceError(f"push of {tag} failed: {chunk['error'].strip()}")
+            aux = chunk.get("aux") or {}
+            digest = aux.get("Digest", digest)
+        if digest is None:
+            raise ServiceError(f"push of {tag} failed: the registry returned no digest")
+        return digest
+    except docker.errors.APIError as exc:
+        raise ServiceError(f"push of {tag} failed: {_first(exc)}") from exc
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

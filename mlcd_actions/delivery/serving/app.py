@@ -1,0 +1,318 @@
+"""The online prediction app (ASGI, Starlette): ``/health``, ``/metadata``, ``/predict``.
+
+* ``GET /health`` — 200 ``{"status": "ok", ...}`` once the model is loaded (it is
+  loaded at start-up, before the worker accepts connections).
+* ``GET /metadata`` — model name, version, lineage id, run id, task, classes, input
+  columns and the MLflow signature.
+* ``POST /predict`` (also ``/invocations``, MLflow's path) — a batch of rows in any
+  payload of :mod:`mlcd_actions.delivery.serving.payload`; answers ``{"predictions": [...],
+  "probabilities": [[...], ...] (classifiers, per class in ``classes`` order),
+  "model_version": ..., "request_id": ...}``.
+
+Client errors are JSON ``{"error": ..., "field": ..., "row": ..., "request_id": ...}``
+with 400 (not JSON, unknown payload), 413 (body over ``max_body_bytes``), 422 (missing
+column, wrong type, values the model cannot take); never 500. A model that fails is a
+500 carrying the request id and one line, never a traceback (that goes to the server
+log). Every response carries ``X-Request-ID`` (the client's, when it sends a sane one).
+
+The model call runs on the event loop thread: the work is CPU-bound, a thread hop
+would only add latency; concurrency comes from worker processes (``--workers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mlcd_actions.delivery.serving import payload
+from mlcd_actions.delivery.serving.spec import ModelSpec, proba_values
+
+log = logging.getLogger("uvicorn.error")
+
+SETTINGS_ENV = "MLCD_SERVING_SETTINGS_JSON"  # how worker processes receive their settings
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+_RID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_JSON = "application/json"
+
+
+@dataclass
+class Settings:
+    model_uri: str
+    tracking_uri: str | None = None
+    prediction_log: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    model_name: str | None = None
+    model_version: str | None = None
+    lineage_id: str | None = None
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        raw = os.environ.get(SETTINGS_ENV)
+        if not raw:
+            raise RuntimeError(f"{SETTINGS_ENV} is not set: start the app with `mlcd serve`")
+        return cls(**json.loads(raw))
+
+
+def load_spec(settings: Settings) -> ModelSpec:
+    from mlcd_actions.models import loading as models
+
+    model = models.load(settings.model_uri, tracking_uri=settings.tracking_uri)
+    return ModelSpec(model, name=settings.model_name, version=settings.model_version,
+                     lineage_id=settings.lineage_id)
+
+
+def json_response(obj: Any, status: int = 200, request_id: str | None = None) -> Response:
+    headers = {"x-request-id": request_id} if request_id else None
+    return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type=_JSON, headers=headers)
+
+
+class ServingApp:
+    """Holds the model and the prediction log of one worker process."""
+
+    def __init__(self, settings: Settings, spec: ModelSpec | None = None) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.predlog = None
+        self._batcher: MicroBatcher | None = None
+        self.requests = 0
+        self.rows = 0
+        self.app = Starlette(
+            routes=[
+                Route("/health", self.health, methods=["GET"]),
+                Route("/metadata", self.metadata, methods=["GET"]),
+                Route("/predict", self.predict, methods=["POST"]),
+                Route("/invocations", self.predict, methods=["POST"]),
+            ],
+            exception_handlers={HTTPException: self._http_error},
+            lifespan=self._lifespan,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app):
+        if self.spec is None:
+            self.spec = load_spec(self.settings)
+            log.info("model %s loaded (pid %d)", self.settings.model_uri, os.getpid())
+        if self.settings.prediction_log:
+            from mlcd_actions.delivery.serving.predlog import PredictionLog
+
+            self.predlog = PredictionLog(self.settings.prediction_log)
+        try:
+            yield
+        finally:
+            if self.predlog is not None:
+                self.predlog.close()
+                log.info("prediction log %s flushed (%d lines)", self.predlog.path,
+                         self.predlog.lines_written)
+
+    @property
+    def batcher(self) -> MicroBatcher:
+        if self._batcher is None or self._batcher.spec is not self.spec:
+            self._batcher = MicroBatcher(self.spec)
+        return self._batcher
+
+    async def _http_error(self, request: Request, exc: HTTPException) -> Response:
+        return json_response({"error": exc.detail, "path": request.url.path}, exc.status_code,
+                             _request_id(request))
+
+    async def health(self, request: Request) -> Response:
+        if self.spec is None:
+            return json_response({"status": "loading"}, 503)
+        return json_response({"status": "ok", "model_name": self.spec.name,
+                              "model_version": self.spec.version})
+
+    async def metadata(self, request: Request) -> Response:
+        if self.spec is None:
+            return json_response({"error": "model not loaded yet"}, 503)
+        return json_response(self.spec.metadata())
+
+    async def predict(self, request: Request) -> Response:
+        t0 = time.perf_counter()
+        rid = _request_id(request)
+        spec = self.spec
+        if spec is None:
+            return json_response({"error": "model not loaded yet", "request_id": rid}, 503, rid)
+        try:
+            body = await self._body(request)
+            batch = payload.parse(body, spec.columns)
+        except payload.RequestError as exc:
+            return json_response({**exc.to_dict(), "request_id": rid}, exc.status, rid)
+        show_proba = request.query_params.get("probabilities", "true").lower() \
+            not in ("false", "0", "no", "off")
+        try:
+            pred, proba = await self.batcher.submit(
+                batch, show_proba or self.predlog is not None)
+        except Exception as exc:  # noqa: BLE001 - classified: bad values vs a failing model
+            return self._model_error(exc, rid)
+        preds = pred.tolist()
+        out: dict[str, Any] = {"predictions": preds}
+        if proba is not None and show_proba:
+            out["probabilities"] = proba.tolist()
+        out["model_version"] = spec.version
+        out["request_id"] = rid
+        self.requests += 1
+        self.rows += batch.n_rows
+        if self.predlog is not None:
+            self.predlog.record(
+                request_id=rid, model_name=spec.name, model_version=spec.version,
+                lineage_id=spec.lineage_id,
+                inputs=[batch.row_inputs(i) for i in range(batch.n_rows)], predictions=preds,
+                probas=proba_values(proba).tolist() if proba is not None else None,
+                latency_ms=(time.perf_counter() - t0) * 1000.0)
+        return json_response(out, 200, rid)
+
+    def _model_error(self, exc: Exception, rid: str) -> Response:
+        from mlcd_actions.core.errors import DataError
+
+        if isinstance(exc, DataError):  # values the model cannot take (NaN in a feature...)
+            message = exc.one_line()
+            m = re.search(r"column '([^']+)'", message)
+            body = {"error": message, "request_id": rid}
+            if m:
+                body["field"] = m.group(1)
+            return json_response(body, 422, rid)
+        log.error("request %s: model error", rid, exc_info=exc)
+        line = (str(exc).strip().splitlines() or [""])[0]
+        return json_response({"error": f"model error: {type(exc).__name__}: {line}"[:500],
+                              "request_id": rid}, 500, rid)
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                raise payload.RequestError(400, "Content-Length is not a number") from None
+            if size > limit:
+                raise payload.RequestError(413, f"request body of {size} bytes is over the "
+                                                f"limit of {limit} bytes")
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise payload.RequestError(413, f"request body is over the limit of {limit} "
+                                                "bytes")
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class MicroBatcher:
+    """Predict the rows of requests that arrive together in one model call.
+
+    A request hands its validated batch to :meth:`submit` and awaits a future. The
+    first submission schedules a drain a couple of event-loop turns later, so requests
+    whose bytes arrived in the same turn join it; they are predicted together (grouped
+    by identical column dtypes, so no request sees its columns converted) and each gets
+    its own slice back. Under concurrency the per-call overhead of the model (input
+    validation, pandas) is paid once per group instead of once per request. When a
+    group's call fails, its requests are predicted one by one so only the request at
+    fault gets the error.
+    """
+
+    HOPS = 2              # event-loop turns to wait for requests arriving together
+    MAX_ROWS = 4096       # larger requests are predicted on their own
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self._pending: list[tuple[payload.Batch, bool, asyncio.Future]] = []
+        self._scheduled = False
+
+    def submit(self, batch: payload.Batch, proba: bool) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._pending.append((batch, proba, fut))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._hop, loop, self.HOPS)
+        return fut
+
+    def _hop(self, loop: asyncio.AbstractEventLoop, left: int) -> None:
+        if left > 0:
+            loop.call_soon(self._hop, loop, left - 1)
+            return
+        self._scheduled = False
+        items, self._pending = self._pending, []
+        groups: dict[tuple, list] = {}
+        for item in items:
+            batch = item[0]
+            if item[2].done():  # the client went away
+                continue
+            if batch.n_rows > self.MAX_ROWS:
+                key: tuple = ("alone", id(item))
+            else:
+                key = tuple((k, a.dtype.str) for k, a in batch.arrays.items())
+            groups.setdefault(key, []).append(item)
+        for group in groups.values():
+            self._run(group)
+
+    def _run(self, group: list) -> None:
+        import numpy as np
+
+        want = any(proba for _, proba, _ in group)
+        if len(group) == 1:
+            self._run_one(group[0], want)
+            return
+        batches = [b for b, _, _ in group]
+        names = list(batches[0].arrays)
+        arrays = {n: np.concatenate([b.arrays[n] for b in batches]) for n in names}
+        try:
+            pred, proba = self.spec.predict_arrays(arrays, sum(b.n_rows for b in batches),
+                                                   proba=want)
+        except Exception:  # noqa: BLE001 - find the request at fault, one by one
+            for item in group:
+                self._run_one(item, item[1])
+            return
+        start = 0
+        for b, _, fut in group:
+            end = start + b.n_rows
+            if not fut.done():
+                fut.set_result((pred[start:end], None if proba is None else proba[start:end]))
+            start = end
+
+    def _run_one(self, item, want: bool) -> None:
+        batch, _, fut = item
+        try:
+            result = self.spec.predict_arrays(batch.arrays, batch.n_rows, proba=want)
+        except Exception as exc:  # noqa: BLE001 - handed to the request, which classifies it
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        if not fut.done():
+            fut.set_result(result)
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    if given and _RID_RE.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def create_app(settings: Settings, spec: ModelSpec | None = None) -> Starlette:
+    """The ASGI app; ``spec`` given = model already loaded (single-process serving)."""
+    return ServingApp(settings, spec).app
+
+
+def create_app_from_env() -> Starlette:
+    """uvicorn factory for worker processes: settings from ``MLCD_SERVING_SETTINGS_JSON``."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,232 @@
+"""What a model takes and gives, as ``serve`` and ``predict`` need it.
+
+:class:`ModelSpec` wraps a :class:`mlcd_actions.models.loading.LoadedModel`: the input columns
+in signature order with their MLflow types, the identity shown by ``/metadata`` and
+stamped on every prediction-log line (name, version, run id, lineage id), and one
+prediction call that returns predictions and, for classifiers, probabilities (shapes
+checked by :mod:`mlcd_actions.models.loading`).
+
+Probabilities are shown the same way everywhere: a binary classifier's probability is
+the probability of its second (positive) class, a float; a multiclass one is a list in
+the order of ``classes``. Batch output columns: ``probability`` for a binary
+classifier, ``probability_<class>`` per class otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pandas as pd
+
+    from mlcd_actions.models.loading import LoadedModel
+
+log = logging.getLogger("mlcd")
+
+LINEAGE_TAG = "mlcd.lineage_id"
+# MLflow column types a JSON value can be checked against
+KNOWN_TYPES = ("double", "float", "long", "integer", "boolean", "string", "datetime", "binary")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str | None      # an MLflow DataType name from KNOWN_TYPES, or None (any value)
+    required: bool = True
+
+
+class ModelSpec:
+    """A loaded model plus everything the serving path precomputes once."""
+
+    def __init__(self, model: LoadedModel, *, name: str | None = None,
+                 version: str | None = None, lineage_id: str | None = None) -> None:
+        self.model = model
+        self.columns: list[Column] | None = signature_columns(model)
+        self.name = name or model.name
+        self.version = str(version) if version is not None else model.version
+        self.run_id = model.run_id
+        self.task = model.task
+        self.classes = list(model.classes) if model.classes is not None else None
+        self.lineage_id = lineage_id or find_lineage_id(model)
+        self._steps = _pipeline_steps(model)
+        self._fast = None
+        if self.columns is not None:
+            from mlcd_actions.delivery.serving import fastpath
+
+            self._fast = fastpath.build(model, {c.name: c.type for c in self.columns},
+                                        self._predict_frame)
+
+    @property
+    def input_names(self) -> list[str] | None:
+        return [c.name for c in self.columns] if self.columns is not None else None
+
+    def metadata(self) -> dict[str, Any]:
+        """What ``GET /metadata`` returns."""
+        sig = self.model.signature
+        signature = None
+        if sig is not None:
+            signature = {
+                "inputs": sig.inputs.to_dict() if sig.inputs is not None else None,
+                "outputs": sig.outputs.to_dict() if sig.outputs is not None else None,
+            }
+        return {
+            "model_name": self.name,
+            "model_version": self.version,
+            "lineage_id": self.lineage_id,
+            "run_id": self.run_id,
+            "model_uri": self.model.uri,
+            "flavor": self.model.flavor,
+            "task": self.task,
+            "classes": self.classes,
+            "input_columns": self.input_names,
+            "signature": signature,
+        }
+
+    @property
+    def fast(self) -> bool:
+        """True when numeric batches skip the DataFrame (see :mod:`.fastpath`)."""
+        return self._fast is not None
+
+    def predict_arrays(self, arrays: dict[str, np.ndarray], n_rows: int, *,
+                       proba: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict` for ``{column: 1-D array}`` (a request's validated batch)."""
+        if self._fast is not None:
+            x = self._fast.matrix(arrays, n_rows)
+            if x is not None:
+                out = self._try_fast(x, n_rows, proba)
+                if out is not None:
+                    return out
+        import pandas as pd
+
+        return self._predict_frame(pd.DataFrame(arrays, copy=False), proba)
+
+    def predict(self, df: pd.DataFrame, *, proba: bool = True
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions (1-D) and probabilities ``(rows, classes)`` or None."""
+        if self._fast is not None and all(f in df.columns for f in self._fast.features):
+            x = self._fast.matrix({f: df[f].to_numpy() for f in self._fast.features}, len(df))
+            if x is not None:
+                out = self._try_fast(x, len(df), proba)
+                if out is not None:
+                    return out
+        return self._predict_frame(df, proba)
+
+    def _try_fast(self, x: np.ndarray, n_rows: int, proba: bool):
+        from mlcd_actions.models.loading import check_predictions, check_probabilities
+
+        try:
+            pred, prob = self._fast.predict(x, proba and self.model.has_proba)
+            what = f"model {self.model.display}"
+            pred = check_predictions(pred, n_rows, what=what)
+            if prob is not None:
+                n_classes = len(self.classes) if self.classes else None
+                prob = check_probabilities(prob, n_rows, n_classes, what=what)
+            return pred, prob
+        except Exception:  # noqa: BLE001 - the DataFrame path classifies the error
+            return None
+
+    def _predict_frame(self, df: pd.DataFrame, proba: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The DataFrame path: the model's own calls, with errors classified.
+
+        For a scikit-learn ``Pipeline`` classifier the transform steps run once and feed
+        both the final estimator's ``predict`` and ``predict_proba``: exactly what
+        ``Pipeline.predict``/``predict_proba`` compute, at about half the cost. Any
+        error falls back to the model's own calls, which classify it (bad values: a
+        DataError; a failing model: StageFailed).
+        """
+        want_proba = proba and self.model.has_proba
+        if want_proba and self._steps is not None:
+            try:
+                return self._predict_pipeline(df)
+            except Exception:  # noqa: BLE001 - the plain path below reports it properly
+                pass
+        pred = self.model.predict(df)
+        return pred, (self.model.predict_proba(df) if want_proba else None)
+
+    def _predict_pipeline(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        from mlcd_actions.models.loading import check_predictions, check_probabilities
+
+        xt = df
+        for step in self._steps[:-1]:
+            xt = step.transform(xt)
+        final = self._steps[-1]
+        what = f"model {self.model.display}"
+        pred = check_predictions(final.predict(xt), len(df), what=what)
+        n_classes = len(self.classes) if self.classes else None
+        return pred, check_probabilities(final.predict_proba(xt), len(df), n_classes, what=what)
+
+    def proba_columns(self, proba: np.ndarray) -> list[str]:
+        """Batch output column names for a probability matrix."""
+        k = proba.shape[1]
+        if k == 2:
+            return ["probability"]
+        labels = self.classes if self.classes and len(self.classes) == k else list(range(k))
+        return [f"probability_{c}" for c in labels]
+
+
+def _pipeline_steps(model: LoadedModel) -> list | None:
+    """The active steps of a scikit-learn Pipeline classifier (None for anything else)."""
+    impl = getattr(model, "_impl", None)  # the loaded estimator (LoadedModel keeps it here)
+    if model.flavor != "sklearn" or impl is None:
+        return None
+    from sklearn.pipeline import Pipeline
+
+    from mlcd_actions.delivery.serving.fastpath import active_steps
+
+    steps = active_steps(impl) if type(impl) is Pipeline else None
+    return steps if steps and hasattr(steps[-1], "predict_proba") else None
+
+
+def proba_values(proba: np.ndarray) -> np.ndarray:
+    """Per row: the positive-class probability (binary) or the whole row (multiclass)."""
+    return proba[:, 1] if proba.shape[1] == 2 else proba
+
+
+def signature_columns(model: LoadedModel) -> list[Column] | None:
+    """Input columns with their MLflow types (from the signature), else names only."""
+    sig = model.signature
+    cols: list[Column] = []
+    if sig is not None and sig.inputs is not None:
+        try:
+            if sig.inputs.has_input_names():
+                for spec in sig.inputs.inputs:
+                    type_name = getattr(spec.type, "name", None)
+                    cols.append(Column(str(spec.name),
+                                       type_name if type_name in KNOWN_TYPES else None,
+                                       bool(getattr(spec, "required", True))))
+        except Exception:  # noqa: BLE001 - tensor signatures have no column names
+            cols = []
+    if cols:
+        return cols
+    if model.input_columns:
+        return [Column(str(c), None, True) for c in model.input_columns]
+    return None
+
+
+def find_lineage_id(model: LoadedModel) -> str | None:
+    """The lineage id: model metadata first, then the run tag ``mlcd.lineage_id``.
+
+    The run is asked only when the model came from the tracking server (a ``runs:/``
+    or ``models:/`` URI), so a model baked into an image needs no server.
+    """
+    meta = model.metadata or {}
+    mlcd_meta = meta.get("mlcd") if isinstance(meta.get("mlcd"), dict) else {}
+    for value in (mlcd_meta.get("lineage_id"), meta.get("lineage_id"),
+                  (mlcd_meta.get("lineage") or {}).get("id")
+                  if isinstance(mlcd_meta.get("lineage"), dict) else None):
+        if value:
+            return str(value)
+    if model.run_id and str(model.uri).startswith(("runs:/", "models:/")):
+        try:
+            from mlflow import MlflowClient
+
+            tags = MlflowClient().get_run(model.run_id).data.tags
+            value = tags.get(LINEAGE_TAG)
+            return str(value) if value else None
+        except Exception as exc:  # noqa: BLE001 - lineage is informative, never fatal
+            log.warning("cannot read tag %s of run %s: %s", LINEAGE_TAG, model.run_id, exc)
+    return None

@@ -1,0 +1,1 @@
+"""``mlcd run``: the orchestrator (:mod:`.pipeline`) and its stage cache (:mod:`.cache`)."""

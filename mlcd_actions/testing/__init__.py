@@ -1,0 +1,1 @@
+"""Kits for plugin authors' tests: the source adapter contract (:mod:`.sources`)."""

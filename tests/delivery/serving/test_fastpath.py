@@ -1,0 +1,151 @@
+"""The numpy fast path: same answers as the model's own DataFrame calls, or not used."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcd_actions.core.errors import DataError
+from mlcd_actions.delivery.serving import payload
+from mlcd_actions.delivery.serving.spec import ModelSpec
+from mlcd_actions.models import loading as models
+from tests.delivery.serving import fixtures
+
+NUMERIC = ["a", "b", "c"]
+
+
+def _save(estimator, path, label="y", task="classification"):
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    df = fixtures.frame(120, seed=3)
+    X, y = df[NUMERIC], df[label]
+    mlflow.sklearn.save_model(estimator.fit(X, y), str(path), signature=infer_signature(X, y),
+                              pip_requirements=fixtures.PIP, serialization_format="cloudpickle",
+                              metadata={"mlcd": {"task": task, "label": label}})
+    return path
+
+
+def _numeric_pipeline(final):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), final)
+
+
+def _estimators():
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    return {
+        "logistic": _numeric_pipeline(LogisticRegression()),
+        "forest": RandomForestClassifier(n_estimators=5, random_state=0),
+        "hgb": HistGradientBoostingClassifier(max_iter=5),
+        "svc-proba": _numeric_pipeline(SVC(probability=True, random_state=0)),
+    }
+
+
+@pytest.mark.parametrize("name", ["logistic", "forest", "hgb", "svc-proba"])
+def test_numeric_models_take_the_fast_path_with_the_same_answers(tmp_path, name):
+    path = _save(_estimators()[name], tmp_path / name)
+    spec = ModelSpec(models.load(str(path)))
+    assert spec.fast
+    df = fixtures.frame(50, seed=21)
+    impl = spec.model._impl
+    want_pred, want_proba = impl.predict(df[NUMERIC]), impl.predict_proba(df[NUMERIC])
+    # request arrays in another order than fitted, plus a column the model never saw
+    arrays = {c: df[c].to_numpy() for c in ["c", "customer_id", "b", "a"]}
+    pred, proba = spec.predict_arrays(arrays, len(df))
+    assert np.array_equal(pred, want_pred)
+    assert np.allclose(proba, want_proba, rtol=1e-12, atol=0)
+    pred2, none = spec.predict(df[["b", "a", "c"]], proba=False)
+    assert none is None and np.array_equal(pred2, want_pred)
+
+
+def test_regression_fast_path(tmp_path):
+    from sklearn.linear_model import Ridge
+
+    path = _save(_numeric_pipeline(Ridge()), tmp_path / "ridge", label="amount",
+                 task="regression")
+    spec = ModelSpec(models.load(str(path)))
+    assert spec.fast
+    df = fixtures.frame(30, seed=5)
+    pred, proba = spec.predict(df[NUMERIC])
+    assert proba is None
+    assert np.allclose(pred, spec.model._impl.predict(df[NUMERIC]), rtol=1e-12, atol=0)
+
+
+def test_string_features_and_name_selecting_transformers_keep_the_dataframe(tmp_path):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    with_strings = ModelSpec(models.load(str(fixtures.binary_model(tmp_path / "strings"))))
+    assert not with_strings.fast
+    # numeric only, but the ColumnTransformer selects "b" and "a" by name, dropping "c"
+    by_name = Pipeline([("pick", ColumnTransformer([("s", StandardScaler(), ["b", "a"])])),
+                        ("lr", LogisticRegression())])
+    spec = ModelSpec(models.load(str(_save(by_name, tmp_path / "names"))))
+    assert not spec.fast
+    df = fixtures.frame(20, seed=8)
+    pred, _ = spec.predict(df[NUMERIC])
+    assert np.array_equal(pred, spec.model._impl.predict(df[NUMERIC]))
+
+
+def test_bad_values_still_fail_as_data_errors(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    spec = ModelSpec(models.load(str(_save(_numeric_pipeline(LogisticRegression()),
+                                           tmp_path / "m"))))
+    assert spec.fast
+    batch = payload.parse(b'[{"a": null, "b": 1, "c": 2}]', spec.columns)
+    with pytest.raises(DataError, match="'a'"):
+        spec.predict_arrays(batch.arrays, batch.n_rows)
+    # a frame with a text column where a number belongs goes to the DataFrame path too
+    with pytest.raises(DataError):
+        spec.predict(pd.DataFrame({"a": ["x"], "b": [1.0], "c": [2]}))
+
+
+def _kind(spec):
+    return type(spec._fast).__name__ if spec._fast is not None else None
+
+
+@pytest.mark.parametrize("label,task", [("y", "classification"), ("kind", "classification"),
+                                        ("amount", "regression")])
+@pytest.mark.parametrize("with_mean", [True, False])
+def test_plain_linear_pipelines_are_compiled_and_exact(tmp_path, label, task, with_mean):
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    final = Ridge() if task == "regression" else LogisticRegression(max_iter=500)
+    model = make_pipeline(StandardScaler(with_mean=with_mean), final)
+    spec = ModelSpec(models.load(str(_save(model, tmp_path / "m", label=label, task=task))))
+    assert _kind(spec) == "CompiledPath"
+    df = fixtures.frame(64, seed=31)
+    impl = spec.model._impl
+    batch = payload.parse(df[["c", "a", "b"]].to_json(orient="records").encode(), spec.columns)
+    pred, proba = spec.predict_arrays(batch.arrays, batch.n_rows)
+    if task == "regression":
+        assert proba is None
+        assert np.allclose(pred, impl.predict(df[NUMERIC]), rtol=1e-12, atol=1e-12)
+    else:
+        assert pred.tolist() == impl.predict(df[NUMERIC]).tolist()
+        assert np.allclose(proba, impl.predict_proba(df[NUMERIC]), rtol=1e-12, atol=1e-15)
+    # a null still gets the DataFrame path's message naming the column
+    bad = payload.parse(b'[{"a": 1.0, "b": null, "c": 2}]', spec.columns)
+    with pytest.raises(DataError, match="'b'"):
+        spec.predict_arrays(bad.arrays, bad.n_rows)
+
+
+def test_other_estimators_are_not_compiled(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    spec = ModelSpec(models.load(str(_save(make_pipeline(MinMaxScaler(), LogisticRegression()),
+                                           tmp_path / "m"))))
+    assert _kind(spec) == "NumpyPath"
