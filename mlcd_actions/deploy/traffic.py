@@ -27,6 +27,11 @@ from typing import Any
 
 from mlcd_actions.deploy.router import CANARY, SHADOW, RouterState
 
+METRICS = ("requests", "client_errors", "candidate_requests", "serving_requests",
+           "candidate_share", "error_rate", "serving_error_rate", "candidate_errors",
+           "serving_errors", "candidate_p50_ms", "candidate_p95_ms", "serving_p50_ms",
+           "serving_p95_ms", "p95_ms_delta", "compared_rows", "agreement", "mean_abs_delta",
+           "max_abs_delta", "max_proba_delta")
 DEFAULT_GATES = {
     SHADOW: ("error_rate<=0.01", "agreement>=0.9", "p95_ms_delta<=100"),
     CANARY: ("error_rate<=0.01", "p95_ms_delta<=100"),

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlcd_actions.core.errors import ConfigError
 from mlcd_actions.core.gates import FAILED, Threshold, fmt, parse_thresholds
 from mlcd_actions.core.results import PASSED, StageResult, Table
 from mlcd_actions.delivery import overrides, promotion
 from mlcd_actions.deploy import rollout
 from mlcd_actions.deploy.base import STATE_DIR, load_state
-from mlcd_actions.deploy.traffic import DEFAULT_GATES
+from mlcd_actions.deploy.traffic import DEFAULT_GATES, METRICS
 
 STAGE = "promote"
 
@@ -35,8 +36,11 @@ def run(*, environment: str, thresholds: list[str] | None = None, min_requests: 
     serving, candidate = rollout.require_rollout(environment, state)
     info = state["rollout"]
     strategy = info.get("strategy")
-    specs = list(thresholds or DEFAULT_GATES[strategy])
-    gates = parse_thresholds(specs)
+    gates = parse_thresholds(list(thresholds or DEFAULT_GATES[strategy]))
+    for gate in gates:  # before waiting for traffic: a typo is a usage error at once
+        if gate.metric not in METRICS:
+            raise ConfigError(f"--threshold {gate.spec!r}: unknown metric {gate.metric!r}; "
+                              f"known: {', '.join(METRICS)}")
     metrics = rollout.observe(environment, state, options, min_requests=min_requests,
                               wait=wait, tolerance=tolerance)
     result = StageResult(STAGE, metrics=metrics)
@@ -44,22 +48,7 @@ def run(*, environment: str, thresholds: list[str] | None = None, min_requests: 
                                         "model_version": candidate.model_version,
                                         "image": candidate.image,
                                         "id": candidate.lineage_id}.items() if v}
-    volume = Threshold.parse(f"candidate_requests>={min_requests}").check(
-        metrics["candidate_requests"])
-    volume.message = (f"the candidate answered {metrics['candidate_requests']} requests "
-                      f"({'enough' if volume.verdict == PASSED else 'need'} {min_requests})")
-    result.gates = [volume]
-    for gate in gates:
-        if gate.metric not in metrics:
-            from mlcd_actions.core.errors import ConfigError
-
-            raise ConfigError(f"--threshold {gate.spec!r}: unknown metric {gate.metric!r}; "
-                              f"known: {', '.join(sorted(metrics))}")
-        row = gate.check(metrics[gate.metric])
-        if row.verdict != PASSED and metrics[gate.metric] is None:
-            row.verdict = FAILED
-            row.message = f"{gate.metric} could not be measured (no comparable traffic)"
-        result.gates.append(row)
+    result.gates = _gate_rows(metrics, gates, min_requests)
     what = f"v{candidate.model_version}" if candidate.model_version else candidate.url
     result.reason = (f"{strategy} of {what}: {len(result.gates)} gate(s) passed on "
                      f"{metrics['requests']} requests")
@@ -73,12 +62,12 @@ def run(*, environment: str, thresholds: list[str] | None = None, min_requests: 
                            "url": (state.get("router") or {}).get("url", "")})
     alias = alias or info.get("alias") or promotion.alias_for(environment)
     if result.status == FAILED:
+        result.outputs["promoted"] = False
         if not keep_candidate:
             rollout.abort(environment, state, state_dir, options, tracking_uri=tracking_uri,
                           reason=f"promote gate failed: {result.reason}",
                           warnings=result.warnings)
             result.reason += f"; aborted, v{serving.model_version} keeps serving"
-            result.outputs["promoted"] = False
         return result
     new, old, _ = rollout.promote(environment, state, state_dir, options, alias=alias,
                                   tracking_uri=tracking_uri,
@@ -93,3 +82,20 @@ def run(*, environment: str, thresholds: list[str] | None = None, min_requests: 
     result.outputs["url"] = (load_state(environment, state_dir).get("router") or {}).get(
         "url", new.url)
     return result
+
+
+def _gate_rows(metrics: dict[str, Any], gates: list[Threshold], min_requests: int) -> list:
+    """The volume gate, then each threshold; a metric the traffic could not measure (no
+    answers from one side, nothing to compare) fails its gate."""
+    volume = Threshold.parse(f"candidate_requests>={min_requests}").check(
+        metrics["candidate_requests"])
+    volume.message = (f"the candidate answered {metrics['candidate_requests']} requests "
+                      f"({'enough' if volume.verdict == PASSED else 'need'} {min_requests})")
+    rows = [volume]
+    for gate in gates:
+        row = gate.check(metrics.get(gate.metric))
+        if row.verdict != PASSED and metrics.get(gate.metric) is None:
+            row.verdict = FAILED
+            row.message = f"{gate.metric} could not be measured (no comparable traffic)"
+        rows.append(row)
+    return rows

@@ -120,3 +120,17 @@ def test_usage_errors_exit_2(mlcd, args, needle):
     r = mlcd(*args)
     assert r.exit_code == 2, r
     assert needle in r.verdict and "Traceback" not in r.output
+
+
+def test_promote_rejects_an_unknown_gate_before_waiting(mlcd):
+    dep = {"environment": "production", "target": "local", "url": "http://127.0.0.1:9",
+           "model_name": "m", "model_version": "1", "handle": {}}
+    Path(".mlcd/deployments").mkdir(parents=True)
+    Path(".mlcd/deployments/production.json").write_text(json.dumps({
+        "environment": "production", "current": dep, "previous": None, "history": [],
+        "candidate": {**dep, "model_version": "2", "url": "http://127.0.0.1:10"},
+        "rollout": {"strategy": "canary", "traffic": 10}, "router": None}))
+    r = mlcd("promote", "--environment", "production", "--threshold", "eror_rate<=0.01",
+             "--wait", "600")
+    assert r.exit_code == 2, r
+    assert "unknown metric 'eror_rate'; known: requests, client_errors" in r.verdict
