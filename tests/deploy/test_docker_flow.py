@@ -84,6 +84,7 @@ def current(env):
 
 
 @pytest.mark.usefixtures("stop_deployments")  # the environment's nginx too
+@pytest.mark.timeout(900)  # two image builds, then direct, rollback, shadow and promote
 def test_build_promote_and_roll_back(mlcd, registered, wheelhouse, docker_env, base_image,
                                      docker_client):
     g1 = registered["versions"]["1"]["golden"]
