@@ -1,12 +1,16 @@
 """Online serving benchmark: ``mlcd serve`` vs ``mlflow models serve`` on the same model.
 
-Starts both servers on loopback ports for one small scikit-learn model (a scaler +
-logistic regression on 6 numeric features, saved with an MLflow signature), drives
+For each model of the matrix (``benchmarks/matrix.py``: scaler + logistic regression,
+one-hot + HistGradientBoosting, one-hot + RandomForest, TF-IDF + a linear model, a
+``python_function`` model that is not scikit-learn; all saved as ``mlcd train`` saves
+them) starts both servers on loopback ports, drives
 single-row POST requests with a bounded Python client (threads, one keep-alive
 ``http.client`` connection each) at concurrency 1 and 8 for a fixed number of requests,
-and prints req/s, p50/p99 latency and the ratios. Nothing is asserted.
+and prints req/s, p50/p99 latency, then one table with one row (ratios) per model.
+Nothing is asserted.
 
-    python benchmarks/bench_serve.py [--requests 3000] [--mlflow-requests 400] [--workers 2]
+    python benchmarks/bench_serve.py [--model all|logreg,hgb,rf,tfidf,pyfunc]
+                                     [--requests 3000] [--mlflow-requests 400] [--workers N]
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import threading
 import time
 from pathlib import Path
 
+import matrix
+
 BIN = Path(sys.executable).parent
 
 
@@ -33,26 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def make_model(root: Path) -> tuple[Path, list[dict]]:
-    import numpy as np
-    import pandas as pd
-    from mlflow.models import infer_signature
-    from mlflow.sklearn import save_model
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    rng = np.random.default_rng(0)
-    X = pd.DataFrame(rng.normal(size=(2000, 6)), columns=[f"f{i}" for i in range(6)])
-    y = (X.f0 + X.f1 - X.f2 > 0).astype(int)
-    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
-    path = root / "model"
-    save_model(model, str(path), signature=infer_signature(X, y),
-               pip_requirements=["scikit-learn"])
-    rows = X.head(200).round(6).to_dict(orient="records")
-    return path, rows
 
 
 def wait_healthy(port: int, path: str, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -124,58 +110,87 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=3000, help="per run, mlcd serve")
-    ap.add_argument("--mlflow-requests", type=int, default=400, help="per run, mlflow")
-    ap.add_argument("--workers", type=int, default=2, help="mlcd serve --workers")
-    ap.add_argument("--no-proba", action="store_true",
-                    help="ask mlcd for predictions only (/predict?probabilities=false), "
-                         "the same work mlflow does")
-    args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "MLCD_PROGRESS": "0"}
+def bench_model(name: str, root: Path, env: dict, args) -> dict:
+    """Both servers on one model of the matrix; c=1 and c=8 for each."""
+    model = matrix.build(name, root / name)
+    rows = json.loads(matrix.inputs(name, 200).to_json(orient="records"))
+    bodies_mlcd = [json.dumps([r]).encode() for r in rows]
+    bodies_mlflow = [json.dumps({"dataframe_records": [r]}).encode() for r in rows]
+    p_mlcd, p_mlflow = free_port(), free_port()
+    cmd = [str(BIN / "mlcd"), "serve", "--model-uri", str(model), "--port", str(p_mlcd),
+           "--log-level", "warning", "--report-dir", str(root / f"rep-{name}")]
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
     procs = []
     try:
-        model, rows = make_model(root)
-        bodies_mlcd = [json.dumps([r]).encode() for r in rows]
-        bodies_mlflow = [json.dumps({"dataframe_records": [r]}).encode() for r in rows]
-        p_mlcd, p_mlflow = free_port(), free_port()
-        mlcd = start([str(BIN / "mlcd"), "serve", "--model-uri", str(model), "--port",
-                      str(p_mlcd), "--workers", str(args.workers), "--log-level", "warning",
-                      "--report-dir", str(root / "rep")], env, root / "mlcd.log")
+        mlcd = start(cmd, env, root / f"mlcd-{name}.log")
         procs.append(mlcd)
         mlflow = start([str(BIN / "mlflow"), "models", "serve", "-m", str(model), "-h",
                         "127.0.0.1", "-p", str(p_mlflow), "--env-manager", "local"], env,
-                       root / "mlflow.log")
+                       root / f"mlflow-{name}.log")
         procs.append(mlflow)
         wait_healthy(p_mlcd, "/health", mlcd)
         wait_healthy(p_mlflow, "/health", mlflow)
         predict_path = "/predict?probabilities=false" if args.no_proba else "/predict"
-        # warm up both
-        drive(p_mlcd, predict_path, bodies_mlcd, 200, 2)
+        drive(p_mlcd, predict_path, bodies_mlcd, 200, 2)  # warm up both
         drive(p_mlflow, "/invocations", bodies_mlflow, 40, 2)
-        print(f"load average (2 cores, shared machine): {os.getloadavg()[0]:.1f}")
-        print(f"model: scaler + logistic regression, 6 features; single-row requests; "
-              f"mlcd serve --workers {args.workers} (POST {predict_path}); mlflow models serve --env-manager local")
-        print(f"{'server':<22}{'c':>3}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-              f"{'errors':>8}")
-        results = {}
+        out = {"load": os.getloadavg()[0]}
         for c in (1, 8):
-            a = drive(p_mlcd, predict_path, bodies_mlcd, args.requests, c)
-            b = drive(p_mlflow, "/invocations", bodies_mlflow, args.mlflow_requests, c)
-            results[c] = (a, b)
-            for name, r in (("mlcd serve", a), ("mlflow models serve", b)):
-                print(f"{name:<22}{c:>3}{r['n']:>10}{r['rps']:>10.1f}{r['p50']:>9.2f}"
-                      f"{r['p99']:>9.2f}{r['errors']:>8}")
-        for c, (a, b) in results.items():
-            print(f"c={c}: throughput ratio mlcd/mlflow = {a['rps'] / b['rps']:.1f}x "
-                  f"(target >= 10x); p99 mlcd {a['p99']:.1f} ms vs mlflow {b['p99']:.1f} ms"
-                  + (" (target p99 <= 20 ms)" if c == 8 else ""))
+            out[c] = (drive(p_mlcd, predict_path, bodies_mlcd, args.requests, c),
+                      drive(p_mlflow, "/invocations", bodies_mlflow, args.mlflow_requests, c))
+        return out
     finally:
         for p in procs:
             stop(p)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="all",
+                    help=f"models of the matrix, comma-separated: {', '.join(matrix.MODELS)} "
+                         "or all (default)")
+    ap.add_argument("--requests", type=int, default=3000, help="per run, mlcd serve")
+    ap.add_argument("--mlflow-requests", type=int, default=400, help="per run, mlflow")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="mlcd serve --workers (default: mlcd's own default)")
+    ap.add_argument("--no-proba", action="store_true",
+                    help="ask mlcd for predictions only (/predict?probabilities=false), "
+                         "the same work mlflow does")
+    args = ap.parse_args()
+    names = matrix.parse(args.model)
+    root = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "MLCD_PROGRESS": "0", **matrix.ENV}
+    results = {}
+    try:
+        print(f"load average at start (2 cores, shared machine): "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(f"single-row requests; mlcd serve --workers {args.workers or 'default'} "
+              f"(POST /predict{'?probabilities=false' if args.no_proba else ''}); "
+              "mlflow models serve --env-manager local (POST /invocations)")
+        print(f"{'model':<8}{'server':<22}{'c':>3}{'requests':>10}{'req/s':>10}"
+              f"{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+        for name in names:
+            r = results[name] = bench_model(name, root, env, args)
+            for c in (1, 8):
+                for server, x in zip(("mlcd serve", "mlflow models serve"), r[c], strict=True):
+                    print(f"{name:<8}{server:<22}{c:>3}{x['n']:>10}{x['rps']:>10.1f}"
+                          f"{x['p50']:>9.2f}{x['p99']:>9.2f}{x['errors']:>8}", flush=True)
+        print()
+        print("targets: c=1 >= 3x, c=8 >= 10x mlflow models serve; p99 at c=8 <= 25 ms; "
+              "0 errors")
+        print("| model | c=1 mlcd/mlflow | c=8 mlcd/mlflow | p99 at c=8, mlcd / mlflow "
+              "| errors | load |")
+        print("|---|---|---|---|---|---|")
+        for name in names:
+            r = results[name]
+            (a1, b1), (a8, b8) = r[1], r[8]
+            errors = sum(x["errors"] for x in (a1, b1, a8, b8))
+            print(f"| {matrix.ENTRIES[name].title} | {a1['rps'] / b1['rps']:.1f}x "
+                  f"| {a8['rps'] / b8['rps']:.1f}x | {a8['p99']:.1f} ms / {b8['p99']:.0f} ms "
+                  f"| {errors} | {r['load']:.1f} |")
+        print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    finally:
         shutil.rmtree(root, ignore_errors=True)
 
 

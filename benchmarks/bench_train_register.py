@@ -1,28 +1,44 @@
 """Train-log-register overhead: ``mlcd train`` + ``mlcd register`` vs MLflow's defaults.
 
     .venv/bin/python benchmarks/bench_train_register.py [--rows 20000] [--repeat 2]
+        [--model logreg rf hgb] [--backend server sqlite]
 
-Both sides fit the same scikit-learn Pipeline (impute + scale + one-hot, logistic
-regression) on the same Parquet file and track into their own embedded SQLite store
-(tables created before timing, so neither pays MLflow's one-time migration):
+A matrix of models users ship, each fitted by both sides on the same Parquet file
+(8 numeric columns, 2 text columns one-hot encoded by the built-in preprocessing):
 
-* mlcd: ``mlcd train --estimator logistic_regression`` then ``mlcd register``, each a
-  process as in CI. Overhead = wall time of both commands minus the fit (``fit_seconds``
-  measured inside the training child).
-* peer: one Python process doing what the MLflow docs show: ``start_run``, fit,
+* ``logreg``: impute + scale + one-hot, logistic regression (``logistic_regression``);
+* ``rf``: the same preprocessing, RandomForest (``random_forest_classifier``);
+* ``hgb``: the same preprocessing, HistGradientBoosting (``gradient_boosting_classifier``).
+
+Against two tracking backends, each side with its own store, tables created before timing
+(neither pays MLflow's one-time migration):
+
+* ``server``: a real ``mlflow server --workers 1`` on loopback
+  (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``, proxied artifacts), as in CI;
+* ``sqlite``: the embedded default, ``sqlite:///…/mlflow.db``.
+
+What is timed:
+
+* mlcd: ``mlcd train --estimator NAME`` then ``mlcd register``, each its own process as
+  in CI. Overhead = wall time of both commands minus the fit (``fit_seconds``, measured
+  inside the training child).
+* peer: one fresh Python process doing what the MLflow docs show: ``start_run``, fit,
   ``log_params``, ``mlflow.sklearn.log_model(model, name="model", input_example=...)``
   (default requirement inference, which loads the model in a subprocess; cloudpickle
-  format, because MLflow's default skops format refuses this Pipeline: "untrusted types
+  format, because MLflow's default skops format refuses these Pipelines: "untrusted types
   numpy.dtype"), then ``mlflow.register_model``. Overhead = wall time minus its fit.
 
-Target: mlcd overhead <= 3 s. Prints the medians and the ratio (peer / mlcd).
+Target: mlcd overhead <= 3 s. Prints every run, then one row per backend and model with
+the medians and the ratio (peer / mlcd), and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +50,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MLCD = str(BIN / "mlcd")
+MODELS = {"logreg": "logistic_regression", "rf": "random_forest_classifier",
+          "hgb": "gradient_boosting_classifier"}
+TARGET_S = 3.0
 
 PEER = textwrap.dedent("""
     import json, sys, time
@@ -41,24 +60,26 @@ PEER = textwrap.dedent("""
     import mlflow, mlflow.sklearn
     import pandas as pd
     from mlcd_actions.training import estimators
-    uri, data, name = sys.argv[1:4]
+    uri, data, name, estimator = sys.argv[1:5]
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("peer")
     df = pd.read_parquet(data)
     X, y = df.drop(columns=["label"]), df["label"]
     with mlflow.start_run() as run:
-        model = estimators.build("logistic_regression", X)
+        model = estimators.build(estimator, X)
         f0 = time.perf_counter()
         model.fit(X, y)
         fit = time.perf_counter() - f0
-        mlflow.log_params({"estimator": "logistic_regression", "label": "label"})
+        mlflow.log_params({"estimator": estimator, "label": "label"})
         l0 = time.perf_counter()
         mlflow.sklearn.log_model(model, name="model", input_example=X.head(5),
                                  serialization_format="cloudpickle")
         log_model = time.perf_counter() - l0
+    r0 = time.perf_counter()
     mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", name)
-    print(json.dumps({"fit": fit, "log_model": log_model, "version": mv.version,
-                      "inproc": time.perf_counter() - t0}))
+    register = time.perf_counter() - r0
+    print(json.dumps({"fit": fit, "log_model": log_model, "register": register,
+                      "version": mv.version, "inproc": time.perf_counter() - t0}))
 """)
 
 
@@ -81,39 +102,84 @@ def init_store(uri: str) -> None:
                    check=True, capture_output=True)
 
 
-def run_mlcd(work: Path, data: Path, uri: str, env: dict) -> dict:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(root: Path):
+    """``mlflow server --workers 1`` on a loopback port, as the tests start it."""
+    port = free_port()
+    root.mkdir(parents=True)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(root / "server.log", "ab") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+             "--artifacts-destination", str(root / "artifacts")],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                if proc.poll() is not None:
+                    raise SystemExit(f"mlflow server exited {proc.returncode}; see "
+                                     f"{root / 'server.log'}")
+                with contextlib.suppress(OSError), socket.create_connection(
+                        ("127.0.0.1", port), 0.5):
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit("mlflow server did not listen within 120 s")
+                time.sleep(0.2)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def run_mlcd(work: Path, data: Path, uri: str, env: dict, estimator: str, name: str) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     proc = subprocess.run([MLCD, "train", "--train", str(data), "--label", "label",
-                           "--estimator", "logistic_regression", "--tracking-uri", uri,
+                           "--estimator", estimator, "--tracking-uri", uri,
                            "--experiment", "mlcd"], cwd=work, env=env, capture_output=True,
-                          text=True)
+                          text=True, timeout=900)
     t_train = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"mlcd train failed:\n{proc.stdout}\n{proc.stderr}")
     rep = json.loads((work / ".mlcd/reports/train.json").read_text())
     t1 = time.perf_counter()
     proc = subprocess.run([MLCD, "register", "--model-uri", rep["outputs"]["model-uri"],
-                           "--name", "bench-mlcd", "--tracking-uri", uri], cwd=work, env=env,
-                          capture_output=True, text=True)
+                           "--name", name, "--tracking-uri", uri], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=900)
     t_register = time.perf_counter() - t1
     if proc.returncode != 0:
         raise SystemExit(f"mlcd register failed:\n{proc.stdout}\n{proc.stderr}")
+    reg = json.loads((work / ".mlcd/reports/register.json").read_text())
     fit = rep["metrics"]["fit_seconds"]
-    timings = rep["details"]["timings"]
     return {"wall": t_train + t_register, "train": t_train, "register": t_register, "fit": fit,
-            "overhead": t_train + t_register - fit, "log_model": timings["logging_s"]}
+            "overhead": t_train + t_register - fit,
+            "log_model": rep["details"]["timings"]["logging_s"],
+            "version": reg["outputs"]["model-version"]}
 
 
-def run_peer(work: Path, data: Path, uri: str, env: dict) -> dict:
+def run_peer(work: Path, data: Path, uri: str, env: dict, estimator: str, name: str) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", PEER, uri, str(data), "bench-peer"], cwd=work,
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", PEER, uri, str(data), name, estimator],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=900)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"peer failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return {"wall": wall, "fit": out["fit"], "log_model": out["log_model"],
-            "overhead": wall - out["fit"]}
+            "register": out["register"], "overhead": wall - out["fit"],
+            "version": out["version"]}
 
 
 def main() -> None:
@@ -121,45 +187,74 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=20000)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--model", nargs="+", choices=sorted(MODELS), default=list(MODELS))
+    ap.add_argument("--backend", nargs="+", choices=("server", "sqlite"),
+                    default=["server", "sqlite"])
     args = ap.parse_args()
+    env = {**os.environ, "MLCD_PROGRESS": "0", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "GITHUB_ACTIONS", "CI",
+                "GITLAB_CI"):
+        env.pop(var, None)
+    print(f"data: {args.rows:,} rows x 10 features (8 numeric, 2 one-hot); "
+          f"{args.repeat} run(s) per tool, alternating; load average at start "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    table = []
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         tmp = Path(tmp)
         data = tmp / "train.parquet"
         make_data(data, args.rows)
-        env = {**os.environ, "MLCD_PROGRESS": "0", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-        for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "GITHUB_ACTIONS", "CI"):
-            env.pop(var, None)
-        ours, peers = [], []
-        for tool in ("mlcd", "peer"):
-            (tmp / tool).mkdir()
-            init_store(f"sqlite:///{tmp / tool / 'mlflow.db'}")
-        print(f"data: {args.rows:,} rows x 10 features; {args.repeat} run(s) each, alternating")
-        for i in range(args.repeat):
-            for tool in ("mlcd", "peer"):
-                uri = f"sqlite:///{tmp / tool / 'mlflow.db'}"
-                if tool == "mlcd":
-                    r = run_mlcd(tmp / tool, data, uri, env)
-                    ours.append(r)
-                    print(f"  mlcd #{i + 1}: train {r['train']:.2f}s + register "
-                          f"{r['register']:.2f}s, fit {r['fit']:.2f}s, log model+metrics+"
-                          f"golden {r['log_model']:.2f}s -> overhead {r['overhead']:.2f}s")
+        for backend in args.backend:
+            with contextlib.ExitStack() as stack:
+                if backend == "server":
+                    uris = {tool: stack.enter_context(mlflow_server(tmp / f"server-{tool}"))
+                            for tool in ("mlcd", "peer")}
                 else:
-                    r = run_peer(tmp / tool, data, uri, env)
-                    peers.append(r)
-                    print(f"  peer #{i + 1}: wall {r['wall']:.2f}s, fit {r['fit']:.2f}s, "
-                          f"log_model {r['log_model']:.2f}s -> overhead {r['overhead']:.2f}s")
-        o = statistics.median(r["overhead"] for r in ours)
-        p = statistics.median(r["overhead"] for r in peers)
-        lm = statistics.median(r["log_model"] for r in peers)
-        olm = statistics.median(r["log_model"] for r in ours)
-        print(f"mlcd train+register overhead beyond the fit: {o:.2f}s (median; target <= 3s)")
-        print(f"peer (MLflow defaults) overhead beyond the fit: {p:.2f}s (median)")
-        print(f"ratio peer/mlcd, end to end: {p / o:.2f}x")
-        print(f"logging step alone: mlcd {olm:.2f}s (model with explicit requirements, "
-              f"metrics, golden samples) vs peer log_model {lm:.2f}s -> ratio {lm / olm:.2f}x")
-        load = os.getloadavg()[0]
-        print(f"load average at the end: {load:.1f} on {os.cpu_count()} cores "
-              "(numbers scale with contention)")
+                    uris = {tool: f"sqlite:///{tmp / backend / tool / 'mlflow.db'}"
+                            for tool in ("mlcd", "peer")}
+                    for tool, uri in uris.items():
+                        (tmp / backend / tool).mkdir(parents=True)
+                        init_store(uri)
+                for key in args.model:
+                    estimator = MODELS[key]
+                    ours, peers = [], []
+                    for i in range(args.repeat):
+                        work = tmp / "work" / backend / key / str(i)
+                        r = run_mlcd(work / "mlcd", data, uris["mlcd"], env, estimator,
+                                     f"bench-{key}")
+                        ours.append(r)
+                        print(f"  {backend:6s} {key:6s} mlcd #{i + 1}: train {r['train']:.2f}s "
+                              f"+ register {r['register']:.2f}s, fit {r['fit']:.2f}s, log "
+                              f"model+metrics+golden {r['log_model']:.2f}s -> overhead "
+                              f"{r['overhead']:.2f}s (version {r['version']})")
+                        r = run_peer(work / "peer", data, uris["peer"], env, estimator,
+                                     f"bench-{key}")
+                        peers.append(r)
+                        print(f"  {backend:6s} {key:6s} peer #{i + 1}: wall {r['wall']:.2f}s, "
+                              f"fit {r['fit']:.2f}s, log_model {r['log_model']:.2f}s, "
+                              f"register_model {r['register']:.2f}s -> overhead "
+                              f"{r['overhead']:.2f}s (version {r['version']})")
+                    o = statistics.median(r["overhead"] for r in ours)
+                    p = statistics.median(r["overhead"] for r in peers)
+                    table.append({
+                        "backend": backend, "model": key, "mlcd_overhead_s": round(o, 2),
+                        "mlcd_train_s": round(statistics.median(r["train"] for r in ours), 2),
+                        "mlcd_register_s": round(statistics.median(r["register"] for r in ours),
+                                                 2),
+                        "peer_overhead_s": round(p, 2), "ratio": round(p / o, 2),
+                        "load": round(os.getloadavg()[0], 1)})
+    print()
+    print("| backend | model | mlcd overhead | (train + register wall) | MLflow defaults "
+          "overhead | ratio peer/mlcd | target <= 3 s | load |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in table:
+        print(f"| {row['backend']} | {row['model']} | {row['mlcd_overhead_s']:.2f} s | "
+              f"{row['mlcd_train_s']:.2f} + {row['mlcd_register_s']:.2f} s | "
+              f"{row['peer_overhead_s']:.2f} s | {row['ratio']:.2f}x | "
+              f"{'met' if row['mlcd_overhead_s'] <= TARGET_S else 'MISSED'} | "
+              f"{row['load']:.1f} |")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+          "(times scale with contention)")
+    print(json.dumps(table))
 
 
 if __name__ == "__main__":

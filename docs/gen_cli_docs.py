@@ -61,7 +61,7 @@ def _type(param: click.Parameter) -> str:
 
 def _default(param: click.Parameter) -> str:
     d = param.default
-    if d is None or d == () or d == []:
+    if d is None or d == () or d == [] or type(d).__name__ == "Sentinel":  # click's UNSET
         return ""
     if callable(d):
         return ""
@@ -69,7 +69,9 @@ def _default(param: click.Parameter) -> str:
 
 
 def _key(param: click.Parameter) -> str:
-    return (param.name or "").replace("_", "-")
+    from mlcd_actions.core.options import option_key
+
+    return option_key(param)
 
 
 def _flags(param: click.Parameter) -> str:
@@ -82,16 +84,25 @@ def _cell(text: str | None) -> str:
     return " ".join((text or "").split()).replace("|", "\\|")
 
 
+def config_params(cmd: click.Command) -> list[click.Parameter]:
+    from mlcd_actions.core.options import config_params as params
+
+    return params(cmd)
+
+
 def _params_table(cmd: click.Command) -> list[str]:
+    from mlcd_actions.core.options import NOT_CONFIG_KEYS
+
     rows = ["| option | mlcd.yaml key | env var | type | default | description |",
             "|---|---|---|---|---|---|"]
     for p in cmd.params:
         if p.name in ("help",):
             continue
+        key = "—" if p.name in NOT_CONFIG_KEYS else f"`{_key(p)}`"
         env = p.envvar if isinstance(p.envvar, str) else f"MLCD_{(p.name or '').upper()}"
         repeat = " (repeatable: a list in mlcd.yaml)" if getattr(p, "multiple", False) or \
             getattr(p, "nargs", 1) == -1 else ""
-        rows.append(f"| {_flags(p)} | `{_key(p)}` | `{env}` | {_type(p)} | {_default(p)} | "
+        rows.append(f"| {_flags(p)} | {key} | `{env}` | {_type(p)} | {_default(p)} | "
                     f"{_cell(getattr(p, 'help', None))}{repeat} |")
     return rows
 
@@ -164,9 +175,7 @@ def configuration_page(commands: list[tuple[str, click.Command]]) -> str:
         section = path.replace(" ", ".")
         lines += [f"## `{section}`", "", f"[`mlcd {path}`](cli/{slug}.md)", "",
                   "| key | type | default | description |", "|---|---|---|---|"]
-        for p in cmd.params:
-            if p.name in ("help",):
-                continue
+        for p in config_params(cmd):
             lines.append(f"| `{_key(p)}` | {_type(p)} | {_default(p)} | "
                          f"{_cell(getattr(p, 'help', None)) or 'positional argument'} |")
         lines.append("")

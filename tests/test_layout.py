@@ -48,7 +48,7 @@ def test_entry_points_import(target):
 
 
 def test_old_contract_kit_path_is_the_new_one():
-    from mlcd_actions.sources import checks
+    from mlcd_actions.sources import checks  # the old path (rewrite_imports: keep)
     from mlcd_actions.testing import sources
 
     assert checks.CHECKS is sources.CHECKS and len(checks.CHECKS) >= 5
@@ -90,3 +90,32 @@ def test_pyfunc_saved_before_the_move_through_the_cli(mlcd, tmp_path):
     assert r.exit_code == 0, r
     expected = json.loads((PRE / "expected.json").read_text())["pyfunc"]["predictions"]
     assert pd.read_csv(out)["prediction"].tolist() == expected
+
+
+MAX_LINES = 100
+# functions still over the limit, with the length they may not exceed (they only shrink):
+# the hot functions other branches were editing while the house moved
+OVER = {"stages/train.py:_log_model": 181, "stages/monitor.py:run": 161,
+        "stages/train.py:run": 140, "stages/evaluate.py:run": 108}
+
+
+def _functions():
+    import ast
+
+    for path in sorted((ROOT / "mlcd_actions").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                name = f"{path.relative_to(ROOT / 'mlcd_actions').as_posix()}:{node.name}"
+                yield name, node.end_lineno - node.lineno + 1
+
+
+def test_no_function_over_100_lines():
+    lengths: dict[str, int] = {}
+    for name, length in _functions():
+        lengths[name] = max(length, lengths.get(name, 0))
+    too_long = {n: n_lines for n, n_lines in lengths.items()
+                if n_lines > OVER.get(n, MAX_LINES)}
+    assert not too_long, f"split these (at most {MAX_LINES} lines): {too_long}"
+    stale = {n: lengths.get(n) for n in OVER if lengths.get(n, 0) <= MAX_LINES}
+    assert not stale, f"now within the limit, remove from OVER: {stale}"

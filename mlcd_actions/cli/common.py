@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from mlcd_actions.core import secrets
-from mlcd_actions.core.errors import EXIT_FAILED, MlcdError
+from mlcd_actions.core.errors import EXIT_FAILED, MlcdError, failure
 from mlcd_actions.core.reporting import DEFAULT_DIR, now_iso
 from mlcd_actions.core.results import ERROR, FAILED, Finding, StageResult
 
@@ -77,25 +77,21 @@ def execute(stage: str, fn: Callable[[], StageResult], report_dir: str | os.Path
     t0 = time.monotonic()
     logfile = _open_log(report_dir)
     log.info("mlcd %s: start", stage)
+    report.remove_stale_plots(stage, report_dir)
     try:
         result = fn()
         if not isinstance(result, StageResult):
             raise TypeError(f"stage {stage} returned {type(result).__name__}, not StageResult")
-    except MlcdError as exc:
-        log.error("mlcd %s: %s\n%s", stage, secrets.mask(exc.one_line()),
-                  secrets.mask(traceback.format_exc()))
-        result = StageResult(stage, status=ERROR if exc.exit_code != EXIT_FAILED else FAILED,
-                             reason=exc.one_line(), exit_code=exc.exit_code)
-        if exc.file:
-            result.findings.append(Finding(exc.one_line(), file=exc.file, line=exc.line,
-                                           title=f"mlcd {stage}"))
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
-        log.error("mlcd %s: unexpected error\n%s", stage, secrets.mask(traceback.format_exc()))
-        first = (str(exc).strip().splitlines() or [""])[0]
-        where = f"; traceback in {logfile}" if logfile else ""
-        result = StageResult(stage, status=ERROR,
-                             reason=f"internal error: {type(exc).__name__}: {first}{where}",
-                             exit_code=EXIT_FAILED)
+        code, line = failure(exc, logfile=logfile)
+        known = isinstance(exc, MlcdError)
+        log.error("mlcd %s: %s\n%s", stage, secrets.mask(line) if known else "unexpected error",
+                  secrets.mask(traceback.format_exc()))
+        result = StageResult(stage, status=FAILED if known and code == EXIT_FAILED else ERROR,
+                             reason=line, exit_code=code)
+        if known and exc.file:
+            result.findings.append(Finding(line, file=exc.file, line=exc.line,
+                                           title=f"mlcd {stage}"))
     duration = time.monotonic() - t0
     result.details.setdefault("duration_s", round(duration, 3))
     try:

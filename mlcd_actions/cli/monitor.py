@@ -17,13 +17,20 @@ from mlcd_actions.cli.common import GATE, split_multi, split_thresholds, stage_c
               help="Drift gate, global ('psi<=0.2') or per feature ('age.psi<=0.1'); repeatable. "
                    "Metrics: psi, ks, ks_pvalue, chi2, chi2_pvalue, js, linf, new_categories, "
                    "missing_categories, null_fraction, null_fraction_delta, nonfinite_fraction. "
-                   "Without a global one: psi<=0.2 and js<=0.1; null_fraction_delta<=0.1 "
-                   "unless a global null_fraction_delta one is given.")
+                   "Without a global one, each feature gets a statistical test whose threshold "
+                   "accounts for the sample sizes (KS vs its critical value, chi-square "
+                   "p-value; see --alpha); null_fraction_delta<=0.1 unless a global "
+                   "null_fraction_delta one is given.")
 @click.option("--columns", multiple=True, help="Only these feature columns (default: shared).")
 @click.option("--categorical", multiple=True,
               help="Treat these columns as categorical (e.g. integer codes).")
 @click.option("--bins", type=click.IntRange(2, 1000), default=10, show_default=True,
-              help="Quantile bins of the reference for PSI.")
+              help="Quantile bins of the reference for PSI, at most (fewer when the smaller "
+                   "side has under 5 rows per bin).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.05, show_default=True,
+              help="False-alarm rate of the default drift gates for the whole batch (split "
+                   "over the features, Bonferroni).")
 @click.option("--labels", help="Ground truth: a labels file (joined on request_id + row, or on "
                                "--id-column) or a label column of the current dataset.")
 @click.option("--label-column", help="The label column in the labels file (default: `label`, "

@@ -17,6 +17,11 @@ from mlcd_actions.cli.common import stage_command
               help="Pull/merge request number (default: from GITHUB_EVENT_PATH/GITHUB_REF or "
                    "CI_MERGE_REQUEST_IID).")
 @click.option("--title", default="mlcd report", show_default=True, help="Report heading.")
+@click.option("--artifact-url", default=None, metavar="URL",
+              help="Where the report folder's files (plots) are reachable, for the links in "
+                   "the summary and comment: a URL with {path} (replaced by the file's path "
+                   "in the report folder) or one URL for every file (e.g. the CI run's "
+                   "artifacts). Default: relative links.")
 @click.option("--fail-on-failed-stage", is_flag=True,
               help="Exit 1 when any gathered stage failed (default: report passes when it "
                    "could write; see the `overall` output).")

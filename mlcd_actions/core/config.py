@@ -169,30 +169,8 @@ def validate(cfg: Config, commands: Mapping[str, Mapping[str, Validator] | Mappi
     """
     reserved = {**RESERVED, **(reserved or {})}
     all_options: dict[str, list[Validator]] = {}
-
-    def collect(spec: Mapping, into: dict) -> None:
-        for name, val in spec.items():
-            if name == "__group__":
-                continue
-            if isinstance(val, Mapping):
-                collect(val, into)
-            else:
-                into.setdefault(name, []).append(val)
-
-    collect(commands, all_options)
-    errors: list[str] = []
-    first_line: int | None = None
-
-    def fail(keys: tuple[str, ...], message: str) -> None:
-        nonlocal first_line
-        errors.append(f"{cfg.where(*keys)}: {message}")
-        if first_line is None:
-            first_line = cfg.line_of(*keys)
-
-    def suggest(name: str, choices) -> str:
-        close = difflib.get_close_matches(name, list(choices), n=1)
-        return f" (did you mean '{close[0]}'?)" if close else ""
-
+    _collect(commands, all_options)
+    errors = _Errors(cfg)
     defaults: dict[str, Any] = {}
     globals_: dict[str, Any] = {}
     for raw_key, value in cfg.data.items():
@@ -203,48 +181,93 @@ def validate(cfg: Config, commands: Mapping[str, Mapping[str, Validator] | Mappi
                 try:
                     check(value)
                 except ValueError as exc:
-                    fail((raw_key,), str(exc))
-            continue
-        if key in commands:
-            spec = commands[key]
-            if not isinstance(value, dict):
-                fail((raw_key,), f"'{raw_key}' must be a mapping of {key} options")
-                continue
-            if "__group__" in spec:
-                for sub_raw, sub_value in value.items():
-                    sub = option_key(sub_raw)
-                    if sub not in spec or sub == "__group__":
-                        fail((raw_key, sub_raw), f"unknown command '{raw_key} {sub_raw}'"
-                             f"{suggest(sub, [s for s in spec if s != '__group__'])}")
-                        continue
-                    if not isinstance(sub_value, dict):
-                        fail((raw_key, sub_raw), f"'{raw_key}.{sub_raw}' must be a mapping")
-                        continue
-                    defaults.setdefault(key, {})[sub] = _options(
-                        sub_value, spec[sub], (raw_key, sub_raw), fail, suggest)
-            else:
-                defaults[key] = _options(value, spec, (raw_key,), fail, suggest)
+                    errors.fail((raw_key,), str(exc))
+        elif key in commands:
+            _section(raw_key, key, value, commands[key], defaults, errors)
         elif key in all_options and key not in GLOBAL_OPTIONS:
             stage = next((n for n, sp in commands.items()
                           if key in sp or any(isinstance(v, Mapping) and key in v
                                               for v in sp.values())), None)
             example = f" (e.g. {stage}:)" if stage else ""
-            fail((raw_key,), f"'{raw_key}' is a per-stage option; put it under the "
-                             f"stage{example}")
+            errors.fail((raw_key,), f"'{raw_key}' is a per-stage option; put it under the "
+                                    f"stage{example}")
         elif key in all_options:
             try:
                 for check in all_options[key]:
                     check(value)
                 globals_[key] = value
             except ValueError as exc:
-                fail((raw_key,), f"{raw_key}: {exc}")
+                errors.fail((raw_key,), f"{raw_key}: {exc}")
         else:
             choices = [*commands, *all_options, *reserved]
-            fail((raw_key,), f"unknown key '{raw_key}'{suggest(key, choices)}")
-    if errors:
-        more = f" (+{len(errors) - 1} more: {'; '.join(errors[1:])})" if len(errors) > 1 else ""
-        raise ConfigError(errors[0] + more, file=str(cfg.path), line=first_line)
+            errors.fail((raw_key,), f"unknown key '{raw_key}'{errors.suggest(key, choices)}")
+    errors.raise_any()
+    default_map = _default_map(commands, defaults, globals_)
+    _source_default(defaults, commands, default_map)
+    return default_map
 
+
+def _collect(spec: Mapping, into: dict) -> None:
+    """Every option name of every command (and subcommand) -> its validators."""
+    for name, val in spec.items():
+        if name == "__group__":
+            continue
+        if isinstance(val, Mapping):
+            _collect(val, into)
+        else:
+            into.setdefault(name, []).append(val)
+
+
+class _Errors:
+    """Every problem in the config, reported together as one ConfigError at the first one."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.messages: list[str] = []
+        self.first_line: int | None = None
+
+    def fail(self, keys: tuple[str, ...], message: str) -> None:
+        self.messages.append(f"{self.cfg.where(*keys)}: {message}")
+        if self.first_line is None:
+            self.first_line = self.cfg.line_of(*keys)
+
+    @staticmethod
+    def suggest(name: str, choices) -> str:
+        close = difflib.get_close_matches(name, list(choices), n=1)
+        return f" (did you mean '{close[0]}'?)" if close else ""
+
+    def raise_any(self) -> None:
+        errors = self.messages
+        if errors:
+            more = f" (+{len(errors) - 1} more: {'; '.join(errors[1:])})" if len(errors) > 1 else ""
+            raise ConfigError(errors[0] + more, file=str(self.cfg.path), line=self.first_line)
+
+
+def _section(raw_key: str, key: str, value: Any, spec: Mapping[str, Any],
+             defaults: dict[str, Any], errors: _Errors) -> None:
+    """A command's section (``train:``), or a group's (``schema: {infer: ...}``)."""
+    if not isinstance(value, dict):
+        errors.fail((raw_key,), f"'{raw_key}' must be a mapping of {key} options")
+        return
+    if "__group__" not in spec:
+        defaults[key] = _options(value, spec, (raw_key,), errors.fail, errors.suggest)
+        return
+    for sub_raw, sub_value in value.items():
+        sub = option_key(sub_raw)
+        if sub not in spec or sub == "__group__":
+            errors.fail((raw_key, sub_raw), f"unknown command '{raw_key} {sub_raw}'"
+                        f"{errors.suggest(sub, [s for s in spec if s != '__group__'])}")
+            continue
+        if not isinstance(sub_value, dict):
+            errors.fail((raw_key, sub_raw), f"'{raw_key}.{sub_raw}' must be a mapping")
+            continue
+        defaults.setdefault(key, {})[sub] = _options(
+            sub_value, spec[sub], (raw_key, sub_raw), errors.fail, errors.suggest)
+
+
+def _default_map(commands: Mapping[str, Any], defaults: Mapping[str, Any],
+                 globals_: Mapping[str, Any]) -> dict[str, Any]:
+    """click's default_map: global keys where a command has the option, then its section."""
     default_map: dict[str, Any] = {}
     for name, spec in commands.items():
         if "__group__" in spec:
@@ -260,7 +283,6 @@ def validate(cfg: Config, commands: Mapping[str, Mapping[str, Validator] | Mappi
             merged = {k: v for k, v in globals_.items() if k in spec}
             merged.update(defaults.get(name, {}))
             default_map[name] = {_param_name(spec, k): v for k, v in merged.items()}
-    _source_default(defaults, commands, default_map)
     return default_map
 
 

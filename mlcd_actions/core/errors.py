@@ -3,8 +3,10 @@
 Exit codes are public (DESIGN §3): 0 passed, 1 a gate or the stage failed,
 2 usage or configuration error (bad input included), 3 an outside service or
 source failed. A stage raises one of these with a single clear line naming the
-file, column, row or service; the CLI maps it to its exit code in one place
-(``mlcd_actions.cli.main``) and sends the traceback to the log file only.
+file, column, row or service. :func:`failure` is the one mapping from an exception to
+(exit code, line); the CLI applies it where a stage runs (``cli.common.execute``, which
+sends the traceback to the log file only) and around the command line itself
+(``cli.main``: config and usage errors before any stage runs).
 """
 
 from __future__ import annotations
@@ -69,3 +71,13 @@ def first_line(exc: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(exc).__name__
+
+
+def failure(exc: BaseException, *, logfile: object = None) -> tuple[int, str]:
+    """(exit code, one line) for ``exc``: an :class:`MlcdError` knows its code; anything
+    else is an internal error (exit 1) whose line says where the traceback went."""
+    if isinstance(exc, MlcdError):
+        return exc.exit_code, exc.one_line()
+    first = (str(exc).strip().splitlines() or [""])[0]
+    where = f"; traceback in {logfile}" if logfile else ""
+    return EXIT_FAILED, f"internal error: {type(exc).__name__}: {first}{where}"

@@ -2,7 +2,9 @@
 
 Files are written to a temporary sibling and renamed into place; directories are
 built in a temporary sibling and swapped in, so readers see the old or the new
-content, never a mixture.
+content, never a mixture. What lands in place has the mode the umask gives any new file
+or folder (0644 / 0755 under the usual 022), not the 0600 / 0700 of ``mkstemp`` /
+``mkdtemp``; ``private=True`` keeps a file readable by its owner only (secrets).
 """
 
 from __future__ import annotations
@@ -17,10 +19,38 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+_UMASK: int | None = None
+
+
+def umask() -> int:
+    """The process umask (read once: setting it to read it is not thread-safe)."""
+    global _UMASK
+    if _UMASK is None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("Umask:"):
+                    _UMASK = int(line.split()[1], 8)
+        if _UMASK is None:
+            _UMASK = os.umask(0o022)
+            os.umask(_UMASK)
+    return _UMASK
+
+
+def usual_mode(path: str | os.PathLike, *, private: bool = False) -> None:
+    """Give ``path`` the mode a plain ``open()`` / ``mkdir`` would (umask applied);
+    ``private`` files stay 0600."""
+    p = Path(path)
+    with contextlib.suppress(OSError):
+        if p.is_dir():
+            os.chmod(p, 0o777 & ~umask())
+        elif not private:
+            os.chmod(p, 0o666 & ~umask())
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path``."""
+def atomic_path(path: str | os.PathLike, *, private: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path`` (with
+    the umask's usual mode, or 0600 when ``private``)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -28,14 +58,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():
+            usual_mode(tmp_path, private=private)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    with atomic_path(path) as tmp:
+def write_text(path: str | os.PathLike, text: str, *, private: bool = False) -> Path:
+    with atomic_path(path, private=private) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
@@ -81,6 +113,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     stranded = False
     try:
         yield tmp
+        usual_mode(tmp)
         if target.exists() and not target.is_dir():
             raise NotADirectoryError(f"{target} exists and is not a directory")
         if target.is_dir():

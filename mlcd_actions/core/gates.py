@@ -6,7 +6,11 @@ Two spellings, TFX/MLflow style:
   a metric may be scoped, ``'age.psi<=0.1'`` or ``'sex:demographic_parity_difference<=0.1'``;
 * an allowed change against a baseline ``'f1=0.01'`` (``max-drop``): the value may be
   at most 0.01 worse than the baseline, where "worse" follows the metric's direction.
-  A relative drop is written with a percent sign: ``'f1=2%'``.
+  A relative drop is written with a percent sign: ``'f1=2%'``;
+* a required lift over a naive baseline ``'balanced_accuracy=0.1'`` (``min-lift``): the
+  value must be at least 0.1 better than what a model that learned nothing scores
+  (majority class, stratified guess or the mean) on the same test set; ``'r2=10%'`` is
+  relative to the naive score.
 
 Every evaluated gate becomes a :class:`GateRow` that explains itself: metric, value,
 threshold, baseline, delta, direction, verdict.
@@ -110,43 +114,91 @@ class Threshold:
 
 
 @dataclass(frozen=True)
-class MaxDrop:
-    """A gate against a baseline: the metric may get worse by at most ``value``."""
+class _Change:
+    """A gate on the change of a metric against a baseline: ``'f1=0.01'`` or ``'f1=2%'``
+    (relative to the baseline's value). The metric's direction must be known."""
 
     metric: str
     value: float
     relative: bool
     spec: str
 
+    OPTION = ""
+    FORM = ""
+
     @classmethod
-    def parse(cls, spec: str, *, option: str = "--max-drop") -> MaxDrop:
+    def parse(cls, spec: str, *, option: str | None = None):
+        option = option or cls.OPTION
         m = _DROP_RE.match(str(spec))
         if not m:
-            raise ConfigError(f"{option} {spec!r} is not of the form 'metric=0.01' or 'metric=2%'")
+            raise ConfigError(f"{option} {spec!r} is not of the form {cls.FORM}")
         metric = m["metric"].strip()
         if direction_of(metric) is None:
             raise ConfigError(f"{option} {spec!r}: metric {metric!r} has no known direction; "
                               "use a threshold instead")
         return cls(metric, float(m["value"]), bool(m["pct"]), str(spec).strip())
 
+    @property
+    def direction(self) -> str:
+        return direction_of(self.metric) or "higher"
+
+    @property
+    def shown(self) -> str:
+        return f"{_fmt(self.value)}{'%' if self.relative else ''}"
+
+    def amount(self, baseline: float) -> float:
+        """The allowed drop / required lift in the metric's units."""
+        return abs(float(baseline)) * self.value / 100.0 if self.relative else self.value
+
+
+@dataclass(frozen=True)
+class MaxDrop(_Change):
+    """A gate against a baseline: the metric may get worse by at most ``value``."""
+
+    OPTION = "--max-drop"
+    FORM = "'metric=0.01' or 'metric=2%'"
+
     def check(self, value: float | None, baseline: float | None,
               metric: str | None = None) -> GateRow:
         name = metric or self.metric
-        direction = direction_of(self.metric) or "higher"
-        allowed = f"{_fmt(self.value)}{'%' if self.relative else ''}"
-        threshold = f"max drop {allowed}"
+        direction = self.direction
+        threshold = f"max drop {self.shown}"
         if value is None or baseline is None:
             why = "no baseline" if baseline is None else f"{name} could not be computed"
             return GateRow(name, value, threshold, baseline, None, direction, SKIPPED, why)
         delta = float(value) - float(baseline)
         worse_by = -delta if direction == "higher" else delta
-        limit = abs(float(baseline)) * self.value / 100.0 if self.relative else self.value
-        ok = worse_by <= limit + 1e-12
+        ok = worse_by <= self.amount(baseline) + 1e-12
         verb = "dropped" if worse_by > 0 else "changed"
         return GateRow(name, float(value), threshold, float(baseline), delta, direction,
                        PASSED if ok else FAILED,
                        f"{name} {verb} by {_fmt(abs(delta))} vs baseline {_fmt(baseline)} "
-                       f"({'within' if ok else 'over'} {allowed})")
+                       f"({'within' if ok else 'over'} {self.shown})")
+
+
+@dataclass(frozen=True)
+class MinLift(_Change):
+    """A gate against a naive baseline: the metric must be better by at least ``value``."""
+
+    OPTION = "--min-lift"
+    FORM = "'metric=0.1' or 'metric=5%'"
+
+    def check(self, value: float | None, baseline: float | None, metric: str | None = None,
+              baseline_name: str = "naive baseline") -> GateRow:
+        name = metric or self.metric
+        direction = self.direction
+        threshold = f"lift >= {self.shown} over {baseline_name}"
+        if value is None or baseline is None:
+            why = (f"{baseline_name} has no {name}" if baseline is None
+                   else f"{name} could not be computed")
+            return GateRow(name, value, threshold, baseline, None, direction, SKIPPED, why)
+        delta = float(value) - float(baseline)
+        lift = delta if direction == "higher" else -delta
+        ok = lift >= self.amount(baseline) - 1e-12
+        return GateRow(name, float(value), threshold, float(baseline), delta, direction,
+                       PASSED if ok else FAILED,
+                       f"{name} = {_fmt(value)} vs {baseline_name} {_fmt(baseline)}: lift "
+                       f"{_fmt(lift)} {'meets' if ok else 'misses'} >= {self.shown}")
 
 
 @dataclass
@@ -172,6 +224,10 @@ class GateRow:
 
 def parse_thresholds(specs: Iterable[str] | None, option: str = "--threshold") -> list[Threshold]:
     return [Threshold.parse(s, option=option) for s in (specs or ())]
+
+
+def parse_min_lifts(specs: Iterable[str] | None, option: str = "--min-lift") -> list[MinLift]:
+    return [MinLift.parse(s, option=option) for s in (specs or ())]
 
 
 def parse_max_drops(specs: Iterable[str] | None, option: str = "--max-drop") -> list[MaxDrop]:

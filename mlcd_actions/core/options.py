@@ -69,6 +69,16 @@ def validator(cmd: click.Command, param: click.Parameter) -> Callable[[Any], Any
     return check
 
 
+# options that only make sense on the command line, never as mlcd.yaml keys (the config
+# cannot name itself; where a run starts is a per-invocation choice)
+NOT_CONFIG_KEYS = frozenset({"config_file", "from_"})
+
+
+def config_params(cmd: click.Command) -> list[click.Parameter]:
+    """The parameters of ``cmd`` that mlcd.yaml may set."""
+    return [p for p in cmd.params if p.name not in ("help", *NOT_CONFIG_KEYS)]
+
+
 def option_spec(group: click.Group, ctx: click.Context) -> dict[str, Any]:
     """``{command: {option: validator}}`` for every command, for config validation."""
     spec: dict[str, Any] = {}
@@ -77,12 +87,11 @@ def option_spec(group: click.Group, ctx: click.Context) -> dict[str, Any]:
         if isinstance(cmd, click.Group):
             sub_spec: dict[str, Any] = {"__group__": True}
             for sub_name, sub in cmd.commands.items():
-                sub_spec[sub_name] = {option_key(p): validator(sub, p) for p in sub.params
-                                      if p.name not in ("help",)}
+                sub_spec[sub_name] = {option_key(p): validator(sub, p)
+                                      for p in config_params(sub)}
             spec[name] = sub_spec
         elif cmd is not None:
-            spec[name] = {option_key(p): validator(cmd, p) for p in cmd.params
-                          if p.name not in ("help",)}
+            spec[name] = {option_key(p): validator(cmd, p) for p in config_params(cmd)}
     return spec
 
 

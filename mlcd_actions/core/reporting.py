@@ -82,7 +82,7 @@ def write(result: StageResult, report_dir: str | os.PathLike = DEFAULT_DIR, *,
     name = report_name(result.stage)
     data = to_dict(result, started_at=started_at, duration_s=duration_s)
     json_path = write_json(directory / f"{name}.json", data)
-    md_path = write_text(directory / f"{name}.md", to_markdown(result))
+    md_path = write_text(directory / f"{name}.md", to_markdown(result, report_dir=directory))
     return json_path, md_path
 
 
@@ -105,14 +105,71 @@ def md_table(columns: list[str], rows: list[list[Any]]) -> str:
 
 
 def gates_table(gates: list[GateRow]) -> str:
+    """One row per gate; a gate that did not pass says why in its own row (``detail``)."""
     rows = [[g.metric, g.value, g.threshold, g.baseline,
              None if g.delta is None else f"{g.delta:+.4g}", g.direction,
-             f"{_ICON.get(g.verdict, '')} {g.verdict}"] for g in gates]
-    return md_table(["metric", "value", "threshold", "baseline", "delta", "direction", "verdict"],
-                    rows)
+             f"{_ICON.get(g.verdict, '')} {g.verdict}",
+             g.message if g.verdict != "passed" else ""] for g in gates]
+    return md_table(["metric", "value", "threshold", "baseline", "delta", "direction", "verdict",
+                     "detail"], rows)
 
 
-def to_markdown(result: StageResult, heading_level: int = 3) -> str:
+ARTIFACT_URL_ENV = "MLCD_ARTIFACT_URL"
+
+
+def artifact_link(path: str | os.PathLike, report_dir: str | os.PathLike | None = None,
+                  base: str | None = None) -> str:
+    """A markdown link to a file a stage wrote (a plot), for a summary or a comment.
+
+    ``base`` (default ``$MLCD_ARTIFACT_URL``): with ``{path}`` in it, the file's path
+    relative to the report folder goes there (GitLab job artifact URLs); without, every
+    file links to that URL (a GitHub run's artifacts); unset, a relative link."""
+    from urllib.parse import quote
+
+    p = Path(path)
+    rel = p
+    if report_dir is not None:
+        try:
+            rel = Path(os.path.relpath(p, report_dir))
+        except ValueError:  # another drive (Windows)
+            rel = p
+    rel_text = rel.as_posix()
+    base = os.environ.get(ARTIFACT_URL_ENV) if base is None else base
+    if base:
+        url = base.replace("{path}", quote(rel_text)) if "{path}" in base else base
+    else:
+        url = quote(rel_text)
+    return f"[{p.name}]({url})"
+
+
+def plot_links(result: StageResult, report_dir: str | os.PathLike | None = None,
+               base: str | None = None) -> str:
+    """The "plots" line: a link per PNG the stage wrote that still exists (a stale one
+    from an earlier run is removed before the stage runs: :func:`remove_stale_plots`)."""
+    pngs = [a for a in result.artifacts if str(a).lower().endswith(".png")]
+    if report_dir is not None:
+        pngs = [a for a in pngs if Path(a).is_file()
+                or (Path(report_dir) / Path(a).name).is_file()]
+    if not pngs:
+        return ""
+    return "**plots**: " + " · ".join(artifact_link(a, report_dir, base) for a in pngs)
+
+
+def remove_stale_plots(stage: str, report_dir: str | os.PathLike) -> None:
+    """Delete the PNGs an earlier run of ``stage`` left (``<stage>-*.png`` and
+    ``<stage>/*.png`` in the report folder), so only this run's plots are shown."""
+    import contextlib
+
+    d = Path(report_dir)
+    name = report_name(stage)
+    for png in [*d.glob(f"{name}-*.png"), *(d / name).glob("*.png")]:
+        with contextlib.suppress(OSError):
+            png.unlink()
+
+
+def to_markdown(result: StageResult, heading_level: int = 3,
+                report_dir: str | os.PathLike | None = None,
+                artifact_url: str | None = None) -> str:
     h = "#" * heading_level
     parts = [f"{h} {_ICON.get(result.status, '')} mlcd {result.stage}: {result.status}"]
     if result.reason:
@@ -142,6 +199,9 @@ def to_markdown(result: StageResult, heading_level: int = 3) -> str:
                                                     "message"], rows)
                      + (f"\n\n… and {more} more in the JSON report" if more > 0 else ""))
     parts.extend(result.markdown)
+    links = plot_links(result, report_dir, artifact_url)
+    if links:
+        parts.append(links)
     return secrets.mask("\n\n".join(parts) + "\n")
 
 

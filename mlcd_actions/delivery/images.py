@@ -1,9 +1,13 @@
 """The serving image: a generated, readable Dockerfile, a wheelhouse, and the docker SDK.
 
 The image carries the model (``/opt/mlcd/model``), a virtual environment with
-mlcd-actions, ``mlflow-skinny`` and the model's own requirements, and runs
-``mlcd serve`` as a non-root user with a health check. Labels carry the model name and
-version, git SHA and lineage id (OCI ``org.opencontainers.image.*`` plus ``mlcd.*``).
+mlcd-actions and only what serving imports (:data:`SERVE_RUNTIME`: no mlflow, DVC,
+pandera, fairlearn, pyarrow...), the model's own requirements, and ``mlflow-skinny`` only
+when the model cannot be loaded without mlflow (:func:`needs_mlflow`: a scikit-learn
+model in pickle, cloudpickle or skops format is read by :mod:`mlcd_actions.models.mlmodel`
+without it), and runs ``mlcd serve`` as a non-root user with a health check. Test
+folders of the installed packages are removed. Labels carry the model name and version,
+git SHA and lineage id (OCI ``org.opencontainers.image.*`` plus ``mlcd.*``).
 
 Offline (air-gapped) builds install every dependency from a wheelhouse built on the
 host (``pip wheel``) with ``pip install --no-index``: the build needs no network.
@@ -31,14 +35,40 @@ PORT = 8080
 MODEL_DIR = "/opt/mlcd/model"
 VENV = "/opt/mlcd/venv"
 LABEL_PREFIX = "mlcd."
-# what the serving app needs besides the package itself
-SERVING_EXTRAS = ("httptools>=0.6", "uvloop>=0.19")
+# what ``mlcd serve`` imports: the serving runtime installed beside mlcd-actions (which is
+# installed without its own dependencies); bounds as in pyproject.toml
+SERVE_RUNTIME = ("click>=8.1", "pyyaml>=6", "numpy>=1.26", "pandas>=2.2", "scipy>=1.11",
+                 "scikit-learn>=1.4", "threadpoolctl>=3.1", "starlette>=0.37",
+                 "uvicorn>=0.29", "orjson>=3.9", "httptools>=0.6", "uvloop>=0.19",
+                 "cloudpickle>=2.2")
 
 
 def project_root() -> Path | None:
     """The source tree mlcd_actions was installed from (editable/dev installs), if any."""
     root = Path(__file__).resolve().parents[2]
     return root if (root / "pyproject.toml").is_file() else None
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def needs_mlflow(model_dir: Path) -> bool:
+    """False when ``mlcd serve`` loads the model without mlflow (see
+    :meth:`mlcd_actions.models.mlmodel.Light.load_sklearn`): a scikit-learn flavor, no code
+    paths, a serialization format read without mlflow, a column signature."""
+    from mlcd_actions.models import mlmodel
+
+    try:
+        light = mlmodel.read(model_dir)
+    except (OSError, ValueError):
+        return True
+    if light is None:
+        return True
+    conf = light.flavors.get("sklearn")
+    return not (isinstance(conf, dict) and not conf.get("code")
+                and conf.get("serialization_format", "pickle") in mlmodel.SERIALIZATION_FORMATS
+                and isinstance(conf.get("pickled_model"), str))
 
 
 def model_requirements(model_dir: Path) -> list[str]:
@@ -84,14 +114,16 @@ def flavor_requirements(model_dir: Path) -> list[str]:
 
 
 def requirements(model_dir: Path) -> list[str]:
-    """Everything the image installs, the model's pins first."""
-    reqs = model_requirements(model_dir)
-    names = {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in reqs}
-    reqs.extend(r for r in flavor_requirements(model_dir) if r not in names)
-    if "mlflow-skinny" not in names:
+    """Everything the image installs beside mlcd-actions, the model's pins first: the
+    serving runtime, and ``mlflow-skinny`` only when the model needs it to load."""
+    mlflow = needs_mlflow(model_dir)
+    reqs = [r for r in model_requirements(model_dir)
+            if mlflow or _name(r) not in ("mlflow", "mlflow-skinny")]
+    names = {_name(r) for r in reqs}
+    reqs.extend(r for r in flavor_requirements(model_dir) if _name(r) not in names)
+    if mlflow and "mlflow-skinny" not in names:
         reqs.append(mlflow_requirement())
-    reqs.extend(r for r in SERVING_EXTRAS
-                if re.split(r"[<>=]", r, maxsplit=1)[0] not in names)
+    reqs.extend(r for r in SERVE_RUNTIME if _name(r) not in names)
     return reqs
 
 
@@ -105,12 +137,12 @@ def build_wheelhouse(dst: Path, reqs: Iterable[str], *, package: str | None = No
     dst.mkdir(parents=True, exist_ok=True)
     root = project_root()
     pkg = package or (str(root) if root else f"mlcd-actions=={__version__}")
-    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dst), pkg,
-           *reqs]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
-        raise ServiceError(f"building the wheelhouse failed (pip wheel): {tail}")
+    base = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dst)]
+    for cmd in (base + ["--no-deps", pkg], base + list(reqs)):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
+            raise ServiceError(f"building the wheelhouse failed (pip wheel): {tail}")
     return dst
 
 
@@ -119,11 +151,13 @@ def dockerfile(*, base_image: str, labels: Mapping[str, str], requirements_file:
     """The Dockerfile, written to be read by a person."""
     label_lines = " \\\n      ".join(f"{k}={json.dumps(str(v))}" for k, v in sorted(labels.items()))
     env_lines = " \\\n    ".join(f"{k}={json.dumps(str(v))}" for k, v in sorted((env or {}).items()))
-    install = (f"{VENV}/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheelhouse "
-               f"-r /tmp/wheelhouse/{requirements_file}"
-               if offline else
-               f"{VENV}/bin/pip install --no-cache-dir --find-links /tmp/wheelhouse "
-               f"-r /tmp/wheelhouse/{requirements_file}")
+    pip = (f"{VENV}/bin/pip install --no-cache-dir --disable-pip-version-check "
+           + ("--no-index " if offline else "") + "--find-links /tmp/wheelhouse")
+    install = (f"{pip} -r /tmp/wheelhouse/{requirements_file} \\\n"
+               f" && {pip} --no-deps mlcd-actions \\\n"
+               f" && {VENV}/bin/pip uninstall --yes --quiet pip \\\n"
+               f" && find {VENV} -depth -type d -name tests -path '*/site-packages/*' "
+               "-exec rm -rf {} +")
     extra_env = (" \\\n    " + env_lines) if env_lines else ""
     health = ("import sys, urllib.request; "
               f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{PORT}/health', "
@@ -136,7 +170,9 @@ FROM {base_image}
 
 LABEL {label_lines}
 
-# 1. a virtual environment with mlcd-actions, mlflow-skinny and the model's requirements
+# 1. a virtual environment with the serving runtime and the model's requirements, then
+#    mlcd-actions without its other dependencies (serving imports none of them); pip and
+#    the packages' test folders are removed
 COPY wheelhouse/ /tmp/wheelhouse/
 RUN python3 -m venv {VENV} \\
  && {install} \\

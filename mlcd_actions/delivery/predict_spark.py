@@ -41,7 +41,7 @@ DEFAULT_MASTER = "local[*]"
 _SPARK_TYPES = {"double": "double", "float": "float", "long": "bigint", "integer": "int",
                 "boolean": "boolean", "string": "string"}
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
-_ERROR_RE = re.compile(r"mlcd_actions\.errors\.(DataError|ConfigError|StageFailed): (.+)")
+_ERROR_RE = re.compile(r"mlcd_actions\.core\.errors\.(DataError|ConfigError|StageFailed): (.+)")
 
 _worker_specs: dict[str, Any] = {}  # model file name -> ModelSpec, per Python worker
 

@@ -56,9 +56,15 @@ def configure(explicit: str | None = None) -> str:
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(registry_uri(None if explicit is None else explicit))
+    env_defaults()
+    return uri
+
+
+def env_defaults() -> None:
+    """mlcd's HTTP defaults for MLflow clients (ours too): fail in seconds, not minutes;
+    :func:`with_retries` retries an unreachable server on top."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    return uri
 
 
 def ensure_experiment(name: str) -> str:

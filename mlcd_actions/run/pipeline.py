@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ BUILD_DIR = f"{WORK}/build"
 PREDICTIONS = f"{WORK}/predictions/predictions.parquet"
 DVC_REMOTE = f"{WORK}/dvc-remote"
 STATE_DIR = f"{WORK}/deployments"
+MAIN_SNAPSHOT = f"{WORK}/main"
 # options that name where a stage writes: part of a key by name, never by content
 OUTPUT_PARAMS = {"out", "output", "report_dir", "state_dir", "context_dir", "prediction_log",
                  "remote"}
@@ -155,7 +157,15 @@ def _scored(run: Run) -> list[Arg]:
 
 
 def _evaluate(run: Run) -> list[Arg]:
-    return [*_scored(run), *_default(run, "evaluate", "name", run.name, "--name")]
+    args = [*_scored(run), *_default(run, "evaluate", "name", run.name, "--name")]
+    # the main snapshot: the last run on the main branch writes it, any other branch is
+    # compared with it (its content is part of the key there, so a new main re-evaluates)
+    saving = run.on_main_branch() and not run.given("evaluate", "save_main_snapshot")
+    if saving:
+        args.append(Arg("save_main_snapshot", True, "--save-main-snapshot"))
+    if not run.given("evaluate", "main_snapshot"):
+        args.append(Arg("main_snapshot", MAIN_SNAPSHOT, "--main-snapshot", key=not saving))
+    return args
 
 
 def _register(run: Run) -> list[Arg]:
@@ -350,6 +360,12 @@ class Run:
                 opts[p.name] = env
         return opts
 
+    def on_main_branch(self) -> bool:
+        """True on the repository's default branch (CI: a push build of it)."""
+        from mlcd_actions.ci import gitinfo
+
+        return gitinfo.context(self.root).is_default_branch
+
     def local_source(self) -> bool:
         if not self.source:
             return False
@@ -437,7 +453,7 @@ def _argv(step: Step, args: list[Arg], config_path: Path | None, report_dir: Pat
             positional += [str(v) for v in values]
         else:
             for v in values:
-                argv += [a.flag, str(v)]
+                argv += [a.flag] if v is True else [a.flag, str(v)]
     return argv + (["--", *positional] if positional else [])
 
 
@@ -743,6 +759,8 @@ def _stop_deployments(run: Run, environments: list[str], echo) -> None:
 def _result(run: Run, records: list[StepRecord], failed: StepRecord | None, t_start: float,
             keep_serving: bool, deployed: list[str]) -> StageResult:
     total = time.monotonic() - t_start
+    if deployed and not keep_serving:
+        _forget_stopped_urls(records, deployed)
     ran = [r for r in records if r.status != NOT_RUN]
     cached = [r for r in ran if r.status == CACHED]
     rows = [[r.step, "skipped (cached)" if r.status == CACHED else r.status,
@@ -771,6 +789,26 @@ def _result(run: Run, records: list[StepRecord], failed: StepRecord | None, t_st
         result.reason = (f"{len(ran)} stage(s) passed ({done} ran, {len(cached)} skipped "
                          f"unchanged{note}) in {total:.1f}s{where}")
     return result
+
+
+_URL = re.compile(r"\s*(?:at\s+)?https?://\S+")
+
+
+def _forget_stopped_urls(records: list[StepRecord], environments: list[str]) -> None:
+    """The servers of ``environments`` were stopped at the end of the run: their URLs are
+    dead, so the table says so instead of showing them."""
+    for rec in records:
+        env = None
+        for e in environments:
+            if rec.step in (f"deploy-{e}", f"smoke-test-{e}"):
+                env = e
+        if env is None:
+            continue
+        if rec.step.startswith("deploy-"):
+            rec.cell = f"{env}: stopped after the run (--keep-serving keeps it)"
+        else:
+            rec.cell = _URL.sub("", rec.cell or rec.reason)
+            rec.reason = _URL.sub("", rec.reason)
 
 
 def render_table(result: StageResult) -> str:

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from mlcd_actions.core import secrets
 from mlcd_actions.core.errors import ConfigError, DataError, ServiceError
+from mlcd_actions.data.tables import COMPRESSION_SUFFIXES, format_of, iter_file_batches
 from mlcd_actions.sources.base import Source, SourceData, mask_uri
-from mlcd_actions.sources.formats import COMPRESSION_SUFFIXES, format_of, iter_file_batches
 
 CHUNK = 1 << 20
 BACKOFF = 0.5           # seconds before the first retry; doubles each time

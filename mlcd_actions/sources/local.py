@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 from mlcd_actions.core.errors import DataError
+from mlcd_actions.data.tables import format_of, is_table_name, iter_file_batches
 from mlcd_actions.sources.base import Source, SourceData
-from mlcd_actions.sources.formats import format_of, is_table_name, iter_file_batches
 
 _GLOB = ("*", "?", "[")
 

@@ -5,8 +5,10 @@ the prefix; ``s3://bucket/prefix/*.parquet`` the objects matching the glob. Each
 downloaded to a temporary file with progress, then read like a local file.
 
 The endpoint comes from ``--endpoint-url``, else ``AWS_ENDPOINT_URL_S3`` or
-``AWS_ENDPOINT_URL``, else AWS. Credentials come from the usual boto3 chain
-(environment, profile, instance role). Timeouts and retries go to botocore.
+``AWS_ENDPOINT_URL``, else AWS. Credentials come from the usual AWS chain
+(environment, profile, instance role). The client is botocore's (what s3fs and
+``dvc[s3]`` bring too, so no boto3 pin can disagree with theirs); timeouts and
+retries go to it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlcd_actions.core.errors import ConfigError, DataError, ServiceError
+from mlcd_actions.data.tables import format_of, is_table_name, iter_file_batches
 from mlcd_actions.sources.base import Source, SourceData
-from mlcd_actions.sources.formats import format_of, is_table_name, iter_file_batches
 
 _GLOB = ("*", "?", "[")
 _MISSING = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
@@ -56,16 +58,18 @@ class S3Source(Source):
 
     def client(self):
         try:
-            import boto3
+            import botocore.session
             from botocore.config import Config
         except ModuleNotFoundError as exc:
-            raise ConfigError("s3:// sources need boto3: pip install 'mlcd-actions[s3]'") from exc
+            raise ConfigError("s3:// sources need botocore: pip install 'mlcd-actions[s3]'"
+                              ) from exc
         config = Config(connect_timeout=self.timeout, read_timeout=self.timeout,
                         retries={"total_max_attempts": self.retries + 1, "mode": "standard"})
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         try:
-            return boto3.client("s3", endpoint_url=self.endpoint_url, config=config,
-                                region_name=region or "us-east-1")
+            return botocore.session.get_session().create_client(
+                "s3", endpoint_url=self.endpoint_url, config=config,
+                region_name=region or "us-east-1")
         except ValueError as exc:  # a malformed endpoint URL
             raise ConfigError(f"--endpoint-url {self.endpoint_url!r}: {exc}") from exc
 
@@ -133,7 +137,13 @@ class S3Source(Source):
         with Progress(f"download {label}", total=total, unit="bytes",
                       enabled=None if self.progress else False) as bar, \
                 open(target, "wb") as fh:
-            client.download_fileobj(bucket, key, fh, Callback=bar.update)
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+            try:
+                for chunk in body.iter_chunks(chunk_size=1 << 20):
+                    fh.write(chunk)
+                    bar.update(len(chunk))
+            finally:
+                body.close()
 
     @classmethod
     def contract_source(cls, kind: str, table_path: Path, workdir: Path,

@@ -28,8 +28,8 @@ from urllib.parse import quote
 
 from mlcd_actions.core import secrets
 from mlcd_actions.core.errors import ConfigError, DataError, ServiceError
+from mlcd_actions.data.tables import first_line, to_arrow
 from mlcd_actions.sources.base import Source, SourceData
-from mlcd_actions.sources.formats import first_line, to_arrow
 
 CHUNK_ROWS = 50_000
 _FORBIDDEN = {"INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "REPLACE", "CREATE", "DROP",

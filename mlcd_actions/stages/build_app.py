@@ -129,8 +129,7 @@ def run(*, model_uri: str, tag: str, base_image: str = images.DEFAULT_BASE_IMAGE
                 images.copy_tree(src, wheels)
             else:
                 images.build_wheelhouse(wheels, reqs)
-            pkg = "mlcd-actions"
-            write_text(wheels / "requirements.txt", "\n".join([pkg, *reqs]) + "\n")
+            write_text(wheels / "requirements.txt", "\n".join(reqs) + "\n")
             text = images.dockerfile(
                 base_image=base_image, labels=labels, requirements_file="requirements.txt",
                 env={"MLCD_MODEL_NAME": model.name or "", "MLCD_MODEL_VERSION":

@@ -483,17 +483,8 @@ def run(src_dir: str | os.PathLike = ".", *, out: str | os.PathLike,
         env: Mapping[str, str] | None = None) -> StageResult:
     """Version, check and package the training code in ``src_dir`` into ``out``."""
     src = Path(src_dir)
-    if not src.exists():
-        raise DataError(f"source folder not found: {src_dir}", file=str(src_dir))
-    if not src.is_dir():
-        raise DataError(f"source is not a folder: {src_dir}", file=str(src_dir))
     out_dir = Path(out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder", file=str(out))
-    if kind not in KINDS:
-        raise ConfigError(f"--artifact-kind {kind!r}: expected one of {', '.join(KINDS)}")
-    if check_timeout <= 0:
-        raise ConfigError("--check-timeout must be positive")
+    _check_options(src_dir, out, kind=kind, check_timeout=check_timeout)
     channels = load_toggles(toggles) if toggles else None
     src_abs = src.resolve()
     if kind == "wheel" and not is_package(src_abs):
@@ -521,24 +512,49 @@ def run(src_dir: str | os.PathLike = ".", *, out: str | os.PathLike,
         return result
     result.outputs["channel-enabled"] = True
 
-    skip = [out_dir.resolve()]
-    files = SourceFiles(src_abs, extra_excludes=excludes, skip=skip).list()
+    files = SourceFiles(src_abs, extra_excludes=excludes, skip=[out_dir.resolve()]).list()
     if not files:
         raise DataError(f"nothing to package in {src_dir}: every file is excluded or the "
                         "folder is empty", file=str(src_dir))
+    runs = _checks(result, src_abs, src_dir, [rel for rel, _ in files], check_commands,
+                   skip_checks=skip_checks, timeout=check_timeout)
+    if result.status == FAILED:
+        return result
+    _package(result, src_abs, out_dir, files, info, kind=kind, name=name,
+             timeout=check_timeout, checks_run=len(runs))
+    return result
 
-    # ---- checks
+
+def _check_options(src_dir: str | os.PathLike, out: str | os.PathLike, *, kind: str,
+                   check_timeout: float) -> None:
+    src, out_dir = Path(src_dir), Path(out)
+    if not src.exists():
+        raise DataError(f"source folder not found: {src_dir}", file=str(src_dir))
+    if not src.is_dir():
+        raise DataError(f"source is not a folder: {src_dir}", file=str(src_dir))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder", file=str(out))
+    if kind not in KINDS:
+        raise ConfigError(f"--artifact-kind {kind!r}: expected one of {', '.join(KINDS)}")
+    if check_timeout <= 0:
+        raise ConfigError("--check-timeout must be positive")
+
+
+def _checks(result: StageResult, src_abs: Path, src_dir, rel_files: list[str],
+            check_commands: Sequence[str], *, skip_checks: bool,
+            timeout: float) -> list[CheckRun]:
+    """Run the checks, record them; a failed check makes ``result`` FAILED."""
     runs: list[CheckRun] = []
     if skip_checks:
         result.warnings.append("checks skipped (--skip-checks)")
     else:
-        checks, warnings = plan_checks(src_abs, [rel for rel, _ in files], check_commands)
+        checks, warnings = plan_checks(src_abs, rel_files, check_commands)
         result.warnings.extend(warnings)
         if not checks:
             result.warnings.append(f"no checks: {src_dir} has no Python files and no tests; "
                                    "add --check-command to gate this code")
         for check in checks:
-            runs.append(run_check(check, src_abs, timeout=check_timeout))
+            runs.append(run_check(check, src_abs, timeout=timeout))
     result.details["checks"] = [r.to_dict() for r in runs]
     result.metrics["checks"] = len(runs)
     result.metrics["checks_failed"] = sum(not r.passed for r in runs)
@@ -563,13 +579,16 @@ def run(src_dir: str | os.PathLike = ".", *, out: str | os.PathLike,
                 title=f"mlcd {STAGE}: check failed", code="build-training.check"))
             result.markdown.append(_tail_block(f"`{r.label}` failed "
                                                f"({r.note or f'exit {r.exit_code}'})", r.tail))
-        return result
+    return runs
 
-    # ---- package
+
+def _package(result: StageResult, src_abs: Path, out_dir: Path, files, info, *, kind: str,
+             name: str | None, timeout: float, checks_run: int) -> None:
+    """Build the wheel or zip into ``out_dir`` and record it (a failed build: FAILED)."""
     chosen = kind if kind != "auto" else ("wheel" if is_package(src_abs) else "zip")
     try:
         if chosen == "wheel":
-            artifact = build_wheel(files, out_dir, info.pep440, timeout=check_timeout)
+            artifact = build_wheel(files, out_dir, info.pep440, timeout=timeout)
         else:
             base = _safe_name(name or project_name(src_abs) or src_abs.name)
             artifact = out_dir / f"{base}-{info.version}.zip"
@@ -580,7 +599,7 @@ def run(src_dir: str | os.PathLike = ".", *, out: str | os.PathLike,
         result.reason = f"wheel build failed: {exc.message}"
         result.findings.append(Finding(exc.message, title=f"mlcd {STAGE}: build failed"))
         result.markdown.append(_tail_block("wheel build failed", exc.tail))
-        return result
+        return
 
     digest = sha256_file(artifact)
     result.outputs.update({"artifact": str(artifact), "sha256": digest,
@@ -589,9 +608,8 @@ def run(src_dir: str | os.PathLike = ".", *, out: str | os.PathLike,
     result.lineage["code_sha256"] = digest
     result.metrics.update({"files": len(files), "bytes": artifact.stat().st_size})
     result.details["files"] = [rel for rel, _ in files][:500]
-    checked = f"{len(runs)} check(s) passed" if runs else "no checks run"
+    checked = f"{checks_run} check(s) passed" if checks_run else "no checks run"
     result.reason = f"{chosen} {artifact.name} ({info.channel}), {checked}"
-    return result
 
 
 def _tail_block(title: str, tail: Sequence[str]) -> str:

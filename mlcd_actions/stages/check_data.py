@@ -74,12 +74,16 @@ def run(data: str, *, label: str | None = None, sensitive: Iterable[str] = (),
         raise DataError(f"{data}: dataset is empty (0 rows)")
     require_columns(df, [label], data, role="label column")
     require_columns(df, sensitive, data, role="sensitive feature")
+    result = StageResult(STAGE)
     for rule in policy.columns:
         if not rule.is_glob and rule.pattern not in df.columns:
-            raise ConfigError(f"{rule.where}: policy column {rule.pattern!r} not found in "
-                              f"{data} (columns: {', '.join(map(str, list(df.columns)[:20]))})")
-
-    result = StageResult(STAGE)
+            # a column the user dropped (e.g. personal data removed in prepare): nothing
+            # left to check, which is what the rule wanted; noted, never fatal
+            result.findings.append(Finding(
+                f"{rule.where}: policy column {rule.pattern!r} is not in {data} (dropped?); "
+                "its rule has nothing to check (a typo? columns: "
+                f"{', '.join(map(str, list(df.columns)[:20]))})", SEV_WARNING,
+                column=rule.pattern, code="pii.policy-column-absent"))
     result.metrics["rows"] = int(len(df))
     result.metrics["columns"] = int(df.shape[1])
 
@@ -115,7 +119,7 @@ def run(data: str, *, label: str | None = None, sensitive: Iterable[str] = (),
             if len(fb.groups) < 2:
                 result.warnings.append(f"sensitive feature {fb.feature!r} has a single group; "
                                        "gaps between groups are 0 by definition")
-        bias_gates = _bias_gates(metrics, gate_specs)
+        bias_gates = _bias_gates(metrics, gate_specs, features)
 
     result.gates = pii_gates + bias_gates
     violations = sum(1 for g in result.gates if g.verdict == FAILED)
@@ -139,15 +143,38 @@ def run(data: str, *, label: str | None = None, sensitive: Iterable[str] = (),
     return result
 
 
-def _bias_gates(metrics: dict[str, Any], specs: list[Threshold]):
+def _bias_gates(metrics: dict[str, Any], specs: list[Threshold],
+                features: list | None = None):
     known = {k: v for k, v in metrics.items() if not k.endswith("groups")}
     rows = []
     for t in specs:
         if t.metric not in known:
             raise ConfigError(f"--threshold {t.spec!r}: unknown metric {t.metric!r}; known: "
                               f"{', '.join(sorted(known))}")
-        rows.append(t.check(known[t.metric]))
+        row = t.check(known[t.metric])
+        if row.verdict == FAILED:
+            where = _worst_where(features or [], t.metric, known[t.metric])
+            if where:
+                row.message = f"{row.message} ({where})"
+        rows.append(row)
     return rows
+
+
+def _worst_where(features: list, metric: str, value: Any) -> str:
+    """Which feature (and group) gave the failing worst value: ``feature 'sex', group 'x'``."""
+    name = metric.split(":")[-1]
+    if ":" in metric:
+        picks = [fb for fb in features if fb.feature == metric.split(":")[0]]
+    else:
+        picks = [fb for fb in features if fb.metrics.get(name) == value]
+    if not picks:
+        return ""
+    fb = picks[0]
+    where = f"feature {fb.feature!r}"
+    if name == "min_group_size" and fb.groups:
+        small = min(fb.groups, key=lambda g: g["size"])
+        where += f", group {_safe_group(small['group'])!r} has {small['size']} rows"
+    return where
 
 
 def _apply_policy(df, scan: pii.ScanResult, policy: pii.Policy, result: StageResult):

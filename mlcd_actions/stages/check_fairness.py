@@ -12,7 +12,9 @@ and ratios the gates read.
 A configured gate that cannot be checked (fewer than two groups reach
 ``--min-group-size``, a single group, a ratio of 0 to 0) fails with the reason
 (``sex: only 1 group has >= 30 rows; demographic parity cannot be checked``), unless
-``allow_skipped_gates`` (``--allow-skipped-gates``) skips it with a warning.
+``allow_skipped_gates`` (``--allow-skipped-gates``) skips it with a warning. A
+classifier that predicts one class for every row is trivially equal across groups: its
+gates cannot be checked either, and fail the same way, each row naming the constant.
 """
 
 from __future__ import annotations
@@ -90,53 +92,26 @@ def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable
     scoped = parse_scoped(thresholds, task, features)
     if task == models.CLASSIFICATION:
         _check_classes(df[label], label, test)
-
-    x = models.prepare_features(df, label, model, path=test)
-    y_pred = model.predict(x)
-    y_true = df[label].to_numpy()
-    pos = None
-    if task == models.CLASSIFICATION:
-        classes = list(model.classes) if model.classes else sorted(
-            set(_unique(y_true)) | set(_unique(y_pred)), key=str)
-        y_true = metriclib.align_labels(y_true, classes)
-        if len(classes) > 2 and pos_label is None:
-            raise ConfigError(f"label {label!r} has {len(classes)} classes; pass --pos-label to "
-                              "name the favourable outcome (assessed one-vs-rest)")
-        pos = metriclib.positive_label(classes, pos_label)
-    else:
-        import numpy as np
-
-        try:
-            y_true = y_true.astype(float)
-            y_pred = np.asarray(y_pred, dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{test}: regression label {label!r} or the predictions are not "
-                            f"numeric: {exc}") from exc
+    y_true, y_pred, pos = _predict(model, df, label, task, test, pos_label)
 
     assessed: dict[str, fairness.FeatureFairness] = {}
     for feature in features:
         assessed[feature] = fairness.assess(task, df[feature], y_true, y_pred, feature=feature,
                                             pos_label=pos, min_group_size=min_group_size)
-
-    for feature, ff in assessed.items():
-        for metric, value in ff.summary.items():
-            result.metrics[f"{feature}:{metric}"] = value
-        if ff.excluded:
-            shown = ", ".join(map(str, ff.excluded[:10]))
-            more = f" (+{len(ff.excluded) - 10} more)" if len(ff.excluded) > 10 else ""
-            result.warnings.append(
-                f"{feature}: {len(ff.excluded)} group(s) under --min-group-size {min_group_size} "
-                f"reported but not gated: {shown}{more}")
-        if len(ff.groups) > MANY_GROUPS:
-            result.warnings.append(
-                f"{feature}: {len(ff.groups)} groups; a continuous or id-like column should be "
-                "binned before a fairness check")
-        if ff.gated_groups < 2:
-            result.warnings.append(
-                f"{feature}: fewer than two groups with at least {min_group_size} row(s); "
-                "differences and ratios are undefined")
-
+    _record(result, assessed, min_group_size)
     result.gates = _gates(scoped, assessed, min_group_size)
+    constant = _constant_prediction(task, y_pred)
+    if constant is not None:
+        # a model that gives everyone the same answer is trivially "fair": its fairness
+        # gates cannot tell anything, so they count as unchecked (failed, like any other
+        # gate that cannot be checked, unless --allow-skipped-gates)
+        for row in result.gates:
+            if row.verdict != PASSED:
+                continue  # an undefined metric keeps its own, more precise reason
+            row.verdict = SKIPPED
+            row.message = (f"the model predicts {constant!r} for every row: a constant model "
+                           f"is trivially equal across groups, so {row.metric} says nothing")
+        result.details["constant_prediction"] = constant
     result.warnings.extend(fail_unchecked(
         [(row, row.message) for row in result.gates if row.verdict == SKIPPED],
         allow=allow_skipped_gates))
@@ -158,7 +133,62 @@ def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable
     result.lineage.update({k: v for k, v in (("model_uri", model_uri), ("run_id", model.run_id),
                                              ("model_name", model.name),
                                              ("model_version", model.version)) if v})
+    _verdict(result, task, assessed, tracking_uri)
+    return result
 
+
+def _predict(model: models.LoadedModel, df, label: str, task: str, test, pos_label):
+    """(y_true, y_pred, positive label) on the test set: classes aligned with the model's,
+    a multiclass label needs ``--pos-label``; a regression label must be numeric."""
+    x = models.prepare_features(df, label, model, path=test)
+    y_pred = model.predict(x)
+    y_true = df[label].to_numpy()
+    pos = None
+    if task == models.CLASSIFICATION:
+        classes = list(model.classes) if model.classes else sorted(
+            set(_unique(y_true)) | set(_unique(y_pred)), key=str)
+        y_true = metriclib.align_labels(y_true, classes)
+        if len(classes) > 2 and pos_label is None:
+            raise ConfigError(f"label {label!r} has {len(classes)} classes; pass --pos-label to "
+                              "name the favourable outcome (assessed one-vs-rest)")
+        pos = metriclib.positive_label(classes, pos_label)
+    else:
+        import numpy as np
+
+        try:
+            y_true = y_true.astype(float)
+            y_pred = np.asarray(y_pred, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{test}: regression label {label!r} or the predictions are not "
+                            f"numeric: {exc}") from exc
+    return y_true, y_pred, pos
+
+
+def _record(result: StageResult, assessed: dict[str, fairness.FeatureFairness],
+            min_group_size: int) -> None:
+    """Per-feature metrics, and warnings about groups left out or too many/few groups."""
+    for feature, ff in assessed.items():
+        for metric, value in ff.summary.items():
+            result.metrics[f"{feature}:{metric}"] = value
+        if ff.excluded:
+            shown = ", ".join(map(str, ff.excluded[:10]))
+            more = f" (+{len(ff.excluded) - 10} more)" if len(ff.excluded) > 10 else ""
+            result.warnings.append(
+                f"{feature}: {len(ff.excluded)} group(s) under --min-group-size {min_group_size} "
+                f"reported but not gated: {shown}{more}")
+        if len(ff.groups) > MANY_GROUPS:
+            result.warnings.append(
+                f"{feature}: {len(ff.groups)} groups; a continuous or id-like column should be "
+                "binned before a fairness check")
+        if ff.gated_groups < 2:
+            result.warnings.append(
+                f"{feature}: fewer than two groups with at least {min_group_size} row(s); "
+                "differences and ratios are undefined")
+
+
+def _verdict(result: StageResult, task: str, assessed: dict[str, fairness.FeatureFairness],
+             tracking_uri: str | None = None) -> None:
+    """The reason, the gate verdict, and the worst value of each metric as outputs."""
     checked = [g for g in result.gates if g.verdict in (PASSED, FAILED)]
     headline = _headline(task, assessed)
     if not result.gates:
@@ -180,7 +210,14 @@ def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable
         if values:  # the worst value over the sensitive features
             worst = min(values) if metric.endswith("_ratio") else max(values)
             result.outputs[metric.replace("_", "-")] = worst
-    return result
+
+
+def _constant_prediction(task: str, y_pred) -> object:
+    """The one class a classifier predicts for every row, else None."""
+    if task != models.CLASSIFICATION:
+        return None
+    values = _unique(y_pred)
+    return _plain(values[0]) if len(values) == 1 else None
 
 
 def _gates(scoped, assessed: dict[str, fairness.FeatureFairness], min_group_size: int):

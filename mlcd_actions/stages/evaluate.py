@@ -9,11 +9,24 @@ same test set. Plots go beside the report as PNG; a Mermaid chart goes into the
 markdown. A run with no gate at all says so loudly (warning + reason) instead of
 passing silently.
 
+A naive baseline (:mod:`mlcd_actions.naive`: majority class and stratified guess, or the
+mean) is scored on the same test set; ``--min-lift`` gates ask for a lift over the best of
+them (default :data:`DEFAULT_MIN_LIFT`), so a model that learned nothing fails and its row
+names the naive score.
+
+With no champion reachable (none registered, no ``--name``, or the registry down) the
+baseline is the **main snapshot** (:mod:`mlcd_actions.main_snapshot`, ``--main-snapshot``,
+default ``.mlcd/main``): the model the main branch last produced, re-scored on this test
+set. Whenever a snapshot exists the report has a "vs main" table, one row per metric
+(value, main, delta), like ``dvc metrics diff``; without one it says "no model on main
+yet". ``--save-main-snapshot`` (on the main branch) writes the candidate there when the
+stage did not fail. A skipped gate says why in its own row.
+
 A configured gate that cannot be checked (``roc_auc>=0.8`` for a model without
 ``predict_proba``, ``r2`` on a constant label) fails with the reason, unless
 ``allow_skipped_gates`` (``--allow-skipped-gates``) turns it into a skipped gate with a
-warning. The one exception is ``--max-drop`` with no baseline at all (no champion yet:
-the first model): those gates are skipped with a warning, never failed.
+warning. The one exception is ``--max-drop`` with no baseline at all (no champion and no
+model on main yet: the first model): those gates are skipped with the reason, never failed.
 """
 
 from __future__ import annotations
@@ -26,15 +39,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcd_actions.core import gates as gatelib
-from mlcd_actions.core.errors import DataError, StageFailed
+from mlcd_actions.core.errors import DataError, MlcdError, ServiceError, StageFailed
 from mlcd_actions.core.gates import FAILED, PASSED, SKIPPED, fmt
 from mlcd_actions.core.reporting import DEFAULT_DIR
 from mlcd_actions.core.results import StageResult, Table
 from mlcd_actions.data.tables import read_table, require_columns
 from mlcd_actions.delivery import overrides
 from mlcd_actions.models import loading as models
+from mlcd_actions.models import main_snapshot as snaplib
 from mlcd_actions.models import metrics as metriclib
-from mlcd_actions.models import plots
+from mlcd_actions.models import naive, plots
 from mlcd_actions.models.scoring import check_classes as _check_classes
 from mlcd_actions.models.scoring import check_label as _check_label
 from mlcd_actions.models.scoring import model_info as _model_info
@@ -47,6 +61,10 @@ if TYPE_CHECKING:  # pragma: no cover
 STAGE = "evaluate"
 CHAMPION = "champion"
 NO_GATES = "no gates configured"
+# the default --min-lift: a lift over the naive baseline that a model which learned
+# nothing (constant, or random at the class frequencies) does not reach
+DEFAULT_MIN_LIFT = {models.CLASSIFICATION: ("balanced_accuracy=0.1",),
+                    models.REGRESSION: ("r2=0.1",)}
 
 
 def run(model_uri: str, test: str | os.PathLike, label: str, *,
@@ -55,10 +73,15 @@ def run(model_uri: str, test: str | os.PathLike, label: str, *,
         pos_label: str | None = None, tracking_uri: str | None = None,
         report_dir: str | os.PathLike = DEFAULT_DIR, max_slice_values: int = 20,
         plot: bool = True, log_metrics: bool = True,
-        allow_skipped_gates: bool = False) -> StageResult:
-    """Evaluate ``model_uri`` on ``test`` (label column ``label``); see the module doc."""
+        allow_skipped_gates: bool = False, min_lifts: Iterable[str] | None = None,
+        main_snapshot: str | os.PathLike | None = snaplib.DEFAULT_DIR,
+        save_main_snapshot: bool = False) -> StageResult:
+    """Evaluate ``model_uri`` on ``test`` (label column ``label``); see the module doc.
+
+    ``min_lifts`` None means :data:`DEFAULT_MIN_LIFT` for the task; ``()`` means none."""
     threshold_specs = gatelib.parse_thresholds(thresholds)
     drop_specs = gatelib.parse_max_drops(max_drops)
+    lift_specs = None if min_lifts is None else gatelib.parse_min_lifts(min_lifts)
     slice_cols = list(dict.fromkeys(slices or ()))
     result = StageResult(STAGE)
 
@@ -81,38 +104,62 @@ def run(model_uri: str, test: str | os.PathLike, label: str, *,
         result.warnings.append(f"label values the model never learned: {shown}; they count as "
                                "errors, and roc_auc/log_loss are not computed")
 
-    base_model, base_source = _baseline(baseline, name, tracking_uri, result)
+    if lift_specs is None:
+        lift_specs = gatelib.parse_min_lifts(DEFAULT_MIN_LIFT[task])
+    naive_scores = naive.score(task, scored["y_true"], scored["classes"], scored["pos_label"])
+
+    snapshot, no_snapshot = (snaplib.read(main_snapshot) if main_snapshot
+                             else (None, "no main snapshot (--main-snapshot is empty)"))
+    main_scored, main_model, main_error = _score_main(snapshot, df, label, task, test,
+                                                      pos_label, tracking_uri)
+    base_model, base_source, base_kind = _baseline(baseline, name, tracking_uri, result)
     base_metrics: dict[str, Any] | None = None
     base_scored: dict[str, Any] | None = None
     if base_model is not None:
         base_scored = score(base_model, df, label, task, test, pos_label=pos_label,
                             role="baseline")
         base_metrics = base_scored["metrics"]
+    elif main_scored is not None:
+        base_model, base_scored, base_kind = main_model, main_scored, "main"
+        base_metrics = main_scored["metrics"]
+        base_source = f"{base_source}; compared with the model main last produced ({snapshot.label})"
+    else:
+        base_source = f"{base_source}; {main_error or no_snapshot}"
 
-    # gates
-    rows = gatelib.evaluate_gates(result.metrics, threshold_specs, drop_specs, base_metrics)
+    # gates: thresholds, lift over the naive baseline, drop against champion/main
+    rows = gatelib.evaluate_gates(result.metrics, threshold_specs, (), base_metrics)
+    lift_rows = _lift_gates(result.metrics, lift_specs, naive_scores)
+    drop_rows = gatelib.evaluate_gates(result.metrics, (), drop_specs, base_metrics)
+    for row in drop_rows:
+        if row.verdict == SKIPPED and base_metrics is None:
+            row.message = f"skipped: no baseline — {base_source}"
+    rows = [*rows, *lift_rows, *drop_rows]
     result.gates = rows
     if drop_specs and base_metrics is None:
         result.warnings.append(
-            f"{len(drop_specs)} max-drop gate(s) skipped: {base_source or 'no baseline'}")
+            f"{len(drop_specs)} max-drop gate(s) skipped: {base_source}")
     unchecked = []
-    for row, spec in zip(rows, [*threshold_specs, *drop_specs], strict=True):
+    for row, spec in zip(rows, [*threshold_specs, *lift_specs, *drop_specs], strict=True):
         if row.verdict != SKIPPED:
             continue
         if isinstance(spec, gatelib.MaxDrop) and base_metrics is None:
-            continue  # no champion yet (the first model): skipped with the warning above
+            continue  # no champion and no model on main yet (the first model): reason above
         unchecked.append((row, _unchecked_reason(spec, model, scored, base_model,
                                                  base_scored)))
     result.warnings.extend(gatelib.fail_unchecked(unchecked, allow=allow_skipped_gates))
 
     # report detail
     metric_names = metriclib.metric_names(task)
-    if base_model is not None:
+    result.tables.append(_naive_table(result.metrics, naive_scores, metric_names))
+    if base_model is not None and base_kind != "main":
         result.tables.append(_diff_table(result.metrics, base_metrics, metric_names,
                                          model.display, base_model.display))
+    result.tables.append(_main_table(result.metrics, main_scored, metric_names, snapshot,
+                                     main_error or no_snapshot))
     slice_tables, slice_details = _slices(df, slice_cols, task, scored, max_slice_values)
     result.tables.extend(slice_tables)
-    result.markdown.append(_chart(task, result.metrics, base_metrics))
+    result.markdown.append(_chart(task, result.metrics, base_metrics,
+                                  "main" if base_kind == "main" else "baseline"))
     if plot:
         result.artifacts.extend(_plots(report_dir, task, scored))
 
@@ -124,7 +171,13 @@ def run(model_uri: str, test: str | os.PathLike, label: str, *,
         "pos_label": scored["pos_label"],
         "model": _model_info(model),
         "baseline": None if base_model is None else {
-            **_model_info(base_model), "source": base_source, "metrics": base_metrics},
+            **_model_info(base_model), "source": base_source, "kind": base_kind,
+            "metrics": base_metrics},
+        "naive_baselines": naive_scores,
+        "main": None if snapshot is None else {
+            "directory": os.fspath(snapshot.directory), "meta": snapshot.meta,
+            "metrics": None if main_scored is None else main_scored["metrics"],
+            "error": main_error},
         "slices": slice_details,
         "metric_definitions": _definitions(task, scored["classes"]),
     })
@@ -134,6 +187,7 @@ def run(model_uri: str, test: str | os.PathLike, label: str, *,
 
     # verdict
     checked = [g for g in rows if g.verdict in (PASSED, FAILED)]
+    skipped = [g for g in rows if g.verdict == SKIPPED]
     if not rows:
         result.warnings.insert(0, f"{NO_GATES}: pass --threshold (e.g. "
                                   f"'{metric_names[0]}>=0.8') or --max-drop; nothing was checked")
@@ -143,8 +197,15 @@ def run(model_uri: str, test: str | os.PathLike, label: str, *,
         result.reason = (f"no gate checked ({len(rows)} skipped); "
                          f"{_headline(task, result.metrics)}")
     else:
-        against = f" vs {base_model.display}" if base_model is not None else ""
-        result.reason = (f"{len(checked)} gate(s) passed{against}; "
+        against = (f" vs {snapshot.label if base_kind == 'main' else base_model.display}"
+                   if base_model is not None else "")
+        held = ""
+        if skipped:
+            why = "no model on main yet" if base_metrics is None and drop_specs else \
+                skipped[0].message
+            held = f", {len(skipped)} skipped ({why})"
+        passed = sum(1 for g in checked if g.verdict == PASSED)
+        result.reason = (f"{passed} gate(s) passed{against}{held}; "
                          f"{_headline(task, result.metrics)}")
     result.fail_unless_gates_pass()
     overrides.honour(result, tracking_uri=tracking_uri)  # an audited override of this gate
@@ -152,9 +213,15 @@ def run(model_uri: str, test: str | os.PathLike, label: str, *,
     result.outputs["passed"] = result.status != FAILED
     for key, value in result.metrics.items():
         result.outputs[key.replace("_", "-")] = value
+    result.outputs["baseline-source"] = base_kind or "none"
     if base_model is not None:
-        result.outputs["baseline-uri"] = base_model.resolved_uri or base_model.uri
+        result.outputs["baseline-uri"] = (os.fspath(snapshot.model_dir) if base_kind == "main"
+                                          else base_model.resolved_uri or base_model.uri)
+    if snapshot is not None and snapshot.sha:
+        result.outputs["main-sha"] = snapshot.sha
 
+    if save_main_snapshot and result.status != FAILED and main_snapshot:
+        _save_snapshot(main_snapshot, model, model_uri, result, task, label, len(df))
     if log_metrics and model.run_id and model_uri.startswith(("runs:/", "models:/")):
         _log_to_run(model, result)
     return result
@@ -234,17 +301,73 @@ def _why_undefined(metric: str, model: models.LoadedModel, scored: dict[str, Any
 # --------------------------------------------------------------------------- baseline
 
 def _baseline(baseline: str | None, name: str | None, tracking_uri: str | None,
-              result: StageResult) -> tuple[models.LoadedModel | None, str | None]:
-    """The baseline model and a phrase saying where it came from (or why there is none)."""
+              result: StageResult) -> tuple[models.LoadedModel | None, str, str | None]:
+    """The registry baseline, a phrase saying where it came from (or why there is none),
+    and its kind (``baseline``, ``champion`` or None)."""
     if baseline:
-        return models.load(baseline, tracking_uri), f"--baseline {baseline}"
+        return models.load(baseline, tracking_uri), f"--baseline {baseline}", "baseline"
     if not name:
-        return None, "no baseline (pass --baseline URI or --name MODEL_NAME)"
-    uri = models.resolve_alias(name, CHAMPION, tracking_uri)
+        return None, "no champion (no --name to look one up)", None
+    try:
+        uri = models.resolve_alias(name, CHAMPION, tracking_uri)
+    except ServiceError as exc:
+        result.warnings.append(f"registry unreachable, champion not checked: {exc.one_line()}")
+        return None, f"registry unreachable ({exc.one_line()})", None
     if uri is None:
         result.details["champion"] = None
-        return None, f"no champion for model {name!r} (models:/{name}@{CHAMPION} not found)"
-    return models.load(uri, tracking_uri), f"models:/{name}@{CHAMPION}"
+        return None, f"no champion for model {name!r} (models:/{name}@{CHAMPION} not found)", None
+    return models.load(uri, tracking_uri), f"models:/{name}@{CHAMPION}", "champion"
+
+
+def _score_main(snapshot: snaplib.Snapshot | None, df, label: str, task: str, test,
+                pos_label, tracking_uri) -> tuple[dict | None, models.LoadedModel | None,
+                                                  str | None]:
+    """Re-score the main snapshot's model on this test set; (scored, model, error)."""
+    if snapshot is None:
+        return None, None, None
+    try:
+        model = models.load(os.fspath(snapshot.model_dir), tracking_uri)
+        scored = score(model, df, label, task, test, pos_label=pos_label, role="main model")
+    except MlcdError as exc:
+        return None, None, f"the model main last produced could not be scored: {exc.one_line()}"
+    return scored, model, None
+
+
+def _save_snapshot(directory, model: models.LoadedModel, model_uri: str, result: StageResult,
+                   task: str, label: str, rows: int) -> None:
+    from mlcd_actions.ci import gitinfo
+    from mlcd_actions.core import reporting as report_mod
+
+    if not model.local_path:
+        result.warnings.append("main snapshot not written: the model has no local files")
+        return
+    ctx = gitinfo.context()
+    meta = {"git_sha": ctx.sha, "branch": ctx.branch, "created_at": report_mod.now_iso(),
+            "lineage_id": result.lineage.get("id") or result.lineage.get("lineage_id"),
+            "model_uri": model_uri, "run_id": model.run_id, "test_rows": rows, "task": task,
+            "label": label, "metrics": result.metrics}
+    try:
+        path = snaplib.save(directory, model.local_path, report_mod.to_dict(result), meta)
+    except OSError as exc:
+        result.warnings.append(f"main snapshot not written to {directory}: {exc}")
+        return
+    result.outputs["main-snapshot"] = os.fspath(path)
+    result.details["main_snapshot_written"] = os.fspath(path)
+
+
+def _lift_gates(values: dict, specs, naive_scores) -> list[gatelib.GateRow]:
+    rows = []
+    for spec in specs:
+        if spec.metric not in values:
+            from mlcd_actions.core.errors import ConfigError
+
+            raise ConfigError(f"--min-lift {spec.spec!r}: unknown metric {spec.metric!r}; "
+                              f"known: {', '.join(sorted(values))}")
+        base, who = naive.best(naive_scores, spec.metric)
+        rows.append(spec.check(values.get(spec.metric), base,
+                               baseline_name=f"naive baseline ({who})" if who
+                               else "naive baseline"))
+    return rows
 
 
 # --------------------------------------------------------------------------- report
@@ -268,6 +391,39 @@ def _diff_table(values: dict, base: dict, names, model_name: str, base_name: str
                  ["metric", "candidate", "baseline", "delta", "better", "change"], rows)
 
 
+def _naive_table(values: dict, naive_scores, names) -> Table:
+    """The candidate beside every naive baseline: what learning something must beat."""
+    cols = ["metric", "candidate", *[b["name"] for b in naive_scores]]
+    rows = [[m, values.get(m), *[b["metrics"].get(m) for b in naive_scores]] for m in names]
+    note = "; ".join(f"{b['name']}: {b['detail']}" for b in naive_scores)
+    return Table("metrics vs naive baselines (a model that learned nothing)", cols, rows, note)
+
+
+def _main_table(values: dict, main_scored: dict | None, names,
+                snapshot: snaplib.Snapshot | None, why: str) -> Table:
+    """``dvc metrics diff`` against main: one row per metric (value, main, delta)."""
+    cols = ["metric", "value", "main", "delta", "change"]
+    if main_scored is None:
+        return Table("metrics vs main", cols, [[why, None, None, None, "—"]])
+    base = main_scored["metrics"]
+    rows = []
+    for m in names:
+        v, b = values.get(m), base.get(m)
+        delta = None if v is None or b is None else v - b
+        rows.append([m, v, b, None if delta is None else f"{delta:+.4g}",
+                     _change(m, delta)])
+    return Table(f"metrics vs main ({snapshot.label}, re-scored on this test set)", cols, rows)
+
+
+def _change(metric: str, delta: float | None) -> str:
+    if delta is None:
+        return "—"
+    if abs(delta) < 1e-12:
+        return "same"
+    better = (delta > 0) == ((gatelib.direction_of(metric) or "higher") == "higher")
+    return "better" if better else "worse"
+
+
 def _slices(df, slice_cols, task, scored, max_values) -> tuple[list[Table], dict]:
     names = list(metriclib.metric_names(task))
     tables, details = [], {}
@@ -284,7 +440,7 @@ def _slices(df, slice_cols, task, scored, max_values) -> tuple[list[Table], dict
     return tables, details
 
 
-def _chart(task: str, values: dict, base: dict | None) -> str:
+def _chart(task: str, values: dict, base: dict | None, base_name: str = "baseline") -> str:
     if task == models.CLASSIFICATION:
         names = [m for m in ("accuracy", "balanced_accuracy", "precision", "recall", "f1",
                              "roc_auc") if values.get(m) is not None]
@@ -296,7 +452,7 @@ def _chart(task: str, values: dict, base: dict | None) -> str:
                                                 if base and base.get(m) is not None] + [0.0])
         y_range = (0.0, float(top) * 1.1 or 1.0)
         label = "error (label units)"
-    title = "candidate (bars) vs baseline (line)" if base else "candidate metrics"
+    title = f"candidate (bars) vs {base_name} (line)" if base else "candidate metrics"
     chart = plots.mermaid_bars(title, names, [values[m] for m in names],
                                [base.get(m) for m in names] if base else None,
                                y_label=label, y_range=y_range)

@@ -1,9 +1,9 @@
 """``mlcd init``: scaffold mlcd into a repository.
 
 Writes a commented ``mlcd.yaml`` whose keys are checked against the CLI before it is
-written, an inferred pandera schema (the ``schema infer`` stage), a PII policy when the
-data holds personal data, DVC with a local remote, and the CI callers (GitHub workflows
-or ``.gitlab-ci.yml``). A file that exists is left alone and reported as skipped unless
+written, an inferred pandera schema (the ``schema infer`` stage), a PII policy (GDPR rules;
+columns that hold personal data must be hashed), DVC with a local remote, and the CI
+callers (GitHub workflows or ``.gitlab-ci.yml``). A file that exists is left alone and reported as skipped unless
 ``force``: re-running never loses a user's edits.
 """
 
@@ -78,6 +78,10 @@ def profile(data: Path, label: str | None, sensitive: Iterable[str]) -> dict[str
     from mlcd_actions.data import pii
     from mlcd_actions.data import tables as tabular
 
+    dupes = tabular.duplicate_columns(data)
+    if dupes:
+        raise DataError(f"{data}: duplicate column name {dupes[0]!r} (mlcd ingest refuses it); "
+                        "rename the columns first", file=str(data))
     df = tabular.read_table(data)
     if df.empty:
         raise DataError(f"{data}: no rows", file=str(data))
@@ -141,13 +145,9 @@ def config_text(*, project: str, source: str, prof: dict[str, Any], schema: str 
         lines.append(f"  split-by-id: {prof['id']}        # a row keeps its side across data "
                      "versions")
     lines += ["", "check-data:"]
-    if policy:
-        lines += [f"  pii-policy: {policy}        # personal data found in: "
-                  f"{', '.join(prof['pii'])} — hash it in prepare"]
-    else:
-        lines += ["  # pii-policy: pii-policy.yaml  # per column: forbid | allow | must-be-hashed"]
-    lines += ["  rules: [gdpr]                  # forbid personal data unless a policy column "
-              "rule allows it"] if not prof["pii"] else []
+    found = (f"personal data found in: {', '.join(prof['pii'])} — hash or drop it in prepare"
+             if prof["pii"] else "GDPR rules; no personal data found")
+    lines += [f"  pii-policy: {policy}        # {found}"]
     if sens:
         lines += ["  min-group-size: 20             # every group of a sensitive feature"]
     lines += [
@@ -161,15 +161,19 @@ def config_text(*, project: str, source: str, prof: dict[str, Any], schema: str 
         f"  task: {task}",
         "",
         "evaluate:",
-        "  threshold:                     # start low, raise to your bar",
+        "  # threshold: [" + ("balanced_accuracy>=0.8" if task == "classification"
+                              else "r2>=0.5") + "]   # your own bar, once you know it",
+        "  min-lift:                       # better than a model that learned nothing: the "
+        + ("majority class /" if task == "classification" else "mean"),
+        "                                  # " + ("stratified guess" if task == "classification"
+                                                  else "of the label") + " scored on the same test set",
+        f"    - {'balanced_accuracy' if task == 'classification' else 'r2'}=0.1",
+        "  max-drop:                       # against models:/<name>@champion, else the model the "
+        "main branch",
+        "                                  # last produced (.mlcd/main, written by `mlcd run` "
+        "on main)",
+        f"    - {'balanced_accuracy' if task == 'classification' else 'r2'}=0.02",
     ]
-    if task == "classification":
-        lines += ["    - balanced_accuracy>=0.55     # better than chance"]
-    else:
-        lines += ["    - r2>=0.0                     # better than predicting the mean"]
-    lines += ["  max-drop:                      # against models:/<name>@champion once there "
-              "is one",
-              f"    - {'balanced_accuracy' if task == 'classification' else 'r2'}=0.02"]
     if sens and task == "classification":
         lines += ["", "check-fairness:", "  threshold:",
                   "    - demographic_parity_difference<=0.2"]
@@ -182,11 +186,29 @@ def config_text(*, project: str, source: str, prof: dict[str, Any], schema: str 
         "  latency-budget-ms: 1000",
         "",
         "monitor:",
-        "  threshold:",
-        "    - psi<=0.2",
+        "  alpha: 0.05                     # drift alarms: each feature is tested for a change of",
+        "                                  # distribution, 5% false alarms for the whole batch",
+        "                                  # whatever its size (docs/stages/monitor.md)",
+        "  # threshold: [psi<=0.2]         # or your own drift gates instead",
         "",
     ]
     return "\n".join(lines)
+
+
+POLICY_FILE = "pii-policy.yaml"
+
+
+def policy_text(pii_columns: list[str]) -> str:
+    """The PII policy init writes: GDPR rules, personal-data columns must be hashed."""
+    head = ("# Compliance policy for `mlcd check-data` (written by `mlcd init`).\n"
+            "# Per column: forbid | allow | must-be-hashed. GDPR forbids personal data in any\n"
+            "# other column.\n")
+    if not pii_columns:
+        return head + "# No column looked like personal data when init ran.\nrules: [gdpr]\n" \
+                      "columns: {}\n"
+    return (head + "# These columns look like personal data: hash them in a prepare transform "
+            "(or drop them)\n# before training.\nrules: [gdpr]\ncolumns:\n"
+            + "".join(f"  {c}: must-be-hashed\n" for c in pii_columns))
 
 
 def readable(path: Path) -> Path:
@@ -255,17 +277,13 @@ def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | N
         readable(root / "schema.yaml")
         w.rows.append(["schema.yaml", OVERWRITTEN if existed else WRITTEN])
 
-    # a PII policy when the data holds personal data
-    policy = None
+    # the PII policy, always (so mlcd.yaml never names a file init did not write): GDPR rules,
+    # and the columns that hold personal data must be hashed
+    policy = POLICY_FILE
+    w.write(policy, policy_text(prof["pii"]))
     if prof["pii"]:
-        policy = "pii-policy.yaml"
-        w.write(policy, "# Compliance policy for `mlcd check-data` (written by `mlcd init`).\n"
-                        "# Per column: forbid | allow | must-be-hashed. These columns look like "
-                        "personal data:\n# hash them in a prepare transform (or drop them) "
-                        "before training.\nrules: [gdpr]\ncolumns:\n"
-                + "".join(f"  {c}: must-be-hashed\n" for c in prof["pii"]))
         result.warnings.append(f"personal data in {', '.join(prof['pii'])}: check-data fails "
-                               f"until the column(s) are hashed in prepare ({policy})")
+                               f"until the column(s) are hashed or dropped in prepare ({policy})")
 
     # mlcd.yaml, checked against the CLI before it is written
     text = config_text(project=project, source=source, prof=prof, schema="schema.yaml",
@@ -278,14 +296,11 @@ def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | N
     for name, rel in files.items():
         w.write(rel, scaffold.render(name, repo=repo, ref=ref))
 
-    # .gitignore: the local work folder never goes to git
-    gitignore = root / ".gitignore"
-    current = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
-    if ".mlcd/" not in current.split():
-        sep = "" if not current or current.endswith("\n") else "\n"
-        readable(write_text(gitignore, current + sep + "# mlcd local state (MLflow store, "
-                            "cache, reports, DVC remote)\n.mlcd/\n"))
-        w.rows.append([".gitignore", "updated (.mlcd/)"])
+    # .gitignore: the local work folder never goes to git, except the DVC files that
+    # version the data (.mlcd/data/*.dvc), which are committed as in any DVC project
+    state = _update_gitignore(root / ".gitignore")
+    if state:
+        w.rows.append([".gitignore", state])
 
     # DVC with a local remote
     if dvc:
@@ -302,6 +317,33 @@ def run(directory: str | os.PathLike = ".", *, ci: str = "github", data: str | N
                      + (f" ({', '.join(skipped)}; --force overwrites)" if skipped else "")
                      + f"; label {prof['label']} ({prof['task']}); next: mlcd run")
     return result
+
+
+GITIGNORE_BLOCK = (
+    "# mlcd local state (MLflow store, cache, reports, DVC remote) stays out of git;\n"
+    "# the DVC files that version the data (.mlcd/data/*.dvc) are committed\n"
+    ".mlcd/*\n"
+    "!.mlcd/data/\n"
+    ".mlcd/data/*\n"
+    "!.mlcd/data/*.dvc\n"
+    "!.mlcd/data/.gitignore\n"
+)
+_BARE_RULES = (".mlcd", ".mlcd/", "/.mlcd", "/.mlcd/", ".mlcd/*", "/.mlcd/*",
+               "# mlcd local state (MLflow store, cache, reports, DVC remote)")
+
+
+def _update_gitignore(path: Path) -> str | None:
+    """Add :data:`GITIGNORE_BLOCK`, replacing a rule that ignores the whole of ``.mlcd/``
+    (what an older init wrote: DVC then refuses ``.mlcd/data/*.dvc`` as git-ignored).
+    Returns what was done, None when the file is up to date."""
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    if GITIGNORE_BLOCK in current:
+        return None
+    kept = [ln for ln in current.splitlines(keepends=True) if ln.strip() not in _BARE_RULES]
+    text = "".join(kept)
+    sep = "" if not text or text.endswith("\n") else "\n"
+    readable(write_text(path, text + sep + GITIGNORE_BLOCK))
+    return "updated (.mlcd/ ignored except .mlcd/data/*.dvc)"
 
 
 def _check_config(text: str, commands: Commands) -> None:

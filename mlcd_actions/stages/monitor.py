@@ -6,7 +6,16 @@ prediction log of ``mlcd serve``; accuracy decay when labels arrive; retraining 
   chi-square, Jensen–Shannon and L-infinity and new/missing categories for categorical.
 * Gates: ``--threshold 'psi<=0.2'`` (global: every feature that has the metric) or
   ``'age.psi<=0.1'`` (one feature; replaces the global one for it). With no global
-  threshold the defaults :data:`DEFAULT_THRESHOLDS` apply (``psi<=0.2``, ``js<=0.1``).
+  threshold the **default gates are statistical tests whose threshold accounts for the
+  sample sizes** (:func:`default_gates`), so a resample of the same distribution raises
+  no alarm whether the batch has 36 rows or 1M: each feature is tested at level
+  ``alpha / features`` (Bonferroni, ``--alpha`` 0.05 for the whole batch) — numeric
+  features by the two-sample Kolmogorov–Smirnov statistic against its critical value for
+  the two sizes (never below :data:`KS_MIN_EFFECT`, so a huge batch does not alarm on a
+  negligible shift), categorical ones by the chi-square test of homogeneity (categories
+  with an expected count under 5 pooled). PSI and JS are still computed and shown; PSI
+  uses as many quantile bins as the smaller side fills with 5 rows each (at most
+  ``--bins``).
   :data:`DEFAULT_NULL_THRESHOLD` (``null_fraction_delta<=0.1``) applies unless a global
   ``null_fraction_delta`` threshold is given, so a feature that turns (mostly) null, whose
   PSI/JS cannot be computed, is never reported stable.
@@ -53,7 +62,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 STAGE = "monitor"
-DEFAULT_THRESHOLDS = ("psi<=0.2", "js<=0.1")
+DEFAULT_ALPHA = 0.05          # false-alarm rate of the default gates, for the whole batch
+KS_MIN_EFFECT = 0.05          # the default KS gate never alarms below this statistic
+MIN_PER_BIN = 5               # rows of the smaller side per PSI bin (auto bins)
 DEFAULT_NULL_THRESHOLD = "null_fraction_delta<=0.1"
 DEFAULT_DECAY = "5%"
 INCIDENT_MARKER = "<!-- mlcd-monitor-incident -->"
@@ -77,8 +88,11 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
         dispatch_inputs: Sequence[str] = (), open_issue: bool = False,
         platform: str | None = None, issue_title: str = DEFAULT_ISSUE_TITLE,
         dry_run: bool = False, plots_dir: str | os.PathLike | None = None,
-        max_plots: int = 12, echo: Callable[[str], None] = print) -> StageResult:
+        max_plots: int = 12, echo: Callable[[str], None] = print,
+        alpha: float = DEFAULT_ALPHA) -> StageResult:
     result = StageResult(STAGE)
+    if not 0 < alpha < 1:
+        raise ConfigError(f"--alpha {alpha}: must be between 0 and 1")
     specs = [Threshold.parse(s) for s in thresholds]
     decay_specs = gates_mod.parse_max_drops(max_decay, option="--max-decay")
     if dispatch and dispatch not in hosting.PLATFORMS:
@@ -137,6 +151,7 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
             count=len(only_ref)))
 
     # ---------------------------------------------------------------- feature drift
+    bins = auto_bins(bins, ref_rows, cur_rows)
     drifts = drift_mod.compare(ref_data, cur_data, columns=features,
                                categorical=[c for c in categorical if c in features], bins=bins)
     pred_drift = _prediction_drift(ref_data, ref_cols, cur_data, cur_cols, prediction_column,
@@ -144,7 +159,8 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
     all_drifts = drifts + ([pred_drift] if pred_drift is not None else [])
 
     # ---------------------------------------------------------------- gates
-    result.gates = drift_gates(all_drifts, specs)
+    result.gates = drift_gates(all_drifts, specs, alpha=alpha)
+    result.details["bins"] = bins
     failed = {g.metric.rsplit(".", 1)[0] for g in result.gates if g.verdict == FAILED}
     drifted = [d.column for d in drifts if d.column in failed]
     prediction_drifted = pred_drift is not None and pred_drift.column in failed
@@ -191,6 +207,11 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
     result.tables.append(drift_table(all_drifts, failed))
     result.details["drift"] = {d.column: _masked(d).to_dict() for d in all_drifts}
     result.details["thresholds"] = [t.spec for t in effective_thresholds(specs)]
+    if uses_default_gates(specs):
+        result.details["default_gates"] = (
+            f"per feature: KS statistic <= its critical value (at least {KS_MIN_EFFECT}) or "
+            f"chi-square p-value >= {alpha}/{len(all_drifts)} (Bonferroni over "
+            f"{len(all_drifts)} compared column(s))")
     result.markdown.append(mermaid_chart(all_drifts))
 
     # ---------------------------------------------------------------- plots
@@ -200,6 +221,8 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
                                             Path(plots_dir)))
 
     # ---------------------------------------------------------------- verdict
+    # failed rows first: 2 failed gates must not hide among 64 (stable: same order within)
+    result.gates.sort(key=lambda g: g.verdict != FAILED)
     result.fail_unless_gates_pass()
     if result.status != FAILED:
         result.reason = (f"no drift in {len(drifts)} feature(s)"
@@ -331,21 +354,71 @@ def _scope(metric: str) -> tuple[str | None, str]:
     return None, metric
 
 
+def uses_default_gates(specs: Sequence[Threshold]) -> bool:
+    """True when no global threshold is given: the statistical default gates apply."""
+    return not any(_scope(t.metric)[0] is None for t in specs)
+
+
 def effective_thresholds(specs: Sequence[Threshold]) -> list[Threshold]:
-    """The user's thresholds, plus the defaults when none of them is global, plus the
-    null-fraction default unless a global ``null_fraction_delta`` threshold is given."""
+    """The user's thresholds plus the null-fraction default unless a global
+    ``null_fraction_delta`` threshold is given (the statistical default gates, which
+    depend on each column's sample sizes, come from :func:`default_gates`)."""
     out = list(specs)
-    if not any(_scope(t.metric)[0] is None for t in specs):
-        out = [Threshold.parse(s) for s in DEFAULT_THRESHOLDS] + out
     if not any(t.metric == "null_fraction_delta" for t in specs):
         out = [Threshold.parse(DEFAULT_NULL_THRESHOLD)] + out
     return out
 
 
+def auto_bins(max_bins: int, ref_rows: int, cur_rows: int) -> int:
+    """PSI bins: as many as the smaller side fills with :data:`MIN_PER_BIN` rows each,
+    between 2 and ``max_bins``."""
+    return max(2, min(max_bins, min(ref_rows, cur_rows) // MIN_PER_BIN))
+
+
+def ks_critical(alpha: float, n: int, m: int) -> float:
+    """The two-sample KS statistic's critical value at level ``alpha`` for sizes n and m
+    (Kolmogorov's limiting distribution: c(alpha) * sqrt((n + m) / (n m)), conservative
+    for small samples)."""
+    return math.sqrt(-math.log(alpha / 2) / 2) * math.sqrt((n + m) / (n * m))
+
+
+def default_gates(drifts: Sequence[drift_mod.ColumnDrift], alpha: float,
+                  scoped: Iterable[tuple[str, str]] = ()) -> list[GateRow]:
+    """The statistical default gate of every column (none for a (column, metric) pair
+    the user scoped a threshold to): KS against its critical value for numeric
+    columns, the chi-square p-value for categorical ones, each at ``alpha / columns``."""
+    per_test = alpha / max(1, len(drifts))
+    taken = {col for col, _ in scoped}
+    rows = []
+    for d in drifts:
+        if d.column in taken:
+            continue
+        if d.kind == drift_mod.NUMERIC:
+            if d.ref_count and d.cur_count:
+                crit = ks_critical(per_test, d.ref_count, d.cur_count)
+                limit = max(KS_MIN_EFFECT, crit)
+            else:
+                crit = limit = KS_MIN_EFFECT
+            t = Threshold("ks", "<=", round(limit, 4), f"ks<={limit:.4g}")
+            row = t.check(d.ks, metric=f"{d.column}.ks")
+            basis = (f"critical value at alpha {alpha:g}/{len(drifts)}, n {d.ref_count} vs "
+                     f"{d.cur_count}" if crit >= KS_MIN_EFFECT else
+                     f"minimum effect {KS_MIN_EFFECT:g} (critical value {crit:.3g})")
+        else:
+            t = Threshold("chi2_pvalue", ">=", per_test, f"chi2_pvalue>={per_test:.3g}")
+            row = t.check(d.chi2_pvalue, metric=f"{d.column}.chi2_pvalue")
+            basis = f"alpha {alpha:g}/{len(drifts)} columns"
+        row.message = f"{row.message} ({basis})"
+        rows.append(row)
+    return rows
+
+
 def drift_gates(drifts: Sequence[drift_mod.ColumnDrift],
-                specs: Sequence[Threshold]) -> list[GateRow]:
+                specs: Sequence[Threshold], alpha: float = DEFAULT_ALPHA) -> list[GateRow]:
     """One gate row per (column, metric) that a threshold covers; a column-scoped
-    threshold replaces the global one on the same metric for that column."""
+    threshold replaces the global one on the same metric for that column. With no global
+    threshold, :func:`default_gates` give each column its statistical gate."""
+    auto = uses_default_gates(specs)
     specs = effective_thresholds(specs)
     names = {d.column for d in drifts}
     global_: dict[str, list[Threshold]] = {}
@@ -362,7 +435,7 @@ def drift_gates(drifts: Sequence[drift_mod.ColumnDrift],
                 raise ConfigError(f"--threshold {t.spec!r}: no compared column {col!r} "
                                   f"(columns: {', '.join(sorted(names)[:20])})")
             scoped.setdefault((col, base), []).append(t)
-    rows: list[GateRow] = []
+    rows: list[GateRow] = default_gates(drifts, alpha, scoped) if auto else []
     for d in drifts:
         metrics = d.metrics()
         for base, value in metrics.items():
@@ -599,9 +672,9 @@ def drift_table(drifts: Sequence[drift_mod.ColumnDrift], failed: set[str]) -> Ta
     return Table("per-feature drift",
                  ["feature", "kind", "psi", "ks", "ks p", "js", "chi2 p", "linf", "new", "missing",
                   "null frac", "verdict"], rows,
-                 note="psi: population stability index (quantile bins of the reference); ks: "
-                      "Kolmogorov–Smirnov; js: Jensen–Shannon distance (base 2); linf: largest "
-                      "change in a category's frequency.")
+                 note="drifted features first. psi: population stability index (quantile bins "
+                      "of the reference); ks: Kolmogorov–Smirnov; js: Jensen–Shannon distance "
+                      "(base 2); linf: largest change in a category's frequency.")
 
 
 def _safe(value: Any) -> str:

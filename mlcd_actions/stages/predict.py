@@ -132,8 +132,12 @@ def _output_kind(output: str) -> str:
         kind = tabular.kind_of(output)
     except DataError as exc:
         raise ConfigError(f"--output {output}: {exc.message.split(': ', 1)[-1]}") from None
-    if kind not in OUTPUT_KINDS:
-        raise ConfigError(f"--output {output}: predict writes .parquet or .csv, not .{kind}")
+    suffix = Path(str(output)).suffix.lower()
+    if kind not in OUTPUT_KINDS or suffix == ".txt":
+        # .txt reads as CSV, but a predictions file named .txt would hide what it holds
+        shown = suffix or f".{kind}"
+        raise ConfigError(f"--output {output}: predict writes .parquet, .csv or .tsv, not "
+                          f"{shown}")
     return kind
 
 

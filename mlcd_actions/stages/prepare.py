@@ -36,7 +36,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,25 +156,9 @@ def _check_finite(step: Step, df: pd.DataFrame, cols: list[str]) -> None:
 def fit_apply(steps: list[Step], train: pd.DataFrame, test: pd.DataFrame,
               label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit each step on ``train``, apply it to both sides, in order."""
-    import numpy as np
-    import pandas as pd
-
     for step in steps:
         if step.kind == "derive":
-            name = step.columns[0]
-            if name == label:
-                raise ConfigError(f"step {step.spec!r}: would overwrite the label {label!r}")
-            out = []
-            for side in (train, test):
-                try:
-                    value = side.eval(step.value, engine="python")
-                except Exception as exc:  # noqa: BLE001 - any pandas eval error is the spec's
-                    raise ConfigError(f"step {step.spec!r}: cannot evaluate "
-                                      f"{step.value!r}: {type(exc).__name__}: {exc}") from exc
-                side = side.copy()
-                side[name] = value
-                out.append(side)
-            train, test = out
+            train, test = _derive(step, train, test, label)
             continue
         cols = _resolve_columns(step, train, label)
         step.fitted["columns"] = cols
@@ -182,74 +166,110 @@ def fit_apply(steps: list[Step], train: pd.DataFrame, test: pd.DataFrame,
             continue
         if step.kind == "drop":
             train, test = train.drop(columns=cols), test.drop(columns=cols)
-            continue
-        if step.kind == "impute":
-            fills: dict[str, Any] = {}
-            for c in cols:
-                s = train[c]
-                if step.method in ("mean", "median"):
-                    if not pd.api.types.is_numeric_dtype(s.dtype):
-                        raise DataError(f"step {step.spec!r}: column {c!r} is not numeric "
-                                        f"({s.dtype}); use most_frequent or constant")
-                    _check_finite(step, train, [c])
-                    v = s.mean() if step.method == "mean" else s.median()
-                    if pd.isna(v):
-                        raise DataError(f"step {step.spec!r}: column {c!r} is all null in "
-                                        "the training split; nothing to impute from")
-                    fills[c] = float(v)
-                elif step.method == "most_frequent":
-                    mode = s.mode(dropna=True)
-                    if not len(mode):
-                        raise DataError(f"step {step.spec!r}: column {c!r} is all null in "
-                                        "the training split; nothing to impute from")
-                    fills[c] = mode.iloc[0]
-                else:
-                    fills[c] = _constant(step.value, s)
-            step.fitted["values"] = {c: v for c, v in fills.items()
-                                     if isinstance(v, (int, float, np.number))}
-            train, test = train.fillna(fills), test.fillna(fills)
-            continue
-        if step.kind == "scale":
-            from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
-
-            for c in cols:
-                if not pd.api.types.is_numeric_dtype(train[c].dtype):
-                    raise DataError(f"step {step.spec!r}: column {c!r} is not numeric "
-                                    f"({train[c].dtype})")
-            _check_finite(step, train, cols)
-            _check_finite(step, test, cols)
-            scaler = {"standard": StandardScaler, "minmax": MinMaxScaler,
-                      "robust": RobustScaler}[step.method]()
-            scaler.fit(train[cols].astype(float))
-            train, test = train.copy(), test.copy()
-            train[cols] = scaler.transform(train[cols].astype(float))
-            test[cols] = scaler.transform(test[cols].astype(float))
-            continue
-        if step.kind == "encode":
-            from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
-
-            as_text = train[cols].astype(object).where(train[cols].notna(), None)
-            test_text = test[cols].astype(object).where(test[cols].notna(), None)
-            as_text, test_text = as_text.map(_text), test_text.map(_text)
-            if step.method == "onehot":
-                enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.int8)
-            else:
-                enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
-            enc.fit(as_text)
-            names = [str(n) for n in enc.get_feature_names_out(cols)]
-            step.fitted["categories"] = {c: len(cats) for c, cats in zip(cols, enc.categories_, strict=True)}
-            sides = []
-            for side, text in ((train, as_text), (test, test_text)):
-                encoded = pd.DataFrame(enc.transform(text), columns=names, index=side.index)
-                side = side.drop(columns=cols)
-                clash = [n for n in names if n in side.columns]
-                if clash:
-                    raise DataError(f"step {step.spec!r}: encoded column {clash[0]!r} "
-                                    "already exists")
-                sides.append(pd.concat([side, encoded], axis=1))
-            train, test = sides
-            continue
+        elif step.kind in _FITTERS:
+            train, test = _FITTERS[step.kind](step, cols, train, test)
     return train, test
+
+
+def _derive(step: Step, train: pd.DataFrame, test: pd.DataFrame,
+            label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    name = step.columns[0]
+    if name == label:
+        raise ConfigError(f"step {step.spec!r}: would overwrite the label {label!r}")
+    out = []
+    for side in (train, test):
+        try:
+            value = side.eval(step.value, engine="python")
+        except Exception as exc:  # noqa: BLE001 - any pandas eval error is the spec's
+            raise ConfigError(f"step {step.spec!r}: cannot evaluate "
+                              f"{step.value!r}: {type(exc).__name__}: {exc}") from exc
+        side = side.copy()
+        side[name] = value
+        out.append(side)
+    return out[0], out[1]
+
+
+def _impute(step: Step, cols: list[str], train: pd.DataFrame,
+            test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    import numpy as np
+    import pandas as pd
+
+    fills: dict[str, Any] = {}
+    for c in cols:
+        s = train[c]
+        if step.method in ("mean", "median"):
+            if not pd.api.types.is_numeric_dtype(s.dtype):
+                raise DataError(f"step {step.spec!r}: column {c!r} is not numeric "
+                                f"({s.dtype}); use most_frequent or constant")
+            _check_finite(step, train, [c])
+            v = s.mean() if step.method == "mean" else s.median()
+            if pd.isna(v):
+                raise DataError(f"step {step.spec!r}: column {c!r} is all null in "
+                                "the training split; nothing to impute from")
+            fills[c] = float(v)
+        elif step.method == "most_frequent":
+            mode = s.mode(dropna=True)
+            if not len(mode):
+                raise DataError(f"step {step.spec!r}: column {c!r} is all null in "
+                                "the training split; nothing to impute from")
+            fills[c] = mode.iloc[0]
+        else:
+            fills[c] = _constant(step.value, s)
+    step.fitted["values"] = {c: v for c, v in fills.items()
+                             if isinstance(v, (int, float, np.number))}
+    return train.fillna(fills), test.fillna(fills)
+
+
+def _scale(step: Step, cols: list[str], train: pd.DataFrame,
+           test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    import pandas as pd
+    from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
+    for c in cols:
+        if not pd.api.types.is_numeric_dtype(train[c].dtype):
+            raise DataError(f"step {step.spec!r}: column {c!r} is not numeric "
+                            f"({train[c].dtype})")
+    _check_finite(step, train, cols)
+    _check_finite(step, test, cols)
+    scaler = {"standard": StandardScaler, "minmax": MinMaxScaler,
+              "robust": RobustScaler}[step.method]()
+    scaler.fit(train[cols].astype(float))
+    train, test = train.copy(), test.copy()
+    train[cols] = scaler.transform(train[cols].astype(float))
+    test[cols] = scaler.transform(test[cols].astype(float))
+    return train, test
+
+
+def _encode(step: Step, cols: list[str], train: pd.DataFrame,
+            test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    import numpy as np
+    import pandas as pd
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    as_text = train[cols].astype(object).where(train[cols].notna(), None)
+    test_text = test[cols].astype(object).where(test[cols].notna(), None)
+    as_text, test_text = as_text.map(_text), test_text.map(_text)
+    if step.method == "onehot":
+        enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.int8)
+    else:
+        enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+    enc.fit(as_text)
+    names = [str(n) for n in enc.get_feature_names_out(cols)]
+    step.fitted["categories"] = {c: len(cats) for c, cats in zip(cols, enc.categories_, strict=True)}
+    sides = []
+    for side, text in ((train, as_text), (test, test_text)):
+        encoded = pd.DataFrame(enc.transform(text), columns=names, index=side.index)
+        side = side.drop(columns=cols)
+        clash = [n for n in names if n in side.columns]
+        if clash:
+            raise DataError(f"step {step.spec!r}: encoded column {clash[0]!r} "
+                            "already exists")
+        sides.append(pd.concat([side, encoded], axis=1))
+    return sides[0], sides[1]
+
+
+# step kind -> fit on train, apply to both sides
+_FITTERS = {"impute": _impute, "scale": _scale, "encode": _encode}
 
 
 def _text(v: Any) -> str:
@@ -460,13 +480,60 @@ def _split(df: pd.DataFrame, label: str, *, test_size: float, seed: int,
 def run(data: str, *, label: str, out: str, transform: str | None = None,
         steps: Iterable[Any] = (), test_size: float = 0.2, seed: int = 42,
         stratify: bool | None = None, split_by_id: str | None = None) -> StageResult:
-    import numpy as np
-    import pandas as pd
-
-    from mlcd_actions.core.files import atomic_dir, sha256_file, write_json
     from mlcd_actions.data.bias import label_kind
     from mlcd_actions.data.tables import read_table, require_columns
 
+    parsed = _check_options(label=label, out=out, test_size=test_size, steps=steps,
+                            stratify=stratify, split_by_id=split_by_id)
+    out_dir = Path(out)
+    try:
+        func = load_transform(transform) if transform else None
+        df = read_table(data)
+        if len(df) == 0:
+            raise DataError(f"{data}: dataset is empty (0 rows)")
+        require_columns(df, [label], data, role="label column")
+        rows_in = len(df)
+        if func is not None:
+            df = _apply_transform(func, df, transform, label)
+    except TransformRaised as err:
+        return _failed_transform(err)
+    if split_by_id is not None:
+        require_columns(df, [split_by_id], data, role="id column (--split-by-id)")
+
+    result = StageResult(STAGE)
+    df, dropped = _drop_unlabelled(df, label, data, result)
+    kind = label_kind(df[label])
+    if stratify is None:
+        stratify = split_by_id is None and kind == "classification"
+    train, test = _split(df, label, test_size=float(test_size), seed=int(seed),
+                         stratify=bool(stratify), split_by_id=split_by_id, data=data)
+    train, test = fit_apply(parsed, train, test, label)
+    for side in (train, test):
+        bad = [c for c in side.columns if not isinstance(c, str)]
+        if bad:
+            raise StageFailed(f"step output has a non-text column name {bad[0]!r}")
+
+    from mlcd_actions.core.files import sha256_file
+
+    manifest = {
+        "data": str(data),
+        "data_sha256": sha256_file(data) if Path(data).is_file() else None,
+        "label": label, "label_kind": kind, "seed": int(seed), "test_size": float(test_size),
+        "stratify": bool(stratify), "split_by_id": split_by_id, "transform": transform,
+        "steps": [{"spec": s.spec, **s.fitted} for s in parsed],
+        "rows": {"input": rows_in, "train": len(train), "test": len(test),
+                 "dropped_unlabelled": dropped},
+        "columns": [str(c) for c in train.columns],
+    }
+    _write(out_dir, train, test, manifest, out)
+    _describe(result, out_dir, train, test, manifest, parsed,
+              classes=kind == "classification" and df[label].nunique() <= 20)
+    return result
+
+
+def _check_options(*, label: str, out: str, test_size: float, steps: Iterable[Any],
+                   stratify: bool | None, split_by_id: str | None) -> list[Step]:
+    """Option errors before any data is read; returns the parsed steps."""
     if not label:
         raise ConfigError("--label is required (the label column)")
     if not 0.0 < float(test_size) < 1.0:
@@ -478,43 +545,40 @@ def run(data: str, *, label: str, out: str, transform: str | None = None,
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")
-    func = None
-    if transform:
-        try:
-            func = load_transform(transform)
-        except TransformRaised as err:
-            return _failed_transform(err)
+    return parsed
 
-    df = read_table(data)
-    if len(df) == 0:
-        raise DataError(f"{data}: dataset is empty (0 rows)")
-    require_columns(df, [label], data, role="label column")
-    rows_in = len(df)
 
-    if func is not None:
-        try:
-            returned = _exec_user(lambda: func(df.copy()), transform, "calling")
-        except TransformRaised as err:
-            return _failed_transform(err)
-        if not isinstance(returned, pd.DataFrame):
-            raise StageFailed(f"transform {transform} returned {type(returned).__name__}, "
-                              "not a pandas DataFrame")
-        if label not in returned.columns:
-            raise StageFailed(f"transform {transform} dropped the label column {label!r}")
-        bad = [c for c in returned.columns if not isinstance(c, str)]
-        if bad:
-            raise StageFailed(f"transform {transform} returned a non-text column name "
-                              f"{bad[0]!r}; Parquet needs string column names")
-        dup = returned.columns[returned.columns.duplicated()].tolist()
-        if dup:
-            raise StageFailed(f"transform {transform} returned duplicate column {dup[0]!r}")
-        if len(returned) == 0:
-            raise StageFailed(f"transform {transform} returned an empty DataFrame")
-        df = returned.reset_index(drop=True)
-    if split_by_id is not None:
-        require_columns(df, [split_by_id], data, role="id column (--split-by-id)")
+def _apply_transform(func: Callable, df: pd.DataFrame, transform: str, label: str) \
+        -> pd.DataFrame:
+    """Call the user's transform on a copy and check what it returns (raises
+    :class:`TransformRaised` when the transform itself raises)."""
+    import pandas as pd
 
-    result = StageResult(STAGE)
+    returned = _exec_user(lambda: func(df.copy()), transform, "calling")
+    if not isinstance(returned, pd.DataFrame):
+        raise StageFailed(f"transform {transform} returned {type(returned).__name__}, "
+                          "not a pandas DataFrame")
+    if label not in returned.columns:
+        raise StageFailed(f"transform {transform} dropped the label column {label!r}")
+    bad = [c for c in returned.columns if not isinstance(c, str)]
+    if bad:
+        raise StageFailed(f"transform {transform} returned a non-text column name "
+                          f"{bad[0]!r}; Parquet needs string column names")
+    dup = returned.columns[returned.columns.duplicated()].tolist()
+    if dup:
+        raise StageFailed(f"transform {transform} returned duplicate column {dup[0]!r}")
+    if len(returned) == 0:
+        raise StageFailed(f"transform {transform} returned an empty DataFrame")
+    return returned.reset_index(drop=True)
+
+
+def _drop_unlabelled(df: pd.DataFrame, label: str, data: str,
+                     result: StageResult) -> tuple[pd.DataFrame, int]:
+    """Rows without a label are dropped (with a warning); an infinite or all-null label is
+    a :class:`DataError`."""
+    import numpy as np
+    import pandas as pd
+
     y = df[label]
     unlabelled = y.isna()
     if pd.api.types.is_float_dtype(y.dtype):
@@ -528,28 +592,14 @@ def run(data: str, *, label: str, out: str, transform: str | None = None,
         result.warnings.append(f"dropped {int(unlabelled.sum())} row(s) without a label "
                                f"{label!r} (first at row {int(np.flatnonzero(unlabelled)[0]) + 1})")
         df = df[~unlabelled].reset_index(drop=True)
-    kind = label_kind(df[label])
-    auto = stratify is None
-    if auto:
-        stratify = split_by_id is None and kind == "classification"
-    train, test = _split(df, label, test_size=float(test_size), seed=int(seed),
-                         stratify=bool(stratify), split_by_id=split_by_id, data=data)
-    train, test = fit_apply(parsed, train, test, label)
-    for side in (train, test):
-        bad = [c for c in side.columns if not isinstance(c, str)]
-        if bad:
-            raise StageFailed(f"step output has a non-text column name {bad[0]!r}")
+    return df, int(unlabelled.sum())
 
-    manifest = {
-        "data": str(data),
-        "data_sha256": sha256_file(data) if Path(data).is_file() else None,
-        "label": label, "label_kind": kind, "seed": int(seed), "test_size": float(test_size),
-        "stratify": bool(stratify), "split_by_id": split_by_id, "transform": transform,
-        "steps": [{"spec": s.spec, **s.fitted} for s in parsed],
-        "rows": {"input": rows_in, "train": len(train), "test": len(test),
-                 "dropped_unlabelled": int(unlabelled.sum())},
-        "columns": [str(c) for c in train.columns],
-    }
+
+def _write(out_dir: Path, train: pd.DataFrame, test: pd.DataFrame, manifest: dict,
+           out: str) -> None:
+    """train.parquet, test.parquet and prepare.json, swapped in together."""
+    from mlcd_actions.core.files import atomic_dir, sha256_file, write_json
+
     try:
         with atomic_dir(out_dir) as tmp:
             train.to_parquet(tmp / "train.parquet", index=False)
@@ -563,28 +613,32 @@ def run(data: str, *, label: str, out: str, transform: str | None = None,
     except OSError as exc:
         raise ConfigError(f"cannot write to {out}: {exc.strerror or exc}") from exc
 
+
+def _describe(result: StageResult, out_dir: Path, train: pd.DataFrame, test: pd.DataFrame,
+              manifest: dict, parsed: list[Step], *, classes: bool) -> None:
+    """Outputs, metrics, tables and the reason of a passed run."""
+    label, seed, split_by_id = manifest["label"], manifest["seed"], manifest["split_by_id"]
     train_path, test_path = out_dir / "train.parquet", out_dir / "test.parquet"
     result.outputs.update({"train-path": str(train_path), "test-path": str(test_path),
                            "train-rows": len(train), "test-rows": len(test)})
     result.artifacts += [str(train_path), str(test_path), str(out_dir / "prepare.json")]
-    result.metrics.update({"rows": rows_in, "train_rows": len(train), "test_rows": len(test),
-                           "columns": train.shape[1]})
+    result.metrics.update({"rows": manifest["rows"]["input"], "train_rows": len(train),
+                           "test_rows": len(test), "columns": train.shape[1]})
     how = (f"by hashed id {split_by_id!r}" if split_by_id
-           else ("stratified" if stratify else "random") + f", seed {seed}")
+           else ("stratified" if manifest["stratify"] else "random") + f", seed {seed}")
     result.details.update({k: manifest[k] for k in ("label_kind", "seed", "test_size",
                                                     "stratify", "split_by_id", "transform",
                                                     "steps")})
-    if kind == "classification" and df[label].nunique() <= 20:
+    if classes:
         tr, te = train[label].value_counts(), test[label].value_counts()
-        classes = sorted(set(tr.index) | set(te.index), key=str)
+        names = sorted(set(tr.index) | set(te.index), key=str)
         result.tables.append(Table("label classes per split", ["class", "train", "test"],
                                    [[str(c), int(tr.get(c, 0)), int(te.get(c, 0))]
-                                    for c in classes]))
+                                    for c in names]))
     if parsed:
         result.tables.append(Table("steps (fitted on train)", ["step", "columns"],
                                    [[s.spec, ", ".join(map(str, s.fitted.get("columns",
                                                                            s.columns)))]
                                     for s in parsed]))
     result.reason = (f"{len(train)} train / {len(test)} test rows ({how}, "
-                     f"test-size {float(test_size):g})")
-    return result
+                     f"test-size {manifest['test_size']:g})")

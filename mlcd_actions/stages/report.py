@@ -50,6 +50,10 @@ PIPELINE_ORDER = ("init", "ingest", "schema-infer", "validate", "prepare", "chec
                   "rollback", "history", "predict",
                   "serve", "monitor", "run")
 ICON = {"passed": "✅", "failed": "❌", "skipped": "⏭️", "error": "⛔"}
+# reports in the folder that are not pipeline stages (init scaffolds the repository)
+NOT_PIPELINE = ("init",)
+ENV_STAGES = ("deploy", "smoke-test", "rollback", "promote")
+ENV_ORDER = {"staging": 0, "production": 1}
 DATA_STAGES = ("validate", "check-data", "check-fairness", "monitor", "ingest", "prepare")
 
 
@@ -128,12 +132,36 @@ def gather(report_dir: str | os.PathLike) -> tuple[list[StageResult], list[str]]
         if not isinstance(data, dict) or data.get("schema") != report_mod.SCHEMA:
             continue  # other JSON files (manifests ...) live here too
         try:
-            results.append(report_mod.from_dict(data))
+            result = report_mod.from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:
             warnings.append(f"{path}: malformed {report_mod.SCHEMA} report ({exc}); skipped")
+            continue
+        if result.stage in NOT_PIPELINE:
+            continue
+        own = report_mod.report_name(result.stage)
+        if path.stem.startswith(own + "-") and not result.details.get("environment"):
+            # `mlcd run` names deploy-staging.json, smoke-test-production.json ...
+            result.details["environment"] = path.stem[len(own) + 1:]
+        results.append(result)
     rank = {name: i for i, name in enumerate(PIPELINE_ORDER)}
-    results.sort(key=lambda r: (rank.get(report_mod.report_name(r.stage), len(rank)), r.stage))
+    results.sort(key=lambda r: (rank.get(report_mod.report_name(r.stage), len(rank)),
+                                ENV_ORDER.get(environment_of(r) or "", len(ENV_ORDER)),
+                                label(r)))
     return results, warnings
+
+
+def environment_of(r: StageResult) -> str | None:
+    """The environment a deploy / smoke-test / rollback report is about, when known."""
+    if r.stage not in ENV_STAGES:
+        return None
+    env = r.outputs.get("environment") or r.details.get("environment")
+    return str(env) if env else None
+
+
+def label(r: StageResult) -> str:
+    """How the summary names a stage: ``deploy (staging)``, ``smoke-test (production)``."""
+    env = environment_of(r)
+    return f"{r.stage} ({env})" if env else r.stage
 
 
 # --------------------------------------------------------------------------- rendering
@@ -147,7 +175,8 @@ def _failed(r: StageResult) -> bool:
 
 
 def build_sections(results: Sequence[StageResult], *, title: str = "mlcd report",
-                   link: str | None = None) -> list[Section]:
+                   link: str | None = None, report_dir: str | os.PathLike | None = None,
+                   artifact_url: str | None = None) -> list[Section]:
     failed = [r for r in results if _failed(r)]
     overall = FAILED if failed else PASSED
     head = [f"## {ICON[overall]} {title}: {overall}",
@@ -163,7 +192,7 @@ def build_sections(results: Sequence[StageResult], *, title: str = "mlcd report"
     if lineage:
         head.append(f"lineage: `{lineage}`")
     stages = md_table(["stage", "verdict", "reason", "time"],
-                      [[f"`{r.stage}`", _verdict(r), _clip(r.reason, 200),
+                      [[f"`{label(r)}`", _verdict(r), _clip(r.reason, 200),
                         _duration(r)] for r in results])
     sections = [Section("overview", "\n\n".join(head) + "\n\n" + stages, mermaid_flow(results),
                         "pipeline chart", priority=0)]
@@ -172,12 +201,19 @@ def build_sections(results: Sequence[StageResult], *, title: str = "mlcd report"
     if failed_gates:
         sections.append(Section("failed-gates", "### ❌ failed gates\n\n" + _gate_table(
             failed_gates), priority=1))
-    no_gate = [r.stage for r in results if not r.gates and r.stage in
-               ("evaluate", "check-fairness", "monitor", "validate")]
+    # validate's schema checks are not gate rows: it is never "without a gate"
+    no_gate = [label(r) for r in results if not r.gates and r.stage in
+               ("evaluate", "check-fairness", "monitor")]
     if no_gate:
         sections.append(Section("no-gates", "> [!WARNING]\n> no gate was evaluated by "
                                 + ", ".join(f"`{s}`" for s in no_gate), priority=1))
 
+    vs_main = main_diff(results)
+    if vs_main is not None:
+        sections.append(Section("main", vs_main, priority=1))
+    charts = key_charts(results, report_dir, artifact_url)
+    if charts:
+        sections.append(Section("charts", charts, priority=2))
     diff = champion_diff(results)
     if diff:
         rows = [[m, v, b, None if d is None else f"{d:+.4g}", s] for m, v, b, d, s in diff]
@@ -199,12 +235,12 @@ def build_sections(results: Sequence[StageResult], *, title: str = "mlcd report"
         ordered = sorted(findings, key=lambda rf: {"error": 0, "warning": 1}.get(
             rf[1].severity, 2))
         table = md_table(["stage", "severity", "kind", "column", "count", "message"],
-                         [[r.stage, f.severity, f.code or "", f.column or "",
+                         [[label(r), f.severity, f.code or "", f.column or "",
                            "" if f.count is None else f.count, _clip(f.message, 300)]
                           for r, f in ordered[:500]])
         more = f"\n\n… and {len(ordered) - 500} more" if len(ordered) > 500 else ""
         head_rows = md_table(["stage", "severity", "kind", "column", "count", "message"],
-                             [[r.stage, f.severity, f.code or "", f.column or "",
+                             [[label(r), f.severity, f.code or "", f.column or "",
                                "" if f.count is None else f.count, _clip(f.message, 160)]
                               for r, f in ordered[:10]]) if ordered else "_no findings_"
         sections.append(Section("findings", "\n\n".join(lines) + "\n\n" + head_rows,
@@ -216,9 +252,11 @@ def build_sections(results: Sequence[StageResult], *, title: str = "mlcd report"
         sections.append(Section("gates", f"### gates ({len(all_gates)})",
                                 _gate_table(all_gates), "every gate, explained", priority=4))
     for r in results:
-        sections.append(Section(f"stage:{r.stage}", "",
-                                report_mod.to_markdown(r, heading_level=4),
-                                f"{ICON.get(r.status, '')} {r.stage} report",
+        sections.append(Section(f"stage:{label(r)}", "",
+                                report_mod.to_markdown(r, heading_level=4,
+                                                       report_dir=report_dir,
+                                                       artifact_url=artifact_url),
+                                f"{ICON.get(r.status, '')} {label(r)} report",
                                 priority=6 if r.status == PASSED else 5))
     return sections
 
@@ -226,9 +264,38 @@ def build_sections(results: Sequence[StageResult], *, title: str = "mlcd report"
 def _gate_table(pairs) -> str:
     return md_table(["stage", "metric", "value", "threshold", "baseline", "delta", "direction",
                      "verdict"],
-                    [[r.stage, g.metric, g.value, g.threshold, g.baseline,
+                    [[label(r), g.metric, g.value, g.threshold, g.baseline,
                       None if g.delta is None else f"{g.delta:+.4g}", g.direction,
                       f"{ICON.get(g.verdict, '')} {g.verdict}"] for r, g in pairs])
+
+
+CHART_STAGES = ("evaluate", "check-fairness", "monitor")
+
+
+def key_charts(results: Sequence[StageResult], report_dir=None, artifact_url=None) -> str:
+    """The charts a reviewer looks at, inline (Mermaid) with links to the stage's PNGs:
+    evaluate's metrics, check-fairness' groups, monitor's drift."""
+    parts = []
+    for r in results:
+        if r.stage not in CHART_STAGES:
+            continue
+        charts = [m for m in r.markdown if "```mermaid" in m]
+        links = report_mod.plot_links(r, report_dir, artifact_url)
+        if charts or links:
+            parts.append(f"**{label(r)}**\n\n" + "\n\n".join([*charts, links]).strip())
+    return "### charts\n\n" + "\n\n".join(parts) if parts else ""
+
+
+def main_diff(results: Sequence[StageResult]) -> str | None:
+    """evaluate's metric diff against the model main last produced (``dvc metrics diff``
+    style: every metric, value, main, delta), or the row saying there is none yet."""
+    ev = next((r for r in results if r.stage == "evaluate"), None)
+    if ev is None:
+        return None
+    table = next((t for t in ev.tables if t.title.startswith("metrics vs main")), None)
+    if table is None:
+        return None
+    return f"### {table.title}\n\n" + md_table(table.columns, table.rows)
 
 
 def champion_diff(results: Sequence[StageResult]) -> list[tuple]:
@@ -237,6 +304,8 @@ def champion_diff(results: Sequence[StageResult]) -> list[tuple]:
     out: dict[str, tuple] = {}
     for r in results:
         for g in r.gates:
+            if g.threshold.startswith("lift"):
+                continue  # a naive baseline, not the champion
             if g.baseline is not None and g.value is not None and g.metric not in out:
                 out[g.metric] = (g.metric, g.value, g.baseline,
                                  g.delta if g.delta is not None else g.value - g.baseline, r.stage)
@@ -258,8 +327,8 @@ def mermaid_flow(results: Sequence[StageResult]) -> str:
     for i, r in enumerate(results):
         node = f"s{i}"
         ids.append(node)
-        label = re.sub(r'["\[\]<>{}|]', " ", r.stage)
-        lines.append(f'  {node}["{label}: {r.status}"]:::{r.status}')
+        name = re.sub(r'["\[\]<>{}|()]', " ", label(r)).strip()
+        lines.append(f'  {node}["{name}: {r.status}"]:::{r.status}')
     lines.append("  " + " --> ".join(ids))
     lines += ["  classDef passed fill:#dafbe1,stroke:#1a7f37",
               "  classDef failed fill:#ffebe9,stroke:#cf222e",
@@ -306,7 +375,7 @@ def run(report_dir: str | os.PathLike = report_mod.DEFAULT_DIR, *, comment: bool
         platform: str | None = None, pr: int | None = None, title: str = "mlcd report",
         fail_on_failed_stage: bool = False, comment_cap: int = hosting.COMMENT_CAP,
         summary_cap: int | None = None, env: dict[str, str] | None = None,
-        echo: Callable[[str], None] = print) -> StageResult:
+        echo: Callable[[str], None] = print, artifact_url: str | None = None) -> StageResult:
     from mlcd_actions.ci import emit as ci
     from mlcd_actions.core.files import write_text
 
@@ -316,11 +385,12 @@ def run(report_dir: str | os.PathLike = report_mod.DEFAULT_DIR, *, comment: bool
         raise ConfigError(f"{report_dir}: holds no stage reports ({report_mod.SCHEMA}); "
                           "run some stages first")
     link = hosting.run_url(env)
-    sections = build_sections(results, title=title, link=link)
+    sections = build_sections(results, title=title, link=link, report_dir=report_dir,
+                              artifact_url=artifact_url)
     full, _ = fit(sections, 1 << 62, link)
     summary_path = write_text(Path(report_dir) / SUMMARY_FILE, full)
 
-    failed = [r.stage for r in results if _failed(r)]
+    failed = [label(r) for r in results if _failed(r)]
     overall = FAILED if failed else PASSED
     result = StageResult(STAGE, warnings=warnings)
     result.outputs.update({"overall": overall, "stages": len(results),

@@ -482,21 +482,39 @@ def _alert(url: str | None, text: str, result: StageResult) -> None:
         log.warning("%s", secrets.mask(error))
 
 
-def _warm_imports() -> None:
-    """Import what logging the model needs while the child trains (2 cores: free time)."""
+# what loading the child's model and logging it import, warmed while the child trains
+WARM_MODULES = (
+    "cloudpickle", "mlflow.models", "mlflow.pyfunc", "mlflow.sklearn", "sklearn.metrics",
+    "sklearn.pipeline",
+    # a built-in Pipeline, unpickled
+    "sklearn.compose", "sklearn.impute", "sklearn.preprocessing",
+    # MLflow's logged model: the git context (GitPython), the serving-input check
+    "git", "mlflow.models.utils", "mlflow.pyfunc.scoring_server",
+)
+
+
+def _warm_imports(estimator: str | None = None) -> None:
+    """Import what logging the model needs while the child trains (2 cores: free time),
+    and read the installed distributions once for the pip requirements."""
+    import importlib
+
+    from mlcd_actions.training import estimators, requirements
+
+    names = list(WARM_MODULES)
+    if estimator in estimators.BUILTINS:  # the model class's own module
+        names.append(estimators.BUILTINS[estimator][1].partition(":")[0])
+    for name in names:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
     with contextlib.suppress(Exception):
-        import cloudpickle  # noqa: F401
-        import mlflow.models  # noqa: F401
-        import mlflow.pyfunc  # noqa: F401
-        import mlflow.sklearn  # noqa: F401
-        import sklearn.metrics  # noqa: F401
-        import sklearn.pipeline  # noqa: F401
         from mlflow.models import infer_signature  # noqa: F401
         from mlflow.utils import requirements_utils
 
         # MLflow checks the pinned requirements against the installed packages; the map
         # it builds for that (importlib_metadata.packages_distributions, ~1 s) is cached
         requirements_utils._init_packages_to_modules_map()
+    with contextlib.suppress(Exception):
+        requirements.installed()
     with contextlib.suppress(Exception), _quiet_mlflow():
         from mlcd_actions.training import pyfunc  # noqa: F401
 
@@ -515,8 +533,10 @@ def _failure_md(title: str, lines: list[str]) -> str:
 
 
 class _Job:
-    """The training process: our child (started before the MLflow run exists, then told
-    the run through a file) or the user's ``--command`` (started once the run exists)."""
+    """The training process: our child (started before the MLflow run exists; for an
+    ``--entrypoint`` told the run through a file before the user's code is imported, a
+    built-in estimator fits at once) or the user's ``--command`` (started once the run
+    exists)."""
 
     def __init__(self, work: Path, *, cwd: Path, mode: str, train: str, test: str | None,
                  label: str, task: str, entrypoint: str | None, command: str | None,
@@ -543,10 +563,13 @@ class _Job:
         if mode == "command":
             self.cmd: str | list[str] = command  # type: ignore[assignment]
         else:
+            # the user's function may use the MLflow run: it waits for it; a built-in
+            # estimator does not, and fits while this process sets the run up
             spec = {"mode": mode, "entrypoint": entrypoint, "estimator": estimator,
                     "train_path": str(Path(train).resolve()), "label": label,
                     "params": json_safe(params), "out_dir": str(self.out_dir),
-                    "cwd": str(cwd), "run_file": str(self.run_file)}
+                    "cwd": str(cwd),
+                    "run_file": str(self.run_file) if mode == "entrypoint" else None}
             spec_path = work / "spec.json"
             spec_path.write_text(json.dumps(spec), encoding="utf-8")
             self.cmd = [sys.executable, "-m", "mlcd_actions.training.child", str(spec_path)]
@@ -599,7 +622,7 @@ def _run(result: StageResult, tracker: _Tracker, lineage: Lineage, job: _Job, *,
         except Exception as exc:  # noqa: BLE001 - never stop training for a heartbeat
             log.warning("heartbeat to %s failed: %s", tracker.uri, first_line(exc))
 
-    warm = threading.Thread(target=_warm_imports, daemon=True)
+    warm = threading.Thread(target=_warm_imports, args=(estimator,), daemon=True)
     warm.start()
     # --timeout and the heartbeat count from the moment the training may start (the run
     # exists); our child has been importing and reading data in the meantime

@@ -307,14 +307,7 @@ def run(paths: Sequence[str | os.PathLike], *, remote: str | None = None,
 
     try:
         root = Path(repo.root_dir).resolve()
-        for target, given in zip(targets, paths, strict=True):
-            if target != root and root not in target.parents:
-                raise DataError(f"path {given} is outside the DVC repository at {root}",
-                                file=str(given))
-            if target == root or any(part in (".dvc", ".git") for part in
-                                     target.relative_to(root).parts):
-                raise DataError(f"path {given} cannot be versioned with DVC (it is the "
-                                "repository itself or inside .dvc/.git)", file=str(given))
+        _check_inside(targets, paths, root)
 
         plan: RemotePlan | None = None
         if push:
@@ -332,26 +325,8 @@ def run(paths: Sequence[str | os.PathLike], *, remote: str | None = None,
         except DvcException as exc:
             raise DataError(f"dvc add failed: {_first_line(exc)}") from exc
 
-        entries: list[tuple[str, str]] = []
-        rows: list[list[Any]] = []
-        dvc_files: list[str] = []
-        total_size = 0
-        total_files = 0
-        for stage in stages:
-            dvc_file = os.path.relpath(stage.path, work)
-            dvc_files.append(Path(dvc_file).as_posix())
-            for out in stage.outs:
-                rel = Path(os.path.relpath(out.fs_path, root)).as_posix()
-                md5 = out.hash_info.value if out.hash_info else None
-                if not md5:
-                    raise DataError(f"dvc add recorded no hash for {rel}", file=rel)
-                size = out.meta.size if out.meta and out.meta.size is not None else None
-                nfiles = (out.meta.nfiles if out.meta and out.meta.isdir else 1)
-                total_size += size or 0
-                total_files += nfiles or 0
-                entries.append((rel, md5))
-                rows.append([rel, md5, size, nfiles, Path(dvc_file).as_posix()])
-
+        added = _Added.of(stages, work, root)
+        entries, dvc_files = added.entries, added.dvc_files
         full_version = combined_version(entries)
         version = full_version[:VERSION_LEN]
 
@@ -378,7 +353,7 @@ def run(paths: Sequence[str | os.PathLike], *, remote: str | None = None,
     result.outputs = {"data-version": version, "dvc-files": dvc_files}
     if push:
         result.outputs["remote"] = secrets.mask(rurl or "")
-    result.metrics = {"outputs": len(entries), "files": total_files, "bytes": total_size,
+    result.metrics = {"outputs": len(entries), "files": added.files, "bytes": added.size,
                       "pushed": pushed}
     result.lineage = {"data_version": version}
     result.details = {"data_version_full": full_version, "dvc_root": str(root),
@@ -387,11 +362,53 @@ def run(paths: Sequence[str | os.PathLike], *, remote: str | None = None,
                       "outputs": [{"path": p, "md5": m} for p, m in sorted(entries)]}
     result.artifacts = list(dvc_files)
     result.tables.append(Table("Versioned data", ["path", "md5", "bytes", "files", ".dvc file"],
-                               rows))
+                               added.rows))
     result.markdown.append(
         "Commit the `.dvc` files (and the `.gitignore` entries DVC wrote) so this data "
         f"version can be restored with `dvc pull`: {', '.join(f'`{f}`' for f in dvc_files)}.")
     return result
+
+
+def _check_inside(targets: list[Path], paths: Sequence[str | os.PathLike], root: Path) -> None:
+    """Every path is inside the DVC repository, and is not the repository or .dvc/.git."""
+    for target, given in zip(targets, paths, strict=True):
+        if target != root and root not in target.parents:
+            raise DataError(f"path {given} is outside the DVC repository at {root}",
+                            file=str(given))
+        if target == root or any(part in (".dvc", ".git") for part in
+                                 target.relative_to(root).parts):
+            raise DataError(f"path {given} cannot be versioned with DVC (it is the "
+                            "repository itself or inside .dvc/.git)", file=str(given))
+
+
+@dataclass
+class _Added:
+    """What ``dvc add`` recorded: (path, md5) per output, table rows, the .dvc files."""
+
+    entries: list[tuple[str, str]] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    dvc_files: list[str] = field(default_factory=list)
+    size: int = 0
+    files: int = 0
+
+    @classmethod
+    def of(cls, stages, work: Path, root: Path) -> _Added:
+        added = cls()
+        for stage in stages:
+            dvc_file = os.path.relpath(stage.path, work)
+            added.dvc_files.append(Path(dvc_file).as_posix())
+            for out in stage.outs:
+                rel = Path(os.path.relpath(out.fs_path, root)).as_posix()
+                md5 = out.hash_info.value if out.hash_info else None
+                if not md5:
+                    raise DataError(f"dvc add recorded no hash for {rel}", file=rel)
+                size = out.meta.size if out.meta and out.meta.size is not None else None
+                nfiles = (out.meta.nfiles if out.meta and out.meta.isdir else 1)
+                added.size += size or 0
+                added.files += nfiles or 0
+                added.entries.append((rel, md5))
+                added.rows.append([rel, md5, size, nfiles, Path(dvc_file).as_posix()])
+        return added
 
 
 def _url_password(url: str | None) -> str | None:

@@ -30,7 +30,7 @@ from mlcd_actions.sources import registry
 from mlcd_actions.sources.base import Source
 
 Fixture = Callable[[str], Any]
-HEAVY = ("pandas", "pyarrow", "sqlalchemy", "boto3", "requests", "numpy")
+HEAVY = ("pandas", "pyarrow", "sqlalchemy", "boto3", "botocore", "requests", "numpy")
 
 
 def _expect(condition: bool, message: str) -> None:

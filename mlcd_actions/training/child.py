@@ -152,4 +152,8 @@ def main(spec_path: str) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a child process
-    sys.exit(main(sys.argv[1]))
+    code = main(sys.argv[1])
+    import gc
+
+    gc.freeze()  # no last collection over the training data at exit: the parent waits on it
+    sys.exit(code)

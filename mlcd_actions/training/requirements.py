@@ -8,6 +8,7 @@ distributions that another listed one already requires.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import re
 from collections.abc import Iterable
@@ -31,20 +32,35 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@functools.lru_cache(maxsize=1)
+def installed() -> dict[str, md.Distribution]:
+    """Every installed distribution by normalized name, the first on ``sys.path`` winning as
+    in ``importlib.metadata.distribution``: one scan instead of one per lookup (each scans
+    every ``*.dist-info``; 20 lookups took 0.1-0.3 s). ``mlcd train`` fills it while the
+    model trains."""
+    out: dict[str, md.Distribution] = {}
+    for dist in md.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            out.setdefault(_norm(name), dist)
+    return out
+
+
+def _dist(name: str) -> md.Distribution | None:
+    return installed().get(_norm(name))
+
+
 def _version(dist: str) -> str | None:
-    try:
-        return md.version(dist)
-    except md.PackageNotFoundError:
-        return None
+    found = _dist(dist)
+    return None if found is None else found.version
 
 
 def _requires(dist: str) -> set[str]:
     out: set[str] = set()
-    try:
-        reqs = md.requires(dist) or []
-    except md.PackageNotFoundError:
+    found = _dist(dist)
+    if found is None:
         return out
-    for req in reqs:
+    for req in found.requires or []:
         if "extra ==" in req or "extra==" in req:
             continue
         m = _NAME.match(req.strip())
@@ -67,7 +83,7 @@ def pip_requirements(modules: Iterable[str] = (), extra: Iterable[str] = ()) -> 
             version = _version(dist.replace("_", "-"))
             dist = dist.replace("_", "-")
         if version is not None:
-            found[_norm(dist)] = f"{md.metadata(dist)['Name']}=={version}"
+            found[_norm(dist)] = f"{_dist(dist).metadata['Name']}=={version}"
     base = {_norm(b) for b in BASE}
     implied: set[str] = set()
     for dist in found:

@@ -24,9 +24,11 @@ def test_good_model_passes_threshold(mlcd, store):
     r = mlcd("evaluate", "--model-uri", "models:/credit@champion", "--test", TEST,
              "--label", LABEL, "--threshold", "accuracy>=0.8", "--threshold", "roc_auc>=0.9")
     assert r.exit_code == 0, r
-    assert r.verdict.startswith("mlcd evaluate: passed — 2 gate(s) passed")
+    # the two thresholds and the default lift over the naive baseline
+    assert r.verdict.startswith("mlcd evaluate: passed — 3 gate(s) passed")
     rep = report()
-    assert [g["verdict"] for g in rep["gates"]] == ["passed", "passed"]
+    assert [g["verdict"] for g in rep["gates"]] == ["passed", "passed", "passed"]
+    assert rep["gates"][2]["threshold"].startswith("lift >= 0.1 over naive baseline")
     assert rep["outputs"]["passed"] is True
     assert rep["outputs"]["accuracy"] == rep["metrics"]["accuracy"] > 0.8
     assert "roc-auc" in rep["outputs"] and "log-loss" in rep["outputs"]
@@ -34,7 +36,8 @@ def test_good_model_passes_threshold(mlcd, store):
 
 def test_worse_model_fails_against_champion(mlcd, store):
     r = mlcd("evaluate", "--model-uri", "models:/credit/2", "--test", TEST, "--label", LABEL,
-             "--name", "credit", "--max-drop", "accuracy=0.01", "--max-drop", "f1=5%")
+             "--name", "credit", "--max-drop", "accuracy=0.01", "--max-drop", "f1=5%",
+             "--min-lift", "none")
     assert r.exit_code == 1, r
     assert "accuracy dropped by" in r.verdict and "(+1 more)" in r.verdict
     rep = report()
@@ -54,14 +57,15 @@ def test_champion_against_itself_passes_max_drop(mlcd, store):
     r = mlcd("evaluate", "--model-uri", "models:/credit/1", "--test", TEST, "--label", LABEL,
              "--name", "credit", "--max-drop", "accuracy=0")
     assert r.exit_code == 0, r
-    assert report()["gates"][0]["delta"] == 0
+    drop = [g for g in report()["gates"] if g["threshold"].startswith("max drop")]
+    assert drop[0]["delta"] == 0
 
 
 def test_no_gates_warns_loudly(mlcd, store, tmp_path):
     out = tmp_path / "gh_output"
     out.write_text("")
     r = mlcd("evaluate", "--model-uri", "models:/credit/1", "--test", TEST, "--label", LABEL,
-             env={"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out)})
+             "--min-lift", "none", env={"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out)})
     assert r.exit_code == 0, r
     assert "no gates configured" in r.verdict
     assert "::warning" in r.stdout and "no gates configured" in r.stdout
@@ -72,17 +76,55 @@ def test_no_gates_warns_loudly(mlcd, store, tmp_path):
 
 def test_no_champion_skips_max_drop_and_says_so(mlcd, store):
     r = mlcd("evaluate", "--model-uri", "models:/credit/2", "--test", TEST, "--label", LABEL,
-             "--name", "never-registered", "--max-drop", "accuracy=0.01")
+             "--name", "never-registered", "--max-drop", "accuracy=0.01", "--min-lift", "none")
     assert r.exit_code == 0, r
     assert "no gate checked" in r.verdict
     rep = report()
     assert rep["gates"][0]["verdict"] == "skipped"
     assert any("no champion for model 'never-registered'" in w for w in rep["warnings"])
+    # the skipped row itself says why, and the "vs main" table says there is nothing yet
+    assert "no champion for model 'never-registered'" in rep["gates"][0]["message"]
+    assert "no model on main yet" in rep["gates"][0]["message"]
+    md = Path(".mlcd/reports/evaluate.md").read_text()
+    assert "| no model on main yet (.mlcd/main) |" in md
+
+
+def test_model_that_learned_nothing_fails_the_default_lift(mlcd, store):
+    # credit v2 is barely better than chance: no threshold configured, still caught
+    r = mlcd("evaluate", "--model-uri", "models:/credit/2", "--test", TEST, "--label", LABEL)
+    assert r.exit_code == 1, r
+    assert "vs naive baseline (majority class) 0.5: lift" in r.verdict
+    (row,) = report()["gates"]
+    assert row["metric"] == "balanced_accuracy" and row["baseline"] == 0.5
+    naive = next(t for t in report()["tables"] if t["title"].startswith("metrics vs naive"))
+    assert naive["columns"][2:] == ["majority class", "stratified guess"]
+
+
+def test_main_snapshot_is_the_baseline_without_a_champion(mlcd, store, tmp_path):
+    snap = tmp_path / "main"
+    r = mlcd("evaluate", "--model-uri", "models:/credit/1", "--test", TEST, "--label", LABEL,
+             "--main-snapshot", str(snap), "--save-main-snapshot")
+    assert r.exit_code == 0, r
+    meta = json.loads((snap / "meta.json").read_text())
+    assert meta["schema"] == "mlcd.main-snapshot/v1" and (snap / "model" / "MLmodel").is_file()
+    assert json.loads((snap / "evaluate.json").read_text())["stage"] == "evaluate"
+    # a pull request's candidate, no registry champion: compared with what main produced
+    r = mlcd("evaluate", "--model-uri", "models:/credit/2", "--test", TEST, "--label", LABEL,
+             "--name", "never-registered", "--max-drop", "accuracy=0.01", "--min-lift", "none",
+             env={"MLCD_MAIN_SNAPSHOT": str(snap)})
+    assert r.exit_code == 1, r
+    assert "accuracy dropped by" in r.verdict
+    rep = report()
+    assert rep["outputs"]["baseline-source"] == "main"
+    vs_main = next(t for t in rep["tables"] if t["title"].startswith("metrics vs main"))
+    assert [row[0] for row in vs_main["rows"]] == ["accuracy", "balanced_accuracy", "precision",
+                                                    "recall", "f1", "roc_auc", "log_loss"]
+    assert all(row[2] is not None and row[3] is not None for row in vs_main["rows"])
 
 
 def test_gate_that_cannot_be_checked_fails_unless_allowed(mlcd, store):
     args = ("evaluate", "--model-uri", store["pyfunc"]["runs"], "--test", TEST, "--label", LABEL,
-            "--threshold", "roc_auc>=0.7", "--threshold", "accuracy>=0.1")
+            "--threshold", "roc_auc>=0.7", "--threshold", "accuracy>=0.1", "--min-lift", "none")
     r = mlcd(*args)
     assert r.exit_code == 1, r
     assert "roc_auc could not be computed" in r.verdict and "has no predict_proba" in r.verdict
@@ -101,7 +143,7 @@ def test_env_and_comma_separated_thresholds(mlcd, store):
     r = mlcd("evaluate", "--model-uri", "models:/credit/1", "--test", TEST, "--label", LABEL,
              env={"MLCD_THRESHOLD": "accuracy >= 0.5, f1>=0.5"})
     assert r.exit_code == 0, r
-    assert [g["metric"] for g in report()["gates"]] == ["accuracy", "f1"]
+    assert [g["metric"] for g in report()["gates"]] == ["accuracy", "f1", "balanced_accuracy"]
 
 
 @pytest.mark.parametrize("args,needle", [

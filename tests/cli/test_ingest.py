@@ -531,7 +531,7 @@ def test_help_imports_nothing_heavy():
     import sys
 
     code = ("import sys; from mlcd_actions.cli import main; main(['ingest', '--help']); "
-            "print([m for m in ('pandas', 'pyarrow', 'numpy', 'sqlalchemy', 'boto3', "
+            "print([m for m in ('pandas', 'pyarrow', 'numpy', 'sqlalchemy', 'boto3', 'botocore', "
             "'requests', 'sklearn', 'mlflow') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)

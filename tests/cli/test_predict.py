@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,16 @@ def test_missing_feature_column_exit_2_naming_it(mlcd, model_dir):
     r = mlcd("predict", "--model-uri", model_dir, "--input", "in.csv", "--output", "o.parquet")
     assert r.exit_code == 2, r
     assert "in.csv: feature column 'b'" in r.verdict
+
+
+@pytest.mark.parametrize("output", ["pred.txt", "pred.json", "pred"])
+def test_output_with_an_unknown_extension_exit_2_nothing_written(mlcd, model_dir, output):
+    fixtures.frame(4).to_parquet("in.parquet")
+    r = mlcd("predict", "--model-uri", model_dir, "--input", "in.parquet", "--output", output)
+    assert r.exit_code == 2, r
+    assert f"--output {output}: predict writes .parquet, .csv or .tsv" in r.verdict or \
+        f"--output {output}:" in r.verdict
+    assert not Path(output).exists()
 
 
 def test_missing_input_exit_2(mlcd, model_dir):

@@ -20,7 +20,8 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("log") / "predictions.jsonl"
-    with fixtures.serve(str(model_dir), free_port(), "--prediction-log", str(log),
+    with fixtures.serve(str(model_dir), free_port(), "--workers", "1",
+                        "--prediction-log", str(log),
                         "--max-body-bytes", "4096", "--model-version", "5",
                         "--lineage-id", "lin-xyz",
                         "--report-dir", str(tmp_path_factory.mktemp("rep"))) as s:
@@ -126,7 +127,8 @@ def test_keep_alive_connection_serves_many_requests(server):
 def test_prediction_log_lines_and_graceful_stop(model_dir, tmp_path):
     log = tmp_path / "pl.jsonl"
     df = fixtures.frame(3, seed=9)
-    with fixtures.serve(str(model_dir), free_port(), "--prediction-log", str(log),
+    with fixtures.serve(str(model_dir), free_port(), "--workers", "1",
+                        "--prediction-log", str(log),
                         "--lineage-id", "lin-1", "--report-dir", str(tmp_path / "rep")) as s:
         status, _, out = s.post(df[fixtures.FEATURES].to_dict(orient="records"),
                                 headers={"X-Request-ID": "req-77"})

@@ -127,3 +127,19 @@ def test_out_dot_is_refused_and_nothing_is_lost(mlcd, stage):
     assert Path("notes.txt").read_text() == "mine"
     assert Path("src.csv").read_text().startswith("a,label\n")
     assert not [p for p in Path(".").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_outputs_honour_the_umask_and_private_files_stay_private(tmp_path):
+    import stat
+
+    from mlcd_actions.core import files as fsutil
+
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    mask = fsutil.umask()
+    out = write_text(tmp_path / "report.md", "x")
+    assert mode(out) == 0o666 & ~mask  # 0644 under the usual 022, not mkstemp's 0600
+    with atomic_dir(tmp_path / "snap") as tmp:
+        (tmp / "data.parquet").write_bytes(b"x")
+    assert mode(tmp_path / "snap") == 0o777 & ~mask  # not mkdtemp's 0700
+    secret = write_text(tmp_path / "token", "s3cret", private=True)
+    assert mode(secret) == 0o600

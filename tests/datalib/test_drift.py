@@ -154,3 +154,64 @@ def test_unicode_and_very_long_categories():
     got = drift.compare(ref, cur)[0]
     assert got.new_categories == ["naïve"] and got.missing_categories == [long]
     assert got.js == pytest.approx(jensenshannon([1, 1, 1, 0], [1, 1, 0, 1], base=2))
+
+
+def _numeric_cases(r):
+    n, m = 6000, 5000
+    ints = r.integers(0, 7, n).astype(float), r.integers(0, 8, m).astype(float)
+    rounded = np.round(r.normal(0, 1, n), 2), np.round(r.normal(0.1, 1, m), 2)  # ties, -0.0
+    outliers = np.concatenate([r.normal(0, 1, n - 3), [1e300, -1e300, 5e12]]), r.normal(0, 1, m)
+    with_gaps = r.normal(0, 1, n), r.normal(0, 1, m)
+    with_gaps[0][::50] = np.nan
+    with_gaps[1][::70] = np.inf
+    return {"normal": (r.normal(0, 1, n), r.normal(0.3, 1.2, m)), "integers": ints,
+            "rounded": rounded, "outliers": outliers, "constant": (np.full(n, 2.5), np.full(m, 2.5)),
+            "cauchy": (r.standard_cauchy(n), r.standard_cauchy(m)), "gaps": with_gaps,
+            "same": (np.arange(n, dtype=float), np.arange(n, dtype=float))}
+
+
+def test_histogram_path_gives_the_numbers_of_the_sorting_path(monkeypatch):
+    r = np.random.default_rng(11)
+    for name, (a, b) in _numeric_cases(r).items():
+        monkeypatch.setattr(drift, "GRID_MIN_VALUES", 10**12)
+        sorted_way = drift._numeric("v", a.copy(), b.copy(), 10).to_dict()
+        monkeypatch.setattr(drift, "GRID_MIN_VALUES", 0)
+        grid_way = drift._numeric("v", a.copy(), b.copy(), 10).to_dict()
+        assert grid_way == sorted_way, name
+        assert grid_way["ks"] == stats.ks_2samp(a[np.isfinite(a)], b[np.isfinite(b)]).statistic
+
+
+def test_grid_statistics_equal_sorting_for_any_bin_count():
+    r = np.random.default_rng(12)
+    for name, (a, b) in _numeric_cases(r).items():
+        a, b = a[np.isfinite(a)][:700], b[np.isfinite(b)][:500]
+        sa, sb = np.sort(a), np.sort(b)
+        kth = np.sort(r.integers(0, a.size, 9))
+        edges = np.sort(np.concatenate([r.choice(a, 4), r.choice(b, 4), [np.inf]]))
+        for nbins in (1, 2, 3, 7, 64, 4096):
+            grid = drift._Grid(a, b, nbins)
+            assert grid.ks() == drift._ks_statistic(sa, sb), (name, nbins)
+            assert (grid.a.order_statistics(kth) == sa[kth]).all(), (name, nbins)
+            assert (grid.a.count_below(edges) == np.searchsorted(sa, edges, "left")).all()
+            assert (grid.b.count_below(edges) == np.searchsorted(sb, edges, "left")).all()
+
+
+def test_parquet_text_counted_from_dictionaries_equals_decoded_text(tmp_path):
+    r = np.random.default_rng(13)
+
+    def frame(n, seed):
+        g = np.random.default_rng(seed)
+        return pd.DataFrame({
+            "s": g.choice(np.array(["a", "b", "", "東京", None], dtype=object), n),
+            "c": pd.Categorical(g.choice(["x", "y", None], n), categories=["x", "y", "unused"]),
+        })
+
+    ref, cur = frame(3000, 1), frame(2500, 2)
+    cur.loc[r.choice(2500, 40, replace=False), "s"] = "brand new"
+    ref.to_parquet(tmp_path / "r.parquet", row_group_size=700)  # a dictionary per row group
+    cur.to_parquet(tmp_path / "c.parquet", row_group_size=600)
+    from_files = drift.compare(tmp_path / "r.parquet", tmp_path / "c.parquet")
+    decoded = drift.compare(ref.astype({"c": object}), cur.astype({"c": object}))
+    assert [d.to_dict() for d in from_files] == [d.to_dict() for d in decoded]
+    s = by_column(from_files)["s"]
+    assert s.new_categories == ["brand new"] and s.ref_nulls == int(ref["s"].isna().sum())

@@ -163,7 +163,7 @@ def test_scan_handles_unicode_long_and_empty_strings():
 
 
 def test_scan_spans_chunks(monkeypatch):
-    monkeypatch.setattr(pii, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(pii.scan, "CHUNK_ROWS", 7)
     df = pd.DataFrame({"t": [f"user{i}@example.org" if i % 5 == 0 else "plain" for i in range(50)]})
     hit = pii.scan_frame(df).hits[0]
     assert hit.count == 10 and hit.rows == [0, 5, 10, 15, 20]

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def spark():
     """One local session for the module: predict reuses an active session (and leaves it
     running), as under spark-submit; starting one per test costs about 15 s."""
-    from mlcd_actions.stages import predict_spark
+    from mlcd_actions.delivery import predict_spark
 
     session, started = predict_spark._session("local[2]", 10_000)
     assert started

@@ -45,6 +45,8 @@ def test_min_group_size_gate_fails_on_small_groups():
     r = check_data.run(CLEAN, label="label", sensitive=["group"], min_group_size=30,
                        scan_pii=False)
     assert r.status == "failed" and _gate(r, "min_group_size").value == 3
+    # the failing row names the feature and the group, not only the number
+    assert "(feature 'group', group " in r.reason and "has 3 rows)" in r.reason
 
 
 def test_numeric_sensitive_feature_is_binned_and_multiclass_label_supported():
@@ -128,11 +130,14 @@ def test_bad_options(kwargs, error, message):
     assert message in exc.value.one_line()
 
 
-def test_policy_naming_an_unknown_column_is_a_config_error(tmp_path):
+def test_policy_naming_a_column_that_is_gone_is_noted_not_fatal(tmp_path):
+    # the user dropped the column (or mistyped it): a warning finding naming it, no exit 2
     pol = tmp_path / "p.yaml"
     pol.write_text("columns:\n  emial: forbid\n")
-    with pytest.raises(ConfigError, match=r"p.yaml:2: policy column 'emial' not found"):
-        check_data.run(PEOPLE, pii_policy=str(pol))
+    result = check_data.run(PEOPLE, pii_policy=str(pol))
+    (absent,) = [f for f in result.findings if f.code == "pii.policy-column-absent"]
+    assert absent.column == "emial" and absent.severity == "warning"
+    assert "p.yaml:2: policy column 'emial' is not in" in absent.message
 
 
 def test_empty_dataset_and_all_null_columns(tmp_path):

@@ -78,6 +78,21 @@ def test_single_group_fails_a_configured_gate_unless_allowed(store, tmp_path):
     assert allowed.reason.startswith("no gate checked (1 skipped)")
 
 
+def test_a_constant_model_is_not_shown_fair(store, tmp_path):
+    # everyone refused: the parity difference is 0, which says nothing about fairness
+    df = pd.read_csv(TEST).assign(income=0.0, debt=100.0)
+    df.to_csv(tmp_path / "none.csv", index=False)
+    args = ("models:/credit/1", tmp_path / "none.csv", LABEL, ["sex"])
+    kw = {"thresholds": ["demographic_parity_difference<=0.1"], "report_dir": tmp_path,
+          "plot": False}
+    res = check_fairness.run(*args, **kw)
+    assert res.metrics["sex:demographic_parity_difference"] == 0
+    assert res.status == "failed" and res.gates[0].verdict == "failed"
+    assert "for every row: a constant model is trivially equal across groups" in res.reason
+    res = check_fairness.run(*args, **kw, allow_skipped_gates=True)
+    assert res.status == "passed" and res.gates[0].verdict == "skipped"
+
+
 def test_ratio_of_zero_to_zero_cannot_be_checked(store, tmp_path):
     # everyone refused: selection rate 0 in both groups, so the ratio is 0/0
     df = pd.read_csv(TEST).assign(income=0.0, debt=100.0)

@@ -102,7 +102,7 @@ def test_gate_on_a_metric_that_cannot_be_computed_fails(store, tmp_path):
 
 def test_allow_skipped_gates_skips_probability_gates_loudly(store, tmp_path):
     res = evaluate.run(store["pyfunc"]["runs"], TEST, LABEL, thresholds=["roc_auc>=0.7"],
-                       report_dir=tmp_path, plot=False, allow_skipped_gates=True)
+                       report_dir=tmp_path, plot=False, allow_skipped_gates=True, min_lifts=[])
     assert res.status == "passed" and res.gates[0].verdict == "skipped"
     assert res.reason.startswith("no gate checked")
     assert any("nothing was verified" in w for w in res.warnings)
@@ -112,7 +112,7 @@ def test_allow_skipped_gates_skips_probability_gates_loudly(store, tmp_path):
 
 def test_max_drop_fails_when_the_baselines_metric_cannot_be_computed(store, tmp_path):
     res = evaluate.run("models:/credit/1", TEST, LABEL, baseline=store["pyfunc"]["runs"],
-                       max_drops=["roc_auc=0.01"], report_dir=tmp_path, plot=False)
+                       max_drops=["roc_auc=0.01"], report_dir=tmp_path, plot=False, min_lifts=[])
     assert res.status == "failed" and res.gates[0].verdict == "failed"
     assert res.reason.startswith("the baseline's roc_auc could not be computed (model runs:/")
 
@@ -121,8 +121,9 @@ def test_explicit_baseline_diff_table(store, tmp_path):
     res = evaluate.run("models:/credit/1", TEST, LABEL, baseline="models:/credit/2",
                        max_drops=["accuracy=0.01"], report_dir=tmp_path, plot=False)
     assert res.status == "passed"
-    table = res.tables[0]
+    table = next(t for t in res.tables if t.title.startswith("metrics: "))
     assert table.title == "metrics: credit v1 vs baseline credit v2"
+    assert res.outputs["baseline-source"] == "baseline"
     rows = {r[0]: r for r in table.rows}
     assert rows["accuracy"][5] == "better" and rows["log_loss"][4] == "lower"
     assert res.outputs["baseline-uri"] == "models:/credit/2"

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlcd_actions.core.errors import DataError, ServiceError
-from mlcd_actions.sources import formats
+from mlcd_actions.data import tables as formats
 from mlcd_actions.stages import ingest
 
 DATA = Path(__file__).parent.parent / "data" / "ingest"

@@ -65,7 +65,8 @@ def test_init_writes_config_schema_dvc_and_workflows(tmp_path, mlcd):
     assert cfg["label"] == "price" and cfg["train"]["task"] == "regression"
     assert cfg["run"]["source"] == "data/houses.csv"
     assert cfg["prepare"]["split-by-id"] == "house_id"
-    assert ".mlcd/" in Path(".gitignore").read_text().split()
+    assert ".mlcd/*" in Path(".gitignore").read_text().split()
+    assert "!.mlcd/data/*.dvc" in Path(".gitignore").read_text().split()
     assert oct(Path("mlcd.yaml").stat().st_mode & 0o777) != oct(0o600)
 
 
@@ -74,7 +75,7 @@ def test_rerun_keeps_edits_and_force_overwrites(tmp_path, mlcd):
     _house_copy(work / "proj")
     os.chdir(work / "proj")
     assert mlcd("init", "--no-dvc").exit_code == 0
-    edited = Path("mlcd.yaml").read_text().replace("r2>=0.0", "r2>=0.5")
+    edited = Path("mlcd.yaml").read_text().replace("r2=0.1", "r2=0.3")
     Path("mlcd.yaml").write_text(edited)
     r = mlcd("init", "--no-dvc")
     assert r.exit_code == 0, r
@@ -83,8 +84,8 @@ def test_rerun_keeps_edits_and_force_overwrites(tmp_path, mlcd):
     r = mlcd("init", "--no-dvc", "--force")
     assert r.exit_code == 0, r
     assert "overwritten" in r.stdout
-    assert "r2>=0.0" in Path("mlcd.yaml").read_text()
-    assert Path(".gitignore").read_text().count(".mlcd/") == 1
+    assert "r2=0.1" in Path("mlcd.yaml").read_text()
+    assert Path(".gitignore").read_text().count(".mlcd/*") == 1
 
 
 def test_gitlab_flavour(tmp_path, mlcd):
@@ -112,6 +113,25 @@ def test_personal_data_gets_a_policy_and_sensitive_columns_are_found(tmp_path, m
     assert yaml.safe_load(Path("pii-policy.yaml").read_text())["columns"] == {
         "email": "must-be-hashed"}
     assert "personal data in email" in r.stdout
+
+
+def test_rerun_after_dropping_personal_data_keeps_config_and_policy_consistent(mlcd):
+    import pandas as pd
+
+    Path("data").mkdir()
+    frame = pd.DataFrame({"email": [f"u{i}@example.com" for i in range(60)],
+                          "income": range(60), "churn": [0, 1] * 30})
+    frame.to_csv("data/customers.csv", index=False)
+    assert mlcd("init", "--no-dvc").exit_code == 0
+    assert yaml.safe_load(Path("pii-policy.yaml").read_text())["columns"] == {
+        "email": "must-be-hashed"}
+    frame.drop(columns=["email"]).to_csv("data/customers.csv", index=False)
+    for args in ((), ("--force",)):   # kept or rewritten: mlcd.yaml names a file init wrote
+        r = mlcd("init", "--no-dvc", *args)
+        assert r.exit_code == 0, r
+        policy = yaml.safe_load(Path("mlcd.yaml").read_text())["check-data"]["pii-policy"]
+        assert Path(policy).is_file()
+    assert yaml.safe_load(Path("pii-policy.yaml").read_text())["columns"] == {}
 
 
 def test_no_data_is_a_usage_error(mlcd):

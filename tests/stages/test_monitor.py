@@ -36,7 +36,10 @@ def test_unshifted_resample_passes():
     r = monitor.run(D / "reference.csv", D / "current_same.csv")
     assert r.status == "passed", r.reason
     assert r.outputs["drift"] is False and r.outputs["drifted-features"] == ""
-    assert {g.metric for g in r.gates} >= {"age.psi", "city.js"}
+    # the default gates: a sample-size aware test per feature (KS for numeric, chi-square
+    # for categorical), no fixed PSI/JS cut-off
+    assert {g.metric for g in r.gates} >= {"age.ks", "city.chi2_pvalue"}
+    assert not any(g.metric.endswith((".psi", ".js")) for g in r.gates)
 
 
 def test_per_feature_threshold_overrides_global():
@@ -49,7 +52,9 @@ def test_per_feature_threshold_overrides_global():
 def test_only_scoped_thresholds_keep_the_defaults():
     r = monitor.run(D / "reference.csv", D / "current_same.csv", thresholds=["score.ks<=0.5"])
     metrics = {g.metric for g in r.gates}
-    assert "score.ks" in metrics and "age.psi" in metrics
+    assert "score.ks" in metrics and "age.ks" in metrics
+    # the scoped threshold replaces the default test of that column
+    assert [g.threshold for g in r.gates if g.metric == "score.ks"] == ["<= 0.5"]
 
 
 @pytest.mark.parametrize("spec,match", [("bogus<=1", "unknown drift metric"),
@@ -144,7 +149,7 @@ def test_dispatch_and_issue_on_drift_github(forge, monkeypatch):  # noqa: F811
     assert r1.outputs["dispatched"] is True and r2.details["issue"]["action"] == "updated"
     assert len(forge.state.issues) == 1
     issue = forge.state.issues[1]
-    assert monitor.INCIDENT_MARKER in issue["body"] and "age.psi" in issue["body"]
+    assert monitor.INCIDENT_MARKER in issue["body"] and "age.ks" in issue["body"]
     d = forge.state.dispatches[0]
     assert d["event_type"] == "mlcd-retrain" and d["client_payload"]["model"] == "credit"
     assert "age" in d["client_payload"]["drifted_features"]
@@ -215,3 +220,49 @@ def test_baseline_from_the_mlflow_run_behind_the_model(tmp_path):
     with pytest.raises(ConfigError, match="models:/<name>/<version>"):
         monitor.run(D / "reference.csv", D / "predictions.jsonl", labels=str(D / "labels.csv"),
                     model_uri="credit", tracking_uri=uri)
+
+
+def _frame(rng, n, shift=0.0):
+    import numpy as np
+
+    cols = {f"x{i}": rng.normal(shift if i == 0 else 0.0, 1.0, n) for i in range(12)}
+    cols["segment"] = rng.choice(np.asarray(["a", "b", "c", "rare"]), n, p=[.5, .3, .18, .02])
+    cols["count"] = rng.poisson(3, n)
+    return pd.DataFrame(cols)
+
+
+def test_default_gates_account_for_the_sample_size(tmp_path):
+    # issue 13 §14: a 36-row test split against its 144-row training split, 14 features,
+    # same distribution: the old psi<=0.2 default flagged most of them; the default tests
+    # flag none, on each of several resamples
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    alarms = 0
+    for i in range(5):
+        _frame(rng, 144).to_csv(tmp_path / f"ref{i}.csv", index=False)
+        _frame(rng, 36).to_csv(tmp_path / f"cur{i}.csv", index=False)
+        r = monitor.run(tmp_path / f"ref{i}.csv", tmp_path / f"cur{i}.csv", max_plots=0)
+        alarms += r.outputs["drift"]
+        ks = next(g for g in r.gates if g.metric == "x0.ks")
+        assert "critical value at alpha 0.05/14" in ks.message
+    assert alarms <= 1
+    assert r.details["bins"] == 7  # PSI bins: 36 rows // 5 per bin
+    # a real shift (one standard deviation of one feature) on 1000 rows is caught
+    _frame(rng, 4000).to_csv(tmp_path / "ref.csv", index=False)
+    _frame(rng, 1000, shift=1.0).to_csv(tmp_path / "cur.csv", index=False)
+    r = monitor.run(tmp_path / "ref.csv", tmp_path / "cur.csv", max_plots=0)
+    assert r.status == "failed" and r.outputs["drifted-features"] == "x0"
+    assert r.gates[0].metric == "x0.ks" and r.gates[0].verdict == "failed"  # failed first
+
+
+def test_chi2_pools_rare_categories():
+    import numpy as np
+
+    from mlcd_actions.data.drift import _chi2_homogeneity
+
+    # two rare categories seen once each: without pooling they alone make p tiny
+    r = np.array([50.0, 48.0, 1.0, 0.0])
+    c = np.array([12.0, 11.0, 0.0, 1.0])
+    stat, p = _chi2_homogeneity(r, c)
+    assert p > 0.05

@@ -96,3 +96,53 @@ def test_summary_sized_to_what_is_left(tmp_path):
     summary.write_bytes(b"x" * 1_000_000)
     r = report.run(tmp_path, env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert len(r.markdown[0].encode()) <= 1024 * 1024 - 1_000_000
+
+
+def test_environments_named_init_left_out_validate_not_gateless(tmp_path):
+    report_mod.write(StageResult("init", reason="5 file(s) written"), tmp_path)
+    report_mod.write(StageResult("validate", reason="19 checks passed"), tmp_path)
+    for env in ("production", "staging"):
+        for stage in ("deploy", "smoke-test"):
+            written = report_mod.write(StageResult(stage, reason=f"{stage} {env}"), tmp_path)
+            for path in written:  # `mlcd run` names them deploy-staging.json ...
+                path.rename(path.with_name(f"{stage}-{env}{path.suffix}"))
+    results, _ = report.gather(tmp_path)
+    assert [report.label(r) for r in results] == [
+        "validate", "deploy (staging)", "deploy (production)", "smoke-test (staging)",
+        "smoke-test (production)"]
+    text = report.run(tmp_path, env={}).markdown[0]
+    assert "`deploy (staging)`" in text and "`init`" not in text
+    assert "no gate was evaluated" not in text
+
+
+def test_plots_are_linked_with_the_artifact_url_and_stale_ones_removed(tmp_path):
+    ev = StageResult("evaluate", metrics={"accuracy": 0.9})
+    png = tmp_path / "evaluate-roc.png"
+    png.write_bytes(b"\x89PNG")
+    ev.artifacts = [str(png)]
+    ev.markdown = ["**metrics chart**\n\n```mermaid\nxychart-beta\n```"]
+    report_mod.write(ev, tmp_path)
+    assert "[evaluate-roc.png](evaluate-roc.png)" in (tmp_path / "evaluate.md").read_text()
+    r = report.run(tmp_path, env={}, artifact_url="https://ci.example/job/7/file/{path}")
+    text = r.markdown[0]
+    assert "### charts" in text and "xychart-beta" in text
+    assert "[evaluate-roc.png](https://ci.example/job/7/file/evaluate-roc.png)" in text
+    stale = tmp_path / "evaluate-pr.png"
+    stale.write_bytes(b"\x89PNG")
+    (tmp_path / "monitor").mkdir()
+    (tmp_path / "monitor" / "age.png").write_bytes(b"\x89PNG")
+    report_mod.remove_stale_plots("evaluate", tmp_path)
+    report_mod.remove_stale_plots("monitor", tmp_path)
+    assert not png.exists() and not stale.exists()
+    assert not (tmp_path / "monitor" / "age.png").exists()
+    # a report listing a PNG that is gone links nothing
+    assert "evaluate-roc.png" not in report_mod.plot_links(ev, tmp_path)
+
+
+def test_main_diff_section_from_evaluate(tmp_path):
+    ev = StageResult("evaluate", metrics={"accuracy": 0.9})
+    ev.tables.append(Table("metrics vs main", ["metric", "value", "main", "delta", "change"],
+                           [["no model on main yet (.mlcd/main)", None, None, None, "—"]]))
+    report_mod.write(ev, tmp_path)
+    text = report.run(tmp_path, env={}).markdown[0]
+    assert "### metrics vs main" in text and "no model on main yet" in text

@@ -15,8 +15,14 @@ column, wrong type, values the model cannot take); never 500. A model that fails
 500 carrying the request id and one line, never a traceback (that goes to the server
 log). Every response carries ``X-Request-ID`` (the client's, when it sends a sane one).
 
+A body that does not arrive within ``body_timeout`` seconds (a client sending less than
+its ``Content-Length``, or stalling) is answered 408 and the connection closed; a client
+that disconnects before its body is read gets nothing. Either leaves one log line.
+
 The model call runs on the event loop thread: the work is CPU-bound, a thread hop
-would only add latency; concurrency comes from worker processes (``--workers``).
+would only add latency; concurrency comes from worker processes (``--workers``, each
+with its native thread pools capped, see :mod:`.threads`) and from :class:`MicroBatcher`,
+which predicts the rows of requests arriving together in one model call.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -46,6 +52,9 @@ log = logging.getLogger("uvicorn.error")
 
 SETTINGS_ENV = "MLCD_SERVING_SETTINGS_JSON"  # how worker processes receive their settings
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT = 5.0      # seconds to receive a request body
+DEFAULT_BATCH_ROWS = 1024       # rows of concurrent requests predicted in one call
+DEFAULT_BATCH_WAIT_MS = 2.0     # how long a batch waits for requests being read
 _RID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _JSON = "application/json"
 
@@ -59,6 +68,10 @@ class Settings:
     model_name: str | None = None
     model_version: str | None = None
     lineage_id: str | None = None
+    threads: int = 1
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    batch_max_rows: int = DEFAULT_BATCH_ROWS
+    batch_max_wait_ms: float = DEFAULT_BATCH_WAIT_MS
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -93,6 +106,7 @@ class ServingApp:
         self.spec = spec
         self.predlog = None
         self._batcher: MicroBatcher | None = None
+        self.threads: list[dict] = []
         self.requests = 0
         self.rows = 0
         self.app = Starlette(
@@ -108,9 +122,13 @@ class ServingApp:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app):
+        from mlcd_actions.delivery.serving import threads
+
         if self.spec is None:
             self.spec = load_spec(self.settings)
-            log.info("model %s loaded (pid %d)", self.settings.model_uri, os.getpid())
+        self.threads = threads.limit(self.settings.threads)
+        log.info("worker %d: model %s loaded; native threads per worker: %s", os.getpid(),
+                 self.settings.model_uri, threads.describe(self.threads))
         if self.settings.prediction_log:
             from mlcd_actions.delivery.serving.predlog import PredictionLog
 
@@ -126,7 +144,8 @@ class ServingApp:
     @property
     def batcher(self) -> MicroBatcher:
         if self._batcher is None or self._batcher.spec is not self.spec:
-            self._batcher = MicroBatcher(self.spec)
+            self._batcher = MicroBatcher(self.spec, max_rows=self.settings.batch_max_rows,
+                                         max_wait_ms=self.settings.batch_max_wait_ms)
         return self._batcher
 
     async def _http_error(self, request: Request, exc: HTTPException) -> Response:
@@ -142,7 +161,12 @@ class ServingApp:
     async def metadata(self, request: Request) -> Response:
         if self.spec is None:
             return json_response({"error": "model not loaded yet"}, 503)
-        return json_response(self.spec.metadata())
+        from mlcd_actions.delivery.serving import threads
+
+        return json_response({**self.spec.metadata(),
+                              "worker": {"pid": os.getpid(), "threadpools": threads.info(),
+                                         "batch_max_rows": self.settings.batch_max_rows,
+                                         "batch_max_wait_ms": self.settings.batch_max_wait_ms}})
 
     async def predict(self, request: Request) -> Response:
         t0 = time.perf_counter()
@@ -150,15 +174,26 @@ class ServingApp:
         spec = self.spec
         if spec is None:
             return json_response({"error": "model not loaded yet", "request_id": rid}, 503, rid)
+        batcher = self.batcher
+        batcher.start_reading()
         try:
-            body = await self._body(request)
+            body = await self._body(request, rid)
             batch = payload.parse(body, spec.columns)
         except payload.RequestError as exc:
-            return json_response({**exc.to_dict(), "request_id": rid}, exc.status, rid)
+            headers = {"x-request-id": rid}
+            if exc.status == 408:
+                headers["connection"] = "close"
+            return Response(orjson.dumps({**exc.to_dict(), "request_id": rid}),
+                            status_code=exc.status, media_type=_JSON, headers=headers)
+        except ClientDisconnect:
+            log.info("request %s: client disconnected before sending its body; dropped", rid)
+            return Response(status_code=499)
+        finally:
+            batcher.done_reading()
         show_proba = request.query_params.get("probabilities", "true").lower() \
             not in ("false", "0", "no", "off")
         try:
-            pred, proba = await self.batcher.submit(
+            pred, proba = await batcher.submit(
                 batch, show_proba or self.predlog is not None)
         except Exception as exc:  # noqa: BLE001 - classified: bad values vs a failing model
             return self._model_error(exc, rid)
@@ -194,7 +229,23 @@ class ServingApp:
         return json_response({"error": f"model error: {type(exc).__name__}: {line}"[:500],
                               "request_id": rid}, 500, rid)
 
-    async def _body(self, request: Request) -> bytes:
+    async def _body(self, request: Request, rid: str) -> bytes:
+        """The body, within ``max_body_bytes`` (413) and ``body_timeout`` seconds (408)."""
+        timeout = self.settings.body_timeout
+        got = [0]
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._read_body(request, got)
+        except TimeoutError:
+            declared = request.headers.get("content-length")
+            log.warning("request %s: body not received within %gs (%d of %s bytes); answered "
+                        "408 and closed the connection", rid, timeout, got[0],
+                        declared or "unknown")
+            raise payload.RequestError(408, f"request body not received within {timeout:g}s "
+                                            f"({got[0]} of {declared or 'unknown'} bytes)") \
+                from None
+
+    async def _read_body(self, request: Request, got: list[int]) -> bytes:
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None:
@@ -209,6 +260,7 @@ class ServingApp:
         total = 0
         async for chunk in request.stream():
             total += len(chunk)
+            got[0] = total
             if total > limit:
                 raise payload.RequestError(413, f"request body is over the limit of {limit} "
                                                 "bytes")
@@ -221,49 +273,93 @@ class MicroBatcher:
 
     A request hands its validated batch to :meth:`submit` and awaits a future. The
     first submission schedules a drain a couple of event-loop turns later, so requests
-    whose bytes arrived in the same turn join it; they are predicted together (grouped
-    by identical column dtypes, so no request sees its columns converted) and each gets
-    its own slice back. Under concurrency the per-call overhead of the model (input
-    validation, pandas) is paid once per group instead of once per request. When a
-    group's call fails, its requests are predicted one by one so only the request at
-    fault gets the error.
+    whose bytes arrived in the same turn join it. When other requests of this worker are
+    still being read at that moment (:attr:`reading`), the drain waits for them, at most
+    ``max_wait_ms`` after the first submission (the latency budget); it never waits when
+    nothing else is in flight, so a lone request is not delayed. Requests are predicted
+    together up to ``max_rows`` rows per call (grouped by identical column dtypes, so no
+    request sees its columns converted; a larger request is predicted alone) and each
+    gets its own slice back. Under concurrency the per-call overhead of the model (input
+    validation, pandas, a forest's per-tree calls) is paid once per group instead of once
+    per request. When a group's call fails, its requests are predicted one by one so only
+    the request at fault gets the error.
     """
 
     HOPS = 2              # event-loop turns to wait for requests arriving together
-    MAX_ROWS = 4096       # larger requests are predicted on their own
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, *, max_rows: int = DEFAULT_BATCH_ROWS,
+                 max_wait_ms: float = DEFAULT_BATCH_WAIT_MS) -> None:
         self.spec = spec
+        self.max_rows = max(1, int(max_rows))
+        self.max_wait = max(0.0, float(max_wait_ms)) / 1000.0
+        self.reading = 0      # requests of this worker whose body is being read
+        self.calls = 0        # model calls made (for tests and /metadata)
         self._pending: list[tuple[payload.Batch, bool, asyncio.Future]] = []
+        self._pending_rows = 0
         self._scheduled = False
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start_reading(self) -> None:
+        self.reading += 1
+
+    def done_reading(self) -> None:
+        """A request's body is read (or failed): a waiting drain may go now."""
+        self.reading -= 1
+        if self.reading == 0 and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            asyncio.get_running_loop().call_soon(self._drain)
 
     def submit(self, batch: payload.Batch, proba: bool) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._pending.append((batch, proba, fut))
+        self._pending_rows += batch.n_rows
         if not self._scheduled:
             self._scheduled = True
+            self._deadline = loop.time() + self.max_wait
             loop.call_soon(self._hop, loop, self.HOPS)
+        elif self._pending_rows >= self.max_rows and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            loop.call_soon(self._drain)
         return fut
 
     def _hop(self, loop: asyncio.AbstractEventLoop, left: int) -> None:
         if left > 0:
             loop.call_soon(self._hop, loop, left - 1)
             return
+        if self.reading > 0 and self._pending_rows < self.max_rows and \
+                loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._drain)
+            return
+        self._drain()
+
+    def _drain(self) -> None:
+        if not self._scheduled:
+            return
         self._scheduled = False
-        items, self._pending = self._pending, []
-        groups: dict[tuple, list] = {}
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        items, self._pending, self._pending_rows = self._pending, [], 0
+        groups: dict[tuple, list[list]] = {}
         for item in items:
             batch = item[0]
             if item[2].done():  # the client went away
                 continue
-            if batch.n_rows > self.MAX_ROWS:
-                key: tuple = ("alone", id(item))
-            else:
-                key = tuple((k, a.dtype.str) for k, a in batch.arrays.items())
-            groups.setdefault(key, []).append(item)
-        for group in groups.values():
-            self._run(group)
+            if batch.n_rows >= self.max_rows:
+                groups[("alone", id(item))] = [[item]]
+                continue
+            key = tuple((k, a.dtype.str) for k, a in batch.arrays.items())
+            chunks = groups.setdefault(key, [[]])
+            if sum(b.n_rows for b, _, _ in chunks[-1]) + batch.n_rows > self.max_rows:
+                chunks.append([])
+            chunks[-1].append(item)
+        for chunks in groups.values():
+            for group in chunks:
+                self._run(group)
 
     def _run(self, group: list) -> None:
         import numpy as np
@@ -275,6 +371,7 @@ class MicroBatcher:
         batches = [b for b, _, _ in group]
         names = list(batches[0].arrays)
         arrays = {n: np.concatenate([b.arrays[n] for b in batches]) for n in names}
+        self.calls += 1
         try:
             pred, proba = self.spec.predict_arrays(arrays, sum(b.n_rows for b in batches),
                                                    proba=want)
@@ -291,6 +388,7 @@ class MicroBatcher:
 
     def _run_one(self, item, want: bool) -> None:
         batch, _, fut = item
+        self.calls += 1
         try:
             result = self.spec.predict_arrays(batch.arrays, batch.n_rows, proba=want)
         except Exception as exc:  # noqa: BLE001 - handed to the request, which classifies it

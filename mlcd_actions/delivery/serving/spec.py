@@ -53,11 +53,14 @@ class ModelSpec:
         self.lineage_id = lineage_id or find_lineage_id(model)
         self._steps = _pipeline_steps(model)
         self._fast = None
+        self._frameless = None
         if self.columns is not None:
             from mlcd_actions.delivery.serving import fastpath
 
-            self._fast = fastpath.build(model, {c.name: c.type for c in self.columns},
-                                        self._predict_frame)
+            types = {c.name: c.type for c in self.columns}
+            self._fast = fastpath.build(model, types, self._predict_frame)
+            if self._fast is None:
+                self._frameless = fastpath.build_frameless(model, types, self._predict_frame)
 
     @property
     def input_names(self) -> list[str] | None:
@@ -90,6 +93,11 @@ class ModelSpec:
         """True when numeric batches skip the DataFrame (see :mod:`.fastpath`)."""
         return self._fast is not None
 
+    @property
+    def frameless(self) -> bool:
+        """True when a ColumnTransformer pipeline is fed without a DataFrame."""
+        return self._frameless is not None
+
     def predict_arrays(self, arrays: dict[str, np.ndarray], n_rows: int, *,
                        proba: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`predict` for ``{column: 1-D array}`` (a request's validated batch)."""
@@ -99,6 +107,10 @@ class ModelSpec:
                 out = self._try_fast(x, n_rows, proba)
                 if out is not None:
                     return out
+        elif self._frameless is not None:
+            out = self._try_frameless(arrays, n_rows, proba)
+            if out is not None:
+                return out
         import pandas as pd
 
         return self._predict_frame(pd.DataFrame(arrays, copy=False), proba)
@@ -112,7 +124,27 @@ class ModelSpec:
                 out = self._try_fast(x, len(df), proba)
                 if out is not None:
                     return out
+        elif self._frameless is not None and \
+                all(c in df.columns for c in self._frameless.columns):
+            out = self._try_frameless({c: df[c].to_numpy() for c in self._frameless.columns},
+                                      len(df), proba)
+            if out is not None:
+                return out
         return self._predict_frame(df, proba)
+
+    def _try_frameless(self, arrays, n_rows: int, proba: bool):
+        from mlcd_actions.models.loading import check_predictions, check_probabilities
+
+        try:
+            pred, prob = self._frameless.predict(arrays, n_rows, proba and self.model.has_proba)
+            what = f"model {self.model.display}"
+            pred = check_predictions(pred, n_rows, what=what)
+            if prob is not None:
+                n_classes = len(self.classes) if self.classes else None
+                prob = check_probabilities(prob, n_rows, n_classes, what=what)
+            return pred, prob
+        except Exception:  # noqa: BLE001 - the DataFrame path classifies the error
+            return None
 
     def _try_fast(self, x: np.ndarray, n_rows: int, proba: bool):
         from mlcd_actions.models.loading import check_predictions, check_probabilities
@@ -155,9 +187,10 @@ class ModelSpec:
             xt = step.transform(xt)
         final = self._steps[-1]
         what = f"model {self.model.display}"
-        pred = check_predictions(final.predict(xt), len(df), what=what)
+        raw_pred, raw_proba = one_pass(final, xt)
+        pred = check_predictions(raw_pred, len(df), what=what)
         n_classes = len(self.classes) if self.classes else None
-        return pred, check_probabilities(final.predict_proba(xt), len(df), n_classes, what=what)
+        return pred, check_probabilities(raw_proba, len(df), n_classes, what=what)
 
     def proba_columns(self, proba: np.ndarray) -> list[str]:
         """Batch output column names for a probability matrix."""
@@ -179,6 +212,39 @@ def _pipeline_steps(model: LoadedModel) -> list | None:
 
     steps = active_steps(impl) if type(impl) is Pipeline else None
     return steps if steps and hasattr(steps[-1], "predict_proba") else None
+
+
+def one_pass(final, xt) -> tuple[np.ndarray, np.ndarray]:
+    """``(final.predict(xt), final.predict_proba(xt))`` computed with one pass of the model
+    where its ``predict`` is derived from the same numbers (scikit-learn source, 1.x):
+
+    * forests with one output: ``classes_.take(argmax(predict_proba))``;
+    * ``HistGradientBoostingClassifier``: ``predict`` thresholds (binary: ``raw > 0``) or
+      takes the argmax of the raw scores ``predict_proba`` turns into probabilities.
+
+    Anything else makes both calls.
+    """
+    import numpy as np
+
+    kind = type(final).__name__
+    sklearn = type(final).__module__.startswith("sklearn.")
+    classes = getattr(final, "classes_", None)
+    if sklearn and kind in _FOREST_CLASSIFIERS and getattr(final, "n_outputs_", 0) == 1 \
+            and classes is not None:
+        proba = final.predict_proba(xt)
+        return classes.take(np.argmax(proba, axis=1), axis=0), proba
+    if sklearn and kind == "HistGradientBoostingClassifier" and classes is not None \
+            and hasattr(final, "_raw_predict") and hasattr(final, "_loss"):
+        raw = final._raw_predict(xt)
+        if raw.shape[1] == 1:
+            encoded = (raw.ravel() > 0).astype(int)
+        else:
+            encoded = np.argmax(raw, axis=1)
+        return classes[encoded], final._loss.predict_proba(raw)
+    return final.predict(xt), final.predict_proba(xt)
+
+
+_FOREST_CLASSIFIERS = frozenset({"RandomForestClassifier", "ExtraTreesClassifier"})
 
 
 def proba_values(proba: np.ndarray) -> np.ndarray:
