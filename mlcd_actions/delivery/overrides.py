@@ -12,7 +12,8 @@ the gate stages score) or ``--name``/``--model-version``:
 each a JSON record: stage, model name and version, run id, approver (the CI user:
 ``GITHUB_ACTOR``, ``GITLAB_USER_LOGIN``, else ``$USER``), reason, time and run URL.
 
-A gate stage calls :func:`honour` after deciding its verdict. A failed stage passes only
+A gate stage hands :func:`honouring` to ``StageResult.fail_unless_gates_pass`` (the shared
+gate verdict), which calls :func:`honour` once the verdict is known. A failed stage passes only
 when an override exists for *its* stage and *its* model version (or run); the failed
 gate rows stay failed in the report, the verdict names the approver and the reason, and
 the override is in the report's details (and so in the PR/MR comment). An override of
@@ -216,6 +217,11 @@ def _lookup(stage: str, name: str | None, version: str | None, run_id: str | Non
     warnings = [f"override of {ov.stage} for {ov.subject()} by {ov.approver} ignored: "
                 f"{stage} of {this} honours only its own gate and version" for ov in ignored]
     return found, warnings
+
+
+def honouring(tracking_uri: str | None = None):
+    """The hook a gate stage gives ``StageResult.fail_unless_gates_pass(override=...)``."""
+    return lambda result: honour(result, tracking_uri=tracking_uri)
 
 
 def honour(result: StageResult, *, tracking_uri: str | None = None) -> Override | None:

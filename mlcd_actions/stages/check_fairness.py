@@ -201,8 +201,7 @@ def _verdict(result: StageResult, task: str, assessed: dict[str, fairness.Featur
         result.reason = f"no gate checked ({len(result.gates)} skipped); {headline}"
     else:
         result.reason = f"{len(checked)} fairness gate(s) passed; {headline}"
-    result.fail_unless_gates_pass()
-    overrides.honour(result, tracking_uri=tracking_uri)  # an audited override of this gate
+    result.fail_unless_gates_pass(override=overrides.honouring(tracking_uri))
 
     result.outputs["passed"] = result.status != FAILED
     for metric in fairness.summary_names(task):

@@ -52,8 +52,7 @@ def run(*, environment: str, thresholds: list[str] | None = None, min_requests: 
     what = f"v{candidate.model_version}" if candidate.model_version else candidate.url
     result.reason = (f"{strategy} of {what}: {len(result.gates)} gate(s) passed on "
                      f"{metrics['requests']} requests")
-    result.fail_unless_gates_pass()
-    overrides.honour(result, tracking_uri=tracking_uri)  # an audited override of this gate
+    result.fail_unless_gates_pass(override=overrides.honouring(tracking_uri))
     result.tables.append(Table("live traffic", ["metric", "value"],
                                [[k, fmt(v)] for k, v in metrics.items()]))
     result.outputs.update({"environment": environment, "deploy-strategy": strategy,
