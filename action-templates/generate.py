@@ -68,7 +68,11 @@ def _metric_outputs() -> tuple[dict[str, str], dict[str, str]]:
     from mlcd_actions.models import fairness, metrics
 
     out = {"passed": "`true` when every gate passed.",
-           "baseline-uri": "The baseline model the gates compared with (resolved URI)."}
+           "baseline-uri": "The baseline model the gates compared with (resolved URI).",
+           "baseline-source": "Where the baseline came from: `champion`, `main` (the main "
+                              "snapshot), `baseline` (--baseline) or `none`.",
+           "main-sha": "The commit of main whose model was compared with (main snapshot).",
+           "main-snapshot": "Where this run saved the main snapshot (--save-main-snapshot)."}
     for m in (*metrics.CLASSIFICATION_METRICS, *metrics.REGRESSION_METRICS):
         out[m.replace("_", "-")] = f"The `{m}` metric on the test set (when it applies)."
     fair = {"passed": "`true` when every fairness gate passed."}
@@ -543,7 +547,9 @@ def render_index(all_stages: list[Stage]) -> str:
         "callers in [`workflows/`](workflows/) (`mlcd-pr.yml`, `mlcd-cd.yml`, "
         "`mlcd-monitor.yml`), and [`workflows/mlcd-full.yml`](workflows/mlcd-full.yml), "
         "the whole pipeline spelled out with these actions to customise; see "
-        "`docs/github-actions.md`.",
+        "`docs/github-actions.md`. To run your workflows on your machine without GitHub: "
+        "[`local/act.py`](local/act.py) (act in host mode, offline; stand-ins for "
+        "`actions/*` in [`local/actions/`](local/actions/README.md)).",
         "",
         "| action | command | what it does |",
         "|---|---|---|",

@@ -105,7 +105,8 @@ def bench_model(name: str, root: Path, env: dict, args) -> dict:
     rep = root / f"rep-{name}"
     mlcd = [str(BIN / "mlcd"), "predict", "--model-uri", str(model), "--chunk-rows",
             str(args.chunk_rows), "--report-dir", str(rep)]
-    out["inproc"] = child([sys.executable, "-c", IN_PROCESS, str(model), str(small)], env)
+    if not args.skip_in_process:
+        out["inproc"] = child([sys.executable, "-c", IN_PROCESS, str(model), str(small)], env)
     out["mlcd"] = child(mlcd + ["--input", str(small), "--output",
                                 str(root / f"{name}-out.parquet")], env)
     out["mlcd_work"] = json.loads((rep / "predict.json").read_text())["metrics"]
@@ -137,6 +138,8 @@ def main() -> None:
                          "(0: skip)")
     ap.add_argument("--chunk-rows", type=int, default=100_000)
     ap.add_argument("--skip-mlflow", action="store_true")
+    ap.add_argument("--skip-in-process", action="store_true",
+                    help="leave out the in-process read + predict run")
     args = ap.parse_args()
     names = matrix.parse(args.model)
     root = Path(tempfile.mkdtemp(prefix="bench-predict-"))
@@ -152,8 +155,9 @@ def main() -> None:
               f"{'rows/s':>12}")
         for name in names:
             r = results[name] = bench_model(name, root, env, args)
-            runs = [("in process: read + predict + proba", args.rows, r["inproc"]),
-                    ("mlcd predict", args.rows, r["mlcd"])]
+            runs = [("in process: read + predict + proba", args.rows, r["inproc"])] \
+                if "inproc" in r else []
+            runs.append(("mlcd predict", args.rows, r["mlcd"]))
             if "large" in r:
                 runs.append(("mlcd predict (large)", args.large_rows, r["large"]))
             if "mlflow" in r:
@@ -169,12 +173,14 @@ def main() -> None:
         for name in names:
             r = results[name]
             ours, work = r["mlcd"], r["mlcd_work"]
-            work_in = float(r["inproc"][2].split("WORK")[-1].split()[0])
+            work_in = float(r["inproc"][2].split("WORK")[-1].split()[0]) \
+                if "inproc" in r else None
             theirs = r.get("mlflow")
             print(f"| {matrix.ENTRIES[name].title} | {ours[0]:.2f} | "
                   + (f"{theirs[0]:.2f} | {theirs[0] / ours[0]:.1f}x | " if theirs else
                      "- | - | ")
-                  + f"{work['seconds'] / work_in:.2f}x | {ours[1]:.0f} / "
+                  + (f"{work['seconds'] / work_in:.2f}x" if work_in else "-")
+                  + f" | {ours[1]:.0f} / "
                   + (f"{theirs[1]:.0f}" if theirs else "-") + f" | {r['load']:.1f} |")
             if "large" in r:
                 print(f"  {name}: peak memory {args.large_rows:,} / {args.rows:,} rows: "

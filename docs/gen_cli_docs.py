@@ -169,7 +169,13 @@ def configuration_page(commands: list[tuple[str, click.Command]]) -> str:
              "    out: schema.yaml",
              "```", "",
              "Top-level keys that are not options: "
-             + ", ".join(f"`{k}`" for k in sorted(RESERVED)) + ".", ""]
+             + ", ".join(f"`{k}`" for k in sorted(RESERVED)) + ".", "",
+             "`spark:` says where every Spark stage (`--engine spark`: `validate`, "
+             "`check-data`, `monitor`, `predict`) runs: `master` and `conf` (a map of Spark "
+             "properties) become the defaults of `--spark-master` and `--spark-conf` (see "
+             "[Spark](spark.md)):", "",
+             "```yaml", "engine: spark", "spark:", "  master: yarn",
+             "  conf:", "    spark.executor.memory: 8g", "```", ""]
     for path, cmd in commands:
         slug = path.replace(" ", "-")
         section = path.replace(" ", ".")

@@ -10,7 +10,8 @@ GitHub (``Authorization: Bearer <token>`` or ``token <token>``):
 GitLab (``PRIVATE-TOKEN`` or ``JOB-TOKEN`` header; the trigger token in the form):
   GET/POST /projects/{id}/merge_requests/{iid}/notes, PUT .../notes/{note_id},
   POST /projects/{id}/trigger/pipeline, GET/POST /projects/{id}/issues,
-  PUT /projects/{id}/issues/{iid}
+  PUT /projects/{id}/issues/{iid}, GET /projects/{id}/jobs/artifacts/{ref}/download?job=J
+  (a zip of ``state.artifacts[J]``, a folder; 404 without one)
 
 Set ``forge.fail_status = 500`` to make every request fail.
 """
@@ -51,6 +52,7 @@ class State:
     issues: dict[int, dict] = field(default_factory=dict)        # number -> issue (both)
     dispatches: list[dict] = field(default_factory=list)
     pipelines: list[dict] = field(default_factory=list)
+    artifacts: dict[str, Any] = field(default_factory=dict)  # GitLab job name -> folder
     next_id: int = 1000
     fail_status: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,6 +82,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(raw)
         if self.state.requests:
             self.state.requests[-1].status = status
+
+    def _send_zip(self, folder) -> None:
+        import io
+        import zipfile
+        from pathlib import Path
+
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for f in sorted(Path(folder).rglob("*")):
+                if f.is_file():
+                    zf.write(f, f.relative_to(folder).as_posix())
+        raw = buf.getvalue()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
 
     def _body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
@@ -192,6 +211,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send(401, {"message": "401 Unauthorized"})
         page = int((rec.query.get("page") or ["1"])[0])
         per = int((rec.query.get("per_page") or ["20"])[0])
+        if re.fullmatch(r"/projects/([^/]+)/jobs", path) and method == "GET":
+            return self._send(200, [])  # no job history: callers fall back to the ref endpoint
+        if (m := re.fullmatch(r"/projects/([^/]+)/jobs/artifacts/([^/]+)/download", path)) \
+                and method == "GET":
+            folder = st.artifacts.get((rec.query.get("job") or [""])[0])
+            if folder is None:
+                return self._send(404, {"message": "404 Not found"})
+            return self._send_zip(folder)
         if m := re.fullmatch(r"/projects/([^/]+)/merge_requests/(\d+)/notes", path):
             iid = int(m[2])
             if method == "GET":

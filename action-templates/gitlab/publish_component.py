@@ -1,14 +1,13 @@
-#!/usr/bin/env python3
 """Lay the GitLab templates out as a CI/CD component project (for the CI/CD Catalog).
 
 GitLab finds components in a ``templates/`` folder at the root of the component project:
 ``templates/<name>.yml`` or ``templates/<name>/template.yml``. This script writes that
 layout from ``action-templates/gitlab/``:
 
-    DEST/templates/pipeline.yml       the whole pipeline (nested includes point at /templates/)
-    DEST/templates/<stage>.yml        one component per stage (ingest, train, deploy, ...)
-    DEST/README.md                    the usage documentation (the catalog shows it)
-    DEST/.gitlab-ci.yml               checks the components and releases a tag to the catalog
+    DEST/templates/pipeline.yml   the whole pipeline (nested includes: /templates/)
+    DEST/templates/<stage>.yml    one component per stage (ingest, train, deploy, ...)
+    DEST/README.md                the usage documentation (the catalog shows it)
+    DEST/.gitlab-ci.yml           checks the components, releases a tag to the catalog
 
 Usage:  python3 action-templates/gitlab/publish_component.py DEST
 
@@ -29,8 +28,10 @@ HERE = Path(__file__).resolve().parent
 JOBS = HERE / "jobs"
 REPO_PREFIX = "/action-templates/gitlab/jobs/"
 COMPONENT_PREFIX = "/templates/"
-INCLUDE = re.compile(r"(^\s*-\s*local:\s*)" + re.escape(REPO_PREFIX) + r"([a-z0-9-]+\.yml)\s*$",
-                     re.M)
+INCLUDE = re.compile(
+    r"(^\s*-\s*local:\s*)" + re.escape(REPO_PREFIX) + r"([a-z0-9-]+\.yml)\s*$",
+    re.MULTILINE,
+)
 
 COMPONENT_CI = """\
 # The component project's own pipeline: check that every component still parses with
@@ -89,7 +90,9 @@ def interpolate(node, inputs):
         return [interpolate(v, inputs) for v in node]
     if isinstance(node, str):
         m = WHOLE.match(node)
-        return inputs[m.group(1)] if m else PART.sub(lambda m: text(inputs[m.group(1)]), node)
+        if m:
+            return inputs[m.group(1)]
+        return PART.sub(lambda m: text(inputs[m.group(1)]), node)
     return node
 
 
@@ -99,11 +102,13 @@ for path in sorted(Path("templates").glob("*.yml")):
     head, _, body = path.read_text().partition("\\n---\\n")
     spec = yaml.safe_load(head)
     inputs = {n: d.get("default", "x") for n, d in spec["spec"]["inputs"].items()}
-    for part, data in (("header", spec), ("body", interpolate(yaml.safe_load(body), inputs))):
+    body = interpolate(yaml.safe_load(body), inputs)
+    for part, data in (("header", spec), ("body", body)):
         target = out / f"{path.stem}.{part}.yml"
         target.write_text(yaml.safe_dump(data))
         files.append(str(target))
-sys.exit(subprocess.call(["check-jsonschema", "--builtin-schema", "vendor.gitlab-ci", *files]))
+schema = ["--builtin-schema", "vendor.gitlab-ci"]
+sys.exit(subprocess.call(["check-jsonschema", *schema, *files]))
 '''
 
 
@@ -119,10 +124,11 @@ def publish(dest: Path) -> list[Path]:
         shutil.copyfile(job, target)
         written.append(target)
     pipeline = (HERE / "pipeline.yml").read_text(encoding="utf-8")
-    rewritten, count = INCLUDE.subn(lambda m: m.group(1) + COMPONENT_PREFIX + m.group(2),
-                                    pipeline)
+    rewritten, count = INCLUDE.subn(
+        lambda m: m.group(1) + COMPONENT_PREFIX + m.group(2), pipeline)
     if count == 0 or re.search(r"local:\s*" + re.escape(REPO_PREFIX), rewritten):
-        raise SystemExit("publish_component: an include of pipeline.yml was not rewritten")
+        message = "publish_component: an include of pipeline.yml was not rewritten"
+        raise SystemExit(message)
     # the comments: where the files are in the component project
     rewritten = rewritten.replace(REPO_PREFIX, COMPONENT_PREFIX).replace(
         "/action-templates/gitlab/pipeline.yml", "/templates/pipeline.yml")
@@ -136,7 +142,8 @@ def publish(dest: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dest", type=Path, help="Folder of the component project (created).")
+    parser.add_argument("dest", type=Path,
+                        help="Folder of the component project (created).")
     args = parser.parse_args(argv)
     files = publish(args.dest)
     print(f"publish_component: {len(files)} components in {args.dest / 'templates'}")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from mlcd_actions.cli.common import GATE, split_multi, split_thresholds, stage_command
+from mlcd_actions.cli.common import (
+    GATE,
+    engine_options,
+    spark_settings,
+    split_multi,
+    split_thresholds,
+    stage_command,
+)
 
 
 @stage_command("check-data", help="Data tests: bias per sensitive feature and a PII scan "
@@ -25,11 +32,13 @@ from mlcd_actions.cli.common import GATE, split_multi, split_thresholds, stage_c
               help="Positive class for label_rate_ratio (binary labels; default 1/True).")
 @click.option("--pii/--no-pii", "pii", default=True, show_default=True,
               help="Scan for PII (e-mail, phone, SSN, card, IBAN, IP, date of birth).")
+@engine_options
 def cmd(data, label, sensitive, pii_policy, rules, thresholds, min_group_size, positive_label,
-        pii):
+        pii, engine, spark_master, spark_conf):
     from mlcd_actions.stages import check_data
 
     return check_data.run(data, label=label, sensitive=split_multi(sensitive),
                           pii_policy=pii_policy, rules=split_multi(rules),
                           thresholds=split_thresholds(thresholds), min_group_size=min_group_size,
-                          positive_label=positive_label, scan_pii=pii)
+                          positive_label=positive_label, scan_pii=pii, engine=engine,
+                          spark=spark_settings(spark_master, spark_conf))

@@ -15,7 +15,8 @@ from mlcd_actions.cli.common import GATE, split_multi, split_thresholds, stage_c
               help="Test set (.parquet, .csv, .jsonl or a directory of them).")
 @click.option("--label", required=True, help="Label column in the test set.")
 @click.option("--sensitive", multiple=True, metavar="COL",
-              help="Sensitive feature column (repeatable; required).")
+              help="Sensitive feature column (repeatable). Without any, and without --threshold, "
+                   "the stage is skipped: not configured.")
 @click.option("--threshold", multiple=True, type=GATE, metavar="SPEC",
               help="Fairness gate, e.g. 'demographic_parity_difference<=0.1', scoped to one "
                    "feature as 'sex:equalized_odds_ratio>=0.8' (repeatable).")

@@ -158,3 +158,37 @@ def split_thresholds(values) -> list[str]:
         else:
             out.extend(p.strip() for p in str(v).replace("\n", ",").split(",") if p.strip())
     return out
+
+
+class SparkConf(click.ParamType):
+    """A Spark property ``KEY=VALUE``; from ``MLCD_SPARK_CONF``, one per line."""
+
+    name = "key=value"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value, param, ctx):
+        return value
+
+
+def engine_options(f: Callable) -> Callable:
+    """``--engine``, ``--spark-master`` and ``--spark-conf``, the same on every stage that
+    can run on Spark (``engine:`` and ``spark: {master, conf}`` in ``mlcd.yaml``)."""
+    f = click.option("--spark-conf", "spark_conf", multiple=True, type=SparkConf(),
+                     metavar="KEY=VALUE",
+                     help="Spark property for a session mlcd starts, repeatable (e.g. "
+                          "spark.executor.memory=8g); mlcd.yaml: spark.conf.")(f)
+    f = click.option("--spark-master", default=None, metavar="URL",
+                     help="Spark master when no session is active: local[*] (default), "
+                          "spark://host:7077, yarn, k8s://..., sc://host:15002 (Spark "
+                          "Connect); mlcd.yaml: spark.master.")(f)
+    f = click.option("--engine", default="pandas", show_default=True,
+                     type=click.Choice(["pandas", "spark"]),
+                     help="pandas: in process. spark: Spark jobs (needs pyspark and Java).")(f)
+    return f
+
+
+def spark_settings(master: str | None, conf) -> object:
+    """The session settings the stage library takes (no pyspark import)."""
+    from mlcd_actions.data.spark.session import Settings
+
+    return Settings.of(master, list(conf or ()))

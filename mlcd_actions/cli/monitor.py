@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from mlcd_actions.cli.common import GATE, split_multi, split_thresholds, stage_command
+from mlcd_actions.cli.common import (
+    GATE,
+    engine_options,
+    spark_settings,
+    split_multi,
+    split_thresholds,
+    stage_command,
+)
 
 
 @stage_command("monitor")
@@ -67,6 +74,7 @@ from mlcd_actions.cli.common import GATE, split_multi, split_thresholds, stage_c
 @click.option("--dry-run", is_flag=True, help="Print the API requests instead of sending them.")
 @click.option("--max-plots", type=click.IntRange(0), default=12, show_default=True,
               help="Histogram PNGs written beside the report (drifted features first).")
+@engine_options
 def cmd(reference, current, threshold, columns, categorical, **kwargs):
     """Compare current data (or the serving prediction log) with the reference: per-feature
     drift, prediction drift and accuracy decay; exit 1 when any is over its threshold."""
@@ -79,4 +87,5 @@ def cmd(reference, current, threshold, columns, categorical, **kwargs):
                        columns=split_multi(columns) or None, categorical=split_multi(categorical),
                        dispatch_inputs=list(kwargs.pop("dispatch_input")),
                        max_decay=split_thresholds(kwargs.pop("max_decay")),
+                       spark=spark_settings(kwargs.pop("spark_master"), kwargs.pop("spark_conf")),
                        plots_dir=Path(report_dir) / "monitor", echo=click.echo, **kwargs)

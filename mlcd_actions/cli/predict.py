@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlcd_actions.cli.common import split_multi, stage_command
+from mlcd_actions.cli.common import engine_options, spark_settings, split_multi, stage_command
 
 
 @stage_command("predict", short_help="Batch predictions for a file, directory or source URI.")
@@ -16,13 +16,7 @@ from mlcd_actions.cli.common import split_multi, stage_command
                    "(https://, s3://, ...).")
 @click.option("--output", required=True, type=click.Path(dir_okay=False), metavar="PATH",
               help="Predictions file: .parquet or .csv (written atomically).")
-@click.option("--engine", default="pandas", show_default=True,
-              type=click.Choice(["pandas", "spark"]),
-              help="pandas: chunked, in process. spark: a Spark job (needs pyspark and "
-                   "Java); --output becomes a directory of part files.")
-@click.option("--spark-master", default=None, metavar="URL",
-              help="Spark master for --engine spark when no session is active "
-                   "(default local[*]).")
+@engine_options
 @click.option("--chunk-rows", default=100_000, show_default=True, type=int,
               help="Rows per chunk (spark: per Arrow batch): memory stays flat however "
                    "large the input.")
@@ -31,7 +25,8 @@ from mlcd_actions.cli.common import split_multi, stage_command
                    "id or ending in _id).")
 @click.option("--tracking-uri", default=None, metavar="URI",
               help="MLflow tracking server for runs:/ and models:/ URIs.")
-def cmd(model_uri, input, output, engine, spark_master, chunk_rows, id_column, tracking_uri):
+def cmd(model_uri, input, output, engine, spark_master, spark_conf, chunk_rows, id_column,
+        tracking_uri):
     """Predict every row of --input with the model at --model-uri, chunk by chunk.
 
     Writes the id columns, `prediction`, and for classifiers `probability` (binary) or
@@ -43,4 +38,4 @@ def cmd(model_uri, input, output, engine, spark_master, chunk_rows, id_column, t
 
     return predict.run(model_uri, input, output, engine=engine, chunk_rows=chunk_rows,
                        id_columns=split_multi(id_column) or None, tracking_uri=tracking_uri,
-                       spark_master=spark_master)
+                       spark=spark_settings(spark_master, spark_conf))

@@ -65,17 +65,17 @@ def cmd(config_file, until, from_, force, keep_serving, source, batch, name, sch
     ctx = click.get_current_context()
     report_dir = ctx.params.get("report_dir") or ".mlcd/reports"
     config_file = config_file or ctx.find_root().params.get("config_path")
+    settings = pipeline.Settings(config_path=config_file, source=source, batch=batch,
+                                 name=name, schema=schema, report_dir=report_dir,
+                                 keep_serving=keep_serving)
     if print_cache_key:
-        key = pipeline.static_key(print_cache_key, config_path=config_file, source=source,
-                                  batch=batch, name=name, schema=schema, report_dir=report_dir,
-                                  commands=commands())
+        key = pipeline.static_key(print_cache_key, settings, commands=commands())
         click.echo(key)
         return StageResult("run", reason=f"cache key of {print_cache_key}: {key}",
                            outputs={"cache-key": key, "stage": print_cache_key})
-    result = pipeline.execute_pipeline(
-        config_path=config_file, until=until, from_=from_, force=force,
-        keep_serving=keep_serving, source=source, batch=batch, name=name, schema=schema,
-        cache_dir=cache_dir, report_dir=report_dir, echo=click.echo, commands=commands())
+    result = pipeline.execute_pipeline(settings, until=until, from_=from_, force=force,
+                                       cache_dir=cache_dir, echo=click.echo,
+                                       commands=commands())
     click.echo("")
     click.echo(pipeline.render_table(result))
     return result

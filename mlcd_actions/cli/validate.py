@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from mlcd_actions.cli.common import GATE, split_thresholds, stage_command
+from mlcd_actions.cli.common import (
+    GATE,
+    engine_options,
+    spark_settings,
+    split_thresholds,
+    stage_command,
+)
 
 
 @stage_command("validate", short_help="Check data against a pandera schema (and skew vs a reference).")
@@ -24,7 +30,8 @@ from mlcd_actions.cli.common import GATE, split_thresholds, stage_command
                    "null_fraction_delta<=0.1 unless a global null_fraction_delta one is given.")
 @click.option("--skew-bins", default=10, show_default=True, type=int,
               help="Quantile bins of the reference for PSI.")
-def cmd(data, schema, reference, skew_threshold, skew_bins):
+@engine_options
+def cmd(data, schema, reference, skew_threshold, skew_bins, engine, spark_master, spark_conf):
     """Validate DATA against a pandera schema, collecting every failure.
 
     Prints a table of failing column / check / count / sample rows, annotates the
@@ -35,4 +42,5 @@ def cmd(data, schema, reference, skew_threshold, skew_bins):
     from mlcd_actions.stages import validate
 
     return validate.run(data, schema, reference=reference,
-                        skew_thresholds=split_thresholds(skew_threshold), bins=skew_bins)
+                        skew_thresholds=split_thresholds(skew_threshold), bins=skew_bins,
+                        engine=engine, spark=spark_settings(spark_master, spark_conf))

@@ -37,14 +37,36 @@ from mlcd_actions.core.errors import ConfigError
 DEFAULT_FILE = "mlcd.yaml"
 SCHEMA_VERSION = 1
 # top-level keys that are not options; other modules add theirs (``mlcd run`` adds its own)
+def _check_spark(value: Any) -> None:
+    """``spark: {master: URL, conf: {spark.key: value}}`` (see mlcd_actions.data.spark.session)."""
+    if not isinstance(value, dict):
+        raise ValueError("'spark' must be a mapping with 'master' and/or 'conf'")
+    unknown = [k for k in value if k not in ("master", "conf")]
+    if unknown:
+        raise ValueError(f"spark: unknown key '{unknown[0]}' (known: master, conf)")
+    if value.get("master") is not None and not isinstance(value["master"], str):
+        raise ValueError("spark.master must be a URL such as local[*], yarn or spark://host:7077")
+    conf = value.get("conf")
+    if conf is not None:
+        if not isinstance(conf, dict):
+            raise ValueError("spark.conf must map Spark properties to values")
+        for key, item in conf.items():
+            if not str(key).startswith("spark."):
+                raise ValueError(f"spark.conf: {key!r} is not a Spark property (spark.*)")
+            if isinstance(item, (dict, list)):
+                raise ValueError(f"spark.conf: {key} must be one value")
+
+
 RESERVED: dict[str, Callable[[Any], Any] | None] = {
     "version": None,
     "project": None,
+    "spark": _check_spark,
 }
 # options that may sit at the top level (shared by the stages that have them); any other
 # option (``threshold``, ``out``...) means different things per stage and must be in a section
 GLOBAL_OPTIONS = frozenset({"label", "sensitive", "pos-label", "tracking-uri", "experiment",
-                            "name", "report-dir", "docker-host", "id-column", "seed"})
+                            "name", "report-dir", "docker-host", "id-column", "seed",
+                            "engine", "spark-master", "spark-conf"})
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -204,6 +226,7 @@ def validate(cfg: Config, commands: Mapping[str, Mapping[str, Validator] | Mappi
     errors.raise_any()
     default_map = _default_map(commands, defaults, globals_)
     _source_default(defaults, commands, default_map)
+    _spark_defaults(cfg.data.get("spark"), commands, default_map)
     return default_map
 
 
@@ -284,6 +307,23 @@ def _default_map(commands: Mapping[str, Any], defaults: Mapping[str, Any],
             merged.update(defaults.get(name, {}))
             default_map[name] = {_param_name(spec, k): v for k, v in merged.items()}
     return default_map
+
+
+def _spark_defaults(spark: Any, commands: Mapping[str, Any], default_map: dict[str, Any]) -> None:
+    """``spark: {master, conf}`` is where every Spark stage's session comes from: the
+    defaults of ``--spark-master`` and ``--spark-conf`` wherever a command has them (a
+    value set for that stage, or at the top level, wins)."""
+    if not isinstance(spark, dict):
+        return
+    values = {"spark-master": spark.get("master"),
+              "spark-conf": [f"{k}={'true' if v is True else 'false' if v is False else v}"
+                             for k, v in (spark.get("conf") or {}).items()] or None}
+    for name, spec in commands.items():
+        if "__group__" in spec:
+            continue
+        for key, value in values.items():
+            if value is not None and key in spec:
+                default_map.setdefault(name, {}).setdefault(_param_name(spec, key), value)
 
 
 def _source_default(defaults: Mapping[str, Any], commands: Mapping[str, Any],

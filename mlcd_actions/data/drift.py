@@ -426,12 +426,18 @@ def _numeric(column: str, ref: np.ndarray, cur: np.ndarray, bins: int,
     q = cur_counts / b.size
     out.psi = _psi(p, q)
     out.ks_pvalue = _ks_pvalue(out.ks, a, b)
+    out.bin_labels, out.ref_hist, out.cur_hist = bin_labels(edges, highest), p.tolist(), q.tolist()
+    return out
+
+
+def bin_labels(edges: Sequence[float], top: float) -> list[str]:
+    """Labels of the PSI bins: below the reference minimum, the quantile bins, above its
+    maximum ``top`` (shared with the Spark engine)."""
     labels = [f"< {_short(edges[0])}"]
     labels += [f"[{_short(lo)}, {_short(hi)})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-    labels[-1] = f"[{_short(edges[-2])}, {_short(highest)}]" if len(edges) > 1 else labels[-1]
-    labels.append(f"> {_short(highest)}")
-    out.bin_labels, out.ref_hist, out.cur_hist = labels, p.tolist(), q.tolist()
-    return out
+    labels[-1] = f"[{_short(edges[-2])}, {_short(top)}]" if len(edges) > 1 else labels[-1]
+    labels.append(f"> {_short(top)}")
+    return labels
 
 
 def _finite(x: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -640,11 +646,21 @@ def _ks_pvalue(d: float, a: np.ndarray, b: np.ndarray) -> float:
 # --------------------------------------------------------------------------- categorical
 
 def _categorical(column: str, ref, cur) -> ColumnDrift:
+    ref_vals, ref_counts, ref_nulls = _value_counts(ref)
+    cur_vals, cur_counts, cur_nulls = _value_counts(cur)
+    return categorical_from_counts(column, (ref_vals, ref_counts, ref_nulls, len(ref)),
+                                   (cur_vals, cur_counts, cur_nulls, len(cur)))
+
+
+def categorical_from_counts(column: str, ref: tuple, cur: tuple) -> ColumnDrift:
+    """The categorical statistics from ``(values sorted as text, counts, nulls, rows)`` per
+    side (shared with the Spark engine, which counts with a ``groupBy``)."""
     import numpy as np
 
-    out = ColumnDrift(column, CATEGORICAL, ref_rows=len(ref), cur_rows=len(cur))
-    ref_vals, ref_counts, out.ref_nulls = _value_counts(ref)
-    cur_vals, cur_counts, out.cur_nulls = _value_counts(cur)
+    ref_vals, ref_counts, ref_nulls, ref_rows = ref
+    cur_vals, cur_counts, cur_nulls, cur_rows = cur
+    out = ColumnDrift(column, CATEGORICAL, ref_rows=ref_rows, cur_rows=cur_rows,
+                      ref_nulls=ref_nulls, cur_nulls=cur_nulls)
     out.ref_count, out.cur_count = int(ref_counts.sum()), int(cur_counts.sum())
     if out.ref_count == 0 or out.cur_count == 0:
         side = "reference" if out.ref_count == 0 else "current"

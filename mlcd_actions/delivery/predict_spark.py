@@ -21,42 +21,42 @@ The Python workers run this interpreter (``PYSPARK_PYTHON`` unless set).
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import sys
 import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlcd_actions.core.errors import ConfigError, DataError, MlcdError, StageFailed, first_line
+from mlcd_actions.core.errors import ConfigError, DataError, MlcdError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from mlcd_actions.delivery.serving.spec import ModelSpec
 
-DEFAULT_MASTER = "local[*]"
 _SPARK_TYPES = {"double": "double", "float": "float", "long": "bigint", "integer": "int",
                 "boolean": "boolean", "string": "string"}
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
-_ERROR_RE = re.compile(r"mlcd_actions\.core\.errors\.(DataError|ConfigError|StageFailed): (.+)")
 
 _worker_specs: dict[str, Any] = {}  # model file name -> ModelSpec, per Python worker
 
 
 def predict(spec: ModelSpec, input: str, output: str, out_kind: str, *,
             id_columns: list[str] | None, batch_rows: int,
-            master: str | None = None) -> tuple[Counter, int, list[str], list[str]]:
-    """Predict ``input`` into ``output``; ``(class counts, rows, id columns, columns)``."""
+            master: str | None = None,
+            settings: Any = None) -> tuple[Counter, int, list[str], list[str]]:
+    """Predict ``input`` into ``output``; ``(class counts, rows, id columns, columns)``.
+
+    ``settings`` (:class:`mlcd_actions.data.spark.session.Settings`: master and Spark conf, as
+    every Spark stage takes them); ``master`` overrides its master."""
     model_dir = spec.model.local_path
     if not model_dir or not Path(model_dir).is_dir():
         raise ConfigError(f"--engine spark: model {spec.model.display} has no local copy "
                           "to ship to the executors")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
-        spark, started = _session(master or DEFAULT_MASTER, batch_rows)
+        spark, started = _session(master, batch_rows, settings)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
@@ -64,40 +64,22 @@ def predict(spec: ModelSpec, input: str, output: str, out_kind: str, *,
     except MlcdError:
         raise
     except Exception as exc:  # noqa: BLE001 - Py4J / Spark errors: one line, classified
-        raise _classify(exc, input) from exc
+        from mlcd_actions.data.spark.session import classify
+
+        raise classify(exc, input) from exc
     finally:
         if started:
             spark.stop()
 
 
-def _session(master: str, batch_rows: int):
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise ConfigError("--engine spark needs pyspark, which is not installed "
-                          "(pip install 'mlcd-actions[spark]', or use --engine pandas)") from None
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active, False
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    ci = bool(os.environ.get("CI"))
-    builder = (SparkSession.builder.appName("mlcd predict").master(master)
-               .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false" if ci else "true")
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-               .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows)))
-    if master.startswith("local"):
-        builder = builder.config("spark.driver.host", "127.0.0.1") \
-                         .config("spark.driver.bindAddress", "127.0.0.1")
-    try:
-        spark = builder.getOrCreate()
-    except Exception as exc:  # noqa: BLE001 - no Java, bad master URL...
-        raise ConfigError(f"--engine spark: cannot start a Spark session on {master} "
-                          f"(Spark needs Java 17 or newer on PATH or in JAVA_HOME): "
-                          f"{first_line(exc)}") from exc
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark, True
+def _session(master: str | None, batch_rows: int, settings: Any = None):
+    from mlcd_actions.data.spark import session
+
+    settings = settings or session.Settings()
+    if master:
+        settings = session.Settings(master, dict(settings.conf))
+    return session.start(settings, "mlcd predict", extra={
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(batch_rows)})
 
 
 def _read(spark, spec: ModelSpec, input: str):
@@ -234,17 +216,3 @@ def _swap(new: Path, target: Path) -> None:
             shutil.rmtree(backup, ignore_errors=True)
         else:
             backup.unlink(missing_ok=True)
-
-
-def _classify(exc: BaseException, input: str) -> MlcdError:
-    """A Spark failure as one line: our own errors raised in a worker keep their class."""
-    text = str(exc)
-    m = _ERROR_RE.search(text)
-    if m:
-        kind, message = m.groups()
-        cls = {"DataError": DataError, "ConfigError": ConfigError}.get(kind, StageFailed)
-        return cls(message.strip())
-    name = type(exc).__name__
-    if name == "AnalysisException" or "PATH_NOT_FOUND" in text:
-        return DataError(f"{input}: Spark cannot read it: {first_line(exc)}")
-    return StageFailed(f"--engine spark failed: {name}: {first_line(exc)}")

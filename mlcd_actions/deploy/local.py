@@ -118,3 +118,29 @@ class LocalTarget(Target):
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def stop_local_deployment(environment: str, state_dir: str | os.PathLike | None = None, *,
+                          env: dict[str, str] | None = None, echo=print) -> int:
+    """Stop the ``mlcd serve`` processes this target started for ``environment`` (current
+    and previous version), as recorded in the state folder (``MLCD_STATE_DIR``, default
+    ``.mlcd/deployments``). The CI templates call it when the job (GitHub) or the
+    environment's smoke test (GitLab) ends: a CI runner is not a server, so the local
+    target never leaves a process behind there. Returns how many it stopped."""
+    from mlcd_actions.deploy.base import load_state
+
+    env = dict(os.environ) if env is None else env
+    folder = state_dir or env.get("MLCD_STATE_DIR") or STATE_DIR
+    state = load_state(environment, folder)
+    target = LocalTarget(state_dir=folder)
+    stopped = 0
+    for key in ("current", "previous"):
+        dep = Deployment.from_dict(state.get(key))
+        pid = (dep.handle or {}).get("pid") if dep else None
+        if dep is None or dep.target != "local" or not pid or not is_our_server(pid, dep.url):
+            continue
+        target.stop(dep)
+        stopped += 1
+        echo(f"mlcd: stopped the local deployment of {environment} ({key}, {dep.url}, "
+             f"pid {pid}): the CI job ends")
+    return stopped

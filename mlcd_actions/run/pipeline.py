@@ -18,7 +18,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -478,19 +478,27 @@ def _produced(step: Step, args: list[Arg], run: Run, report: dict) -> list[str]:
     return [f for f in files if (run.root / f).exists()]
 
 
-def execute_pipeline(*, config_path: str | None, until: str | None, from_: str | None,
-                     force: bool, keep_serving: bool, source: str | None, batch: str | None,
-                     name: str | None, schema: str | None, cache_dir: str,
-                     report_dir: str, echo: Callable[[str], None],
+@dataclass(frozen=True)
+class Settings:
+    """What ``mlcd run`` is asked to run on: the config, the data, the names, the reports."""
+
+    config_path: str | None = None
+    source: str | None = None
+    batch: str | None = None
+    name: str | None = None
+    schema: str | None = None
+    report_dir: str = ".mlcd/reports"
+    keep_serving: bool = False
+
+
+def execute_pipeline(settings: Settings, *, until: str | None, from_: str | None, force: bool,
+                     cache_dir: str, echo: Callable[[str], None],
                      commands: Commands) -> StageResult:
     """Run the steps in order; return the ``run`` StageResult (summary table, verdict)."""
     t_start = time.monotonic()
-    path, cfg, default_map = load_config(config_path, commands)
-    root = (path.parent if path else Path.cwd()).resolve()
-    with _chdir(root):
-        run = _make_run(root, path, cfg, default_map, source=source, batch=batch, name=name,
-                        schema=schema, report_dir=report_dir, keep_serving=keep_serving,
-                        commands=commands)
+    keep_serving = settings.keep_serving
+    with _open_run(settings, commands) as run:
+        root = run.root
         first = step_index(from_, last=False) if from_ else 0
         if STEPS[first].command == "smoke-test":
             first -= 1  # a smoke test needs its deployment running: deploy again first
@@ -539,11 +547,17 @@ def execute_pipeline(*, config_path: str | None, until: str | None, from_: str |
 
 
 @contextlib.contextmanager
-def _chdir(path: Path):
+def _open_run(settings: Settings, commands: Commands):
+    """The Run, in the project folder (the config's) while the block runs."""
+    path, cfg, default_map = load_config(settings.config_path, commands)
+    root = (path.parent if path else Path.cwd()).resolve()
     before = Path.cwd()
-    os.chdir(path)
+    os.chdir(root)
     try:
-        yield
+        yield _make_run(root, path, cfg, default_map, source=settings.source,
+                        batch=settings.batch, name=settings.name, schema=settings.schema,
+                        report_dir=settings.report_dir, keep_serving=settings.keep_serving,
+                        commands=commands)
     finally:
         os.chdir(before)
 
@@ -696,16 +710,9 @@ def _run_step(run: Run, step: Step, rec: StepRecord, store: cache_mod.Cache, *, 
                     files=_produced(step, args, run, data))
 
 
-def static_key(step_id: str, *, config_path: str | None, source: str | None = None,
-               batch: str | None = None, name: str | None = None, schema: str | None = None,
-               report_dir: str = ".mlcd/reports", commands: Commands) -> str:
+def static_key(step_id: str, settings: Settings, *, commands: Commands) -> str:
     """The CI cache key of a step: computable from the repository alone (no stage runs)."""
-    path, cfg, default_map = load_config(config_path, commands)
-    root = (path.parent if path else Path.cwd()).resolve()
-    with _chdir(root):
-        run = _make_run(root, path, cfg, default_map, source=source, batch=batch, name=name,
-                        schema=schema, report_dir=report_dir, keep_serving=False,
-                        commands=commands)
+    with _open_run(replace(settings, keep_serving=False), commands) as run:
         keys: dict[str, str] = {}
         target = STEP_IDS[step_index(step_id, last=True)]
         for step in STEPS:

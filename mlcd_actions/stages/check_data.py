@@ -50,12 +50,33 @@ def _zero_gate(metric: str, value: float, why: str):
     return row
 
 
+class _PandasData:
+    """The data as one pandas frame (the default engine)."""
+
+    engine = "pandas"
+
+    def __init__(self, df) -> None:
+        self.df = df
+        self.columns = list(df.columns)
+        self.rows = len(df)
+
+    def scan(self, hashed: list[str], on_progress=None):
+        return (pii.scan_frame(self.df, on_progress=on_progress),
+                {c: pii.unhashed(self.df[c]) for c in hashed})
+
+    def feature_bias(self, feature: str, label: str | None, positive: Any = None):
+        return bias.feature_bias(self.df, feature, label, positive)
+
+
 def run(data: str, *, label: str | None = None, sensitive: Iterable[str] = (),
         pii_policy: str | None = None, rules: Iterable[str] = (),
         thresholds: Iterable[str] = (), min_group_size: int | None = None,
-        positive_label: str | None = None, scan_pii: bool = True) -> StageResult:
-    from mlcd_actions.core.progress import Progress
-    from mlcd_actions.data.tables import read_table, require_columns
+        positive_label: str | None = None, scan_pii: bool = True, engine: str = "pandas",
+        spark: Any = None) -> StageResult:
+    """Bias and PII checks of ``data``; ``engine="spark"`` runs them as Spark jobs
+    (:mod:`mlcd_actions.data.spark.checks`; ``spark``: its session settings)."""
+    from mlcd_actions.core.engines import check_engine
+    from mlcd_actions.data.tables import read_table
 
     sensitive = [s for s in sensitive if s]
     rules = [r for r in rules if r]
@@ -68,9 +89,22 @@ def run(data: str, *, label: str | None = None, sensitive: Iterable[str] = (),
     if gate_specs and not sensitive:
         raise ConfigError("--threshold/--min-group-size need at least one --sensitive feature")
     policy = pii.load_policy(pii_policy, rules) if scan_pii else pii.Policy()
+    if check_engine(engine) == "spark":
+        from mlcd_actions.data.spark.checks import SparkData
 
-    df = read_table(data)
-    if len(df) == 0:
+        with SparkData.start(data, spark) as frame:
+            return _run(frame, data, label, sensitive, policy, gate_specs, positive_label,
+                        scan_pii)
+    return _run(_PandasData(read_table(data)), data, label, sensitive, policy, gate_specs,
+                positive_label, scan_pii)
+
+
+def _run(df, data: str, label: str | None, sensitive: list[str], policy: pii.Policy,
+         gate_specs: list[Threshold], positive_label: str | None, scan_pii: bool) -> StageResult:
+    from mlcd_actions.core.progress import Progress
+    from mlcd_actions.data.tables import require_columns
+
+    if df.rows == 0:
         raise DataError(f"{data}: dataset is empty (0 rows)")
     require_columns(df, [label], data, role="label column")
     require_columns(df, sensitive, data, role="sensitive feature")
@@ -84,18 +118,21 @@ def run(data: str, *, label: str | None = None, sensitive: Iterable[str] = (),
                 "its rule has nothing to check (a typo? columns: "
                 f"{', '.join(map(str, list(df.columns)[:20]))})", SEV_WARNING,
                 column=rule.pattern, code="pii.policy-column-absent"))
-    result.metrics["rows"] = int(len(df))
-    result.metrics["columns"] = int(df.shape[1])
+    result.details["engine"] = df.engine
+    result.metrics["rows"] = int(df.rows)
+    result.metrics["columns"] = len(df.columns)
 
     # ------------------------------------------------------------------ compliance
     pii_gates, pii_findings = [], 0
     if scan_pii:
+        hashed = [c for c in map(str, df.columns) if (rule := policy.rule_for(c)) is not None
+                  and rule.action == pii.HASHED_ACTION]
         with Progress("PII scan", unit="bytes") as bar:
-            scan = pii.scan_frame(df, on_progress=bar.update)
+            scan, unhashed = df.scan(hashed, on_progress=bar.update)
         mb = scan.bytes_scanned / 1e6
         result.metrics["pii_bytes_scanned"] = scan.bytes_scanned
         result.metrics["pii_scan_mb_per_s"] = round(mb / scan.seconds, 1) if scan.seconds else None
-        pii_gates, pii_findings = _apply_policy(df, scan, policy, result)
+        pii_gates, pii_findings = _apply_policy(df.columns, scan, policy, result, unhashed)
         result.outputs["pii-columns"] = ",".join(sorted({h.column for h in scan.hits}))
     result.outputs["pii-findings"] = pii_findings
 
@@ -104,7 +141,7 @@ def run(data: str, *, label: str | None = None, sensitive: Iterable[str] = (),
     if sensitive:
         if label is None:
             result.warnings.append("no --label: group sizes only, no label-rate gaps")
-        features = [bias.feature_bias(df, s, label, positive_label) for s in sensitive]
+        features = [df.feature_bias(s, label, positive_label) for s in sensitive]
         metrics = bias.combine(features)
         result.metrics.update({k: v for k, v in metrics.items()})
         for fb in features:
@@ -131,7 +168,7 @@ def run(data: str, *, label: str | None = None, sensitive: Iterable[str] = (),
             "hipaa|pci|gdpr for compliance, --threshold/--min-group-size for bias")
     result.fail_unless_gates_pass()
     if result.status == PASSED:
-        parts = [f"{len(df)} rows"]
+        parts = [f"{df.rows} rows"]
         if scan_pii:
             parts.append(f"{pii_findings} PII finding{'s' * (pii_findings != 1)}")
         if sensitive:
@@ -177,7 +214,8 @@ def _worst_where(features: list, metric: str, value: Any) -> str:
     return where
 
 
-def _apply_policy(df, scan: pii.ScanResult, policy: pii.Policy, result: StageResult):
+def _apply_policy(columns, scan: pii.ScanResult, policy: pii.Policy, result: StageResult,
+                  unhashed: dict[str, tuple[int, list[int], list[str]]]):
     """Findings, a findings table and the policy gates; returns (gates, finding count)."""
     gates = []
     table_rows = []
@@ -219,11 +257,11 @@ def _apply_policy(df, scan: pii.ScanResult, policy: pii.Policy, result: StageRes
                                     "sampling); rows count data rows from 1"))
 
     for rule in policy.columns:
-        cols = [c for c in map(str, df.columns)
+        cols = [c for c in map(str, columns)
                 if policy.rule_for(c) is rule]
         for col in cols:
             if rule.action == pii.HASHED_ACTION:
-                count, rows, examples = pii.unhashed(df[col])
+                count, rows, examples = unhashed[col]
                 gates.append(_zero_gate(f"{col}:unhashed_values", count,
                                         f"column must be hashed ({rule.where})"))
                 if count:

@@ -73,8 +73,18 @@ def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable
         plot: bool = True, allow_skipped_gates: bool = False) -> StageResult:
     """Assess ``model_uri`` on ``test`` for every sensitive column; see the module doc."""
     features = list(dict.fromkeys(sensitive or ()))
+    thresholds = list(thresholds or ())
+    if not features and not thresholds:
+        # not configured: skipped with its reason, as `mlcd run` does, so a CI job that
+        # runs every stage passes here and what needs it (register) still runs
+        result = StageResult(STAGE)
+        result.status = SKIPPED
+        result.reason = ("not configured: no sensitive feature (set `sensitive:` in "
+                         "mlcd.yaml or --sensitive COL to check fairness)")
+        return result
     if not features:
-        raise ConfigError("--sensitive is required: name at least one sensitive column")
+        raise ConfigError("--sensitive is required: name at least one sensitive column "
+                          "for the --threshold gates")
     if min_group_size < 1:
         raise ConfigError(f"--min-group-size {min_group_size}: must be at least 1")
     scoped = parse_scoped(thresholds, features=features)  # syntax and scope, before any work

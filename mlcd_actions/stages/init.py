@@ -379,4 +379,6 @@ def _dvc_init(root: Path) -> str:
     done = subprocess.run(remote, cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise ConfigError(f"dvc remote add failed: {(done.stderr or done.stdout).strip()[:300]}")
-    return "dvc init" + ("" if in_git else " --no-scm") + ", remote mlcd -> .mlcd/dvc-remote"
+    return ("dvc init" + ("" if in_git else " --no-scm") + ", remote mlcd -> .mlcd/dvc-remote "
+            "(local runs only; CI needs a persistent one: "
+            "dvc remote add -d -f mlcd s3://|gs://|azure://|ssh://...)")

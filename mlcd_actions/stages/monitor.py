@@ -89,7 +89,11 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
         platform: str | None = None, issue_title: str = DEFAULT_ISSUE_TITLE,
         dry_run: bool = False, plots_dir: str | os.PathLike | None = None,
         max_plots: int = 12, echo: Callable[[str], None] = print,
-        alpha: float = DEFAULT_ALPHA) -> StageResult:
+        alpha: float = DEFAULT_ALPHA, engine: str = "pandas", spark: Any = None,
+        _io: Any = None) -> StageResult:
+    """``engine="spark"``: the inputs are Spark tables and the drift statistics Spark
+    aggregations (:mod:`mlcd_actions.data.spark.monitor`; ``spark``: its session settings)."""
+    options = {k: v for k, v in locals().items() if k not in ("engine", "spark", "_io")}
     result = StageResult(STAGE)
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha {alpha}: must be between 0 and 1")
@@ -100,17 +104,29 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
     if bins < 2:
         raise ConfigError(f"--bins {bins}: needs at least 2 bins")
 
+    from mlcd_actions.core.engines import check_engine
+
+    if check_engine(engine) == "spark" and _io is None:
+        from mlcd_actions.data.spark.monitor import SparkInputs
+
+        with SparkInputs.start(reference, current, spark,
+                               current_is_log=predlog.is_prediction_log(current)) as io:
+            return run(**options, _io=io)
+    io = _io or _PandasInputs
+
     # ---------------------------------------------------------------- inputs
-    ref_data, ref_cols = _open_table(reference, "reference")
+    ref_data, ref_cols = io.open_table(reference, "reference")
     cur_meta = None
     if predlog.is_prediction_log(current):
         cur_data, cur_meta = predlog.read(current)
         cur_cols = [str(c) for c in cur_data.columns]
         source = "prediction-log"
+        if _io is not None:
+            cur_data = io.from_pandas(cur_data, os.fspath(current))
     else:
-        cur_data, cur_cols = _open_table(current, "current")
+        cur_data, cur_cols = io.open_table(current, "current")
         source = "dataset"
-    ref_rows, cur_rows = _rows(ref_data), _rows(cur_data)
+    ref_rows, cur_rows = io.rows(ref_data), io.rows(cur_data)
     if ref_rows == 0:
         raise DataError(f"{reference}: the reference dataset is empty")
     if cur_rows == 0:
@@ -152,9 +168,9 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
 
     # ---------------------------------------------------------------- feature drift
     bins = auto_bins(bins, ref_rows, cur_rows)
-    drifts = drift_mod.compare(ref_data, cur_data, columns=features,
-                               categorical=[c for c in categorical if c in features], bins=bins)
-    pred_drift = _prediction_drift(ref_data, ref_cols, cur_data, cur_cols, prediction_column,
+    drifts = io.compare(ref_data, cur_data, columns=features,
+                        categorical=[c for c in categorical if c in features], bins=bins)
+    pred_drift = io.prediction_drift(ref_data, ref_cols, cur_data, cur_cols, prediction_column,
                                    reference_predictions, reference, bins, categorical)
     all_drifts = drifts + ([pred_drift] if pred_drift is not None else [])
 
@@ -279,6 +295,8 @@ def _rows(data: Any) -> int:
 
 
 def _columns_frame(data: Any, cols: Sequence[str]) -> pd.DataFrame:
+    if hasattr(data, "frame"):           # a Spark table: these columns on the driver
+        return data.frame(cols)
     if isinstance(data, (str, os.PathLike)):
         from mlcd_actions.data import tables as tabular
 
@@ -323,6 +341,15 @@ def _prediction_drift(ref_data, ref_cols, cur_data, cur_cols, prediction_column,
         cur_df[prediction_column] = cur_df[prediction_column].map(_class_text)
     return drift_mod.compare(ref_df, cur_df, columns=[prediction_column], categorical=forced,
                              bins=bins)[0]
+
+
+class _PandasInputs:
+    """The inputs read in process (the pandas engine)."""
+
+    open_table = staticmethod(_open_table)
+    rows = staticmethod(_rows)
+    compare = staticmethod(drift_mod.compare)
+    prediction_drift = staticmethod(_prediction_drift)
 
 
 def _looks_like_classes(series: pd.Series, max_classes: int = 20) -> bool:
@@ -562,7 +589,8 @@ def _accuracy_decay(labels, labels_is_column, label_column, id_column, predictio
             if missing:
                 raise DataError(f"{current}: prediction log lines have no {missing[0]!r}")
             cur = pd.concat([cur_meta[keys].reset_index(drop=True),
-                             cur_data[[prediction_column]].reset_index(drop=True)], axis=1)
+                             _columns_frame(cur_data, [prediction_column])
+                             .reset_index(drop=True)], axis=1)
         if prediction_column not in cur.columns:
             raise DataError(f"{current}: prediction column {prediction_column!r} not found")
         candidates = [c for c in lab.columns if c not in keys]

@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlcd_actions.core.errors import ConfigError, DataError, first_line
 from mlcd_actions.core.results import StageResult, Table
@@ -57,7 +57,7 @@ _ARROW_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integ
 def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
         chunk_rows: int = DEFAULT_CHUNK_ROWS, id_columns: list[str] | None = None,
         tracking_uri: str | None = None, progress: bool | None = None,
-        spark_master: str | None = None) -> StageResult:
+        spark_master: str | None = None, spark: Any = None) -> StageResult:
     if engine not in ENGINES:
         raise ConfigError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
     if engine == "spark" and importlib.util.find_spec("pyspark") is None:
@@ -80,7 +80,7 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
 
         counts, rows, ids, out_names = predict_spark.predict(
             spec, input, output, out_kind, id_columns=id_columns, batch_rows=chunk_rows,
-            master=spark_master)
+            master=spark_master, settings=spark)
     elif remote:
         counts, rows, out_schema = _predict_source(spec, input, output, out_kind, chunk_rows,
                                                     id_columns, progress)

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -343,53 +344,18 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
         echo_log: bool = True) -> StageResult:
     """Train, track and log the model; see the module docstring."""
     t_start = time.monotonic()
-    # -- options
-    if entrypoint and command:
-        raise ConfigError("give --entrypoint or --command, not both")
-    if estimator and (entrypoint or command):
-        raise ConfigError("--estimator names a built-in model; it cannot be combined with "
-                          "--entrypoint or --command")
-    if entrypoint and (":" not in entrypoint or not all(entrypoint.split(":", 1))):
-        raise ConfigError(f"--entrypoint {entrypoint!r} must look like module:function")
-    task = (task or "auto").lower()
-    if task not in TASKS:
-        raise ConfigError(f"--task {task!r}: choose one of {', '.join(TASKS)}")
-    if serialization_format not in SERIALIZATION_FORMATS:
-        raise ConfigError(f"--serialization-format {serialization_format!r}: choose one of "
-                          f"{', '.join(SERIALIZATION_FORMATS)}")
-    if not label:
-        raise ConfigError("--label is required: the column the model predicts")
+    mode, task = _check_options(label=label, entrypoint=entrypoint, command=command,
+                                estimator=estimator, task=task,
+                                serialization_format=serialization_format)
     if timeout is not None and timeout <= 0:
         timeout = None
     if alert_webhook:
         secrets.register(alert_webhook)
-    mode = "entrypoint" if entrypoint else "command" if command else "builtin"
 
     # -- data
-    from mlcd_actions.data import tables as tabular
     from mlcd_actions.training import estimators
 
-    train_df = tabular.read_table(train, what="training data")
-    tabular.require_columns(train_df, [label], train, role="label column")
-    if train_df.empty:
-        raise DataError(f"{train}: training data has no rows", file=str(train))
-    if train_df.shape[1] < 2:
-        raise DataError(f"{train}: training data has only the label column {label!r}; "
-                        "there is nothing to learn from", file=str(train))
-    if task == "auto":
-        task = estimators.infer_task(train_df[label])
-    _check_label(train_df, label, str(train), task)
-    test_df = None
-    if test:
-        test_df = tabular.read_table(test, what="test data")
-        tabular.require_columns(test_df, [label], test, role="label column")
-        if test_df.empty:
-            raise DataError(f"{test}: test data has no rows", file=str(test))
-        _check_label(test_df, label, str(test), None)
-        missing = [c for c in train_df.columns if c not in test_df.columns]
-        if missing:
-            raise DataError(f"{test}: feature column {missing[0]!r} of the training data is "
-                            f"missing from the test data", file=str(test))
+    train_df, test_df, task = _read_data(train, test, label, task)
     if mode == "builtin":
         estimator = estimators.resolve(estimator, task)
     params = _load_params(params_file)
@@ -398,16 +364,9 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
     if mode == "builtin":
         params["estimator"] = estimator
 
-    # -- lineage
-    from mlcd_actions.ci import gitinfo
-
     cwd = Path.cwd().resolve()
-    code_version = code_version or _from_report(report_dir, "build-training", "version")
-    data_version = data_version or _from_report(report_dir, "version-data", "data-version")
-    git_sha = gitinfo.context(cwd, os.environ).sha or gitinfo.git_sha(cwd)
-    lineage = Lineage(data_sha256=data_sha256(train), git_sha=git_sha,
-                      code_version=code_version, data_version=data_version,
-                      data_path=str(train))
+    lineage = _lineage(train, cwd, report_dir, code_version=code_version,
+                       data_version=data_version)
 
     # -- start training now: the child imports and reads while we set up the MLflow run
     work = Path(tempfile.mkdtemp(prefix="mlcd-train-"))
@@ -419,16 +378,10 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
 
         # -- tracking
         try:
-            uri = tracking.configure(tracking_uri)
-            tracker = _Tracker(uri, experiment)
-            what = entrypoint or command or estimator
-            tags = {**lineage.to_tags(), "mlcd.task": task, "mlcd.label": label,
-                    "mlcd.mode": mode, "mlcd.stage": STAGE, "mlcd.trainer": str(what)}
-            if lineage.git_sha:
-                tags["mlflow.source.git.commit"] = lineage.git_sha
-            tags["mlflow.source.name"] = f"mlcd train ({mode}: {what})"
-            tags["mlflow.source.type"] = "JOB"
-            run_id = tracker.start(run_name, tags)
+            tracker = _Tracker(tracking.configure(tracking_uri), experiment)
+            trainer = str(entrypoint or command or estimator)
+            run_id = tracker.start(run_name, _run_tags(lineage, task=task, label=label,
+                                                       mode=mode, trainer=trainer))
         except BaseException as exc:
             job.abort()
             if isinstance(exc, MlcdError):
@@ -471,6 +424,84 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
     else:
         tracker.end("FINISHED")
     return result
+
+
+def _read_data(train: str, test: str | None, label: str, task: str):
+    """(train frame, test frame or None, task): the label is there and usable, the test set
+    has every training column."""
+    from mlcd_actions.data import tables as tabular
+    from mlcd_actions.training import estimators
+
+    train_df = tabular.read_table(train, what="training data")
+    tabular.require_columns(train_df, [label], train, role="label column")
+    if train_df.empty:
+        raise DataError(f"{train}: training data has no rows", file=str(train))
+    if train_df.shape[1] < 2:
+        raise DataError(f"{train}: training data has only the label column {label!r}; "
+                        "there is nothing to learn from", file=str(train))
+    if task == "auto":
+        task = estimators.infer_task(train_df[label])
+    _check_label(train_df, label, str(train), task)
+    test_df = None
+    if test:
+        test_df = tabular.read_table(test, what="test data")
+        tabular.require_columns(test_df, [label], test, role="label column")
+        if test_df.empty:
+            raise DataError(f"{test}: test data has no rows", file=str(test))
+        _check_label(test_df, label, str(test), None)
+        missing = [c for c in train_df.columns if c not in test_df.columns]
+        if missing:
+            raise DataError(f"{test}: feature column {missing[0]!r} of the training data is "
+                            f"missing from the test data", file=str(test))
+    return train_df, test_df, task
+
+
+def _check_options(*, label: str | None, entrypoint: str | None, command: str | None,
+                   estimator: str | None, task: str,
+                   serialization_format: str) -> tuple[str, str]:
+    """Option errors before anything is read; returns (mode, task)."""
+    if entrypoint and command:
+        raise ConfigError("give --entrypoint or --command, not both")
+    if estimator and (entrypoint or command):
+        raise ConfigError("--estimator names a built-in model; it cannot be combined with "
+                          "--entrypoint or --command")
+    if entrypoint and (":" not in entrypoint or not all(entrypoint.split(":", 1))):
+        raise ConfigError(f"--entrypoint {entrypoint!r} must look like module:function")
+    task = (task or "auto").lower()
+    if task not in TASKS:
+        raise ConfigError(f"--task {task!r}: choose one of {', '.join(TASKS)}")
+    if serialization_format not in SERIALIZATION_FORMATS:
+        raise ConfigError(f"--serialization-format {serialization_format!r}: choose one of "
+                          f"{', '.join(SERIALIZATION_FORMATS)}")
+    if not label:
+        raise ConfigError("--label is required: the column the model predicts")
+    return ("entrypoint" if entrypoint else "command" if command else "builtin"), task
+
+
+def _lineage(train: str, cwd: Path, report_dir: str | os.PathLike, *,
+             code_version: str | None, data_version: str | None) -> Lineage:
+    """Data hash, git commit, code and data versions (from the earlier stages' reports
+    when not given)."""
+    from mlcd_actions.ci import gitinfo
+
+    code_version = code_version or _from_report(report_dir, "build-training", "version")
+    data_version = data_version or _from_report(report_dir, "version-data", "data-version")
+    git_sha = gitinfo.context(cwd, os.environ).sha or gitinfo.git_sha(cwd)
+    return Lineage(data_sha256=data_sha256(train), git_sha=git_sha,
+                   code_version=code_version, data_version=data_version,
+                   data_path=str(train))
+
+
+def _run_tags(lineage: Lineage, *, task: str, label: str, mode: str,
+              trainer: str) -> dict[str, str]:
+    """The MLflow run's tags: lineage, task, label, who trained, the source commit."""
+    tags = {**lineage.to_tags(), "mlcd.task": task, "mlcd.label": label,
+            "mlcd.mode": mode, "mlcd.stage": STAGE, "mlcd.trainer": trainer}
+    if lineage.git_sha:
+        tags["mlflow.source.git.commit"] = lineage.git_sha
+    tags["mlflow.source.name"] = f"mlcd train ({mode}: {trainer})"
+    tags["mlflow.source.type"] = "JOB"
+    return tags
 
 
 def _alert(url: str | None, text: str, result: StageResult) -> None:
@@ -659,13 +690,12 @@ def _run(result: StageResult, tracker: _Tracker, lineage: Lineage, job: _Job, *,
     # -- the model
     t_log = time.monotonic()
     result.details["timings"]["training_s"] = round(outcome.seconds, 3)
-    _log_model(result, tracker, lineage, work=job.work, out_dir=out_dir, cwd=job.cwd,
-               mode=job.mode,
-               train_df=train_df, test_df=test_df, label=label, task=task,
-               estimator=estimator, entrypoint=entrypoint, command=command,
-               user_params=user_params, golden_rows=golden_rows,
-               serialization_format=serialization_format,
-               extra_pip_requirements=extra_pip_requirements)
+    trainer = _Trainer(mode=job.mode, label=label, task=task, estimator=estimator,
+                       entrypoint=entrypoint, command=command, user_params=user_params,
+                       golden_rows=golden_rows, serialization_format=serialization_format,
+                       extra_pip_requirements=list(extra_pip_requirements))
+    _log_model(result, tracker, lineage, trainer, work=job.work, out_dir=out_dir,
+               cwd=job.cwd, train_df=train_df, test_df=test_df)
     result.details["timings"]["logging_s"] = round(time.monotonic() - t_log, 3)
 
 
@@ -685,186 +715,262 @@ def _logged_models_of(tracker: _Tracker):
     return sorted(models, key=lambda m: (m.name != MODEL_NAME, -(m.creation_timestamp or 0)))
 
 
-def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, *, work: Path,
-               out_dir: Path, cwd: Path, mode: str, train_df, test_df, label: str, task: str,
-               estimator: str | None, entrypoint: str | None, command: str | None,
-               user_params: dict[str, Any], golden_rows: int, serialization_format: str,
-               extra_pip_requirements) -> None:
-    import mlflow
-    from mlflow.models import Model, infer_signature
+@dataclass
+class _Trainer:
+    """How the model was trained and is to be logged (what ``_log_model`` needs besides
+    the run and the data)."""
+
+    mode: str                      # builtin, entrypoint or command
+    label: str
+    task: str
+    estimator: str | None
+    entrypoint: str | None
+    command: str | None
+    user_params: dict[str, Any]
+    golden_rows: int
+    serialization_format: str
+    extra_pip_requirements: list[str]
+
+    @property
+    def name(self) -> str | None:
+        return self.entrypoint or self.command or self.estimator
+
+
+@dataclass
+class _Trained:
+    """The model the training left: a Python object with ``predict`` (entrypoint, built-in,
+    a --command's scikit-learn directory), a --command's non-sklearn MLflow model directory,
+    or a model the --command logged to the run itself."""
+
+    model: Any = None
+    saved_dir: Path | None = None
+    logged: Any = None
+    child_info: dict[str, Any] = field(default_factory=dict)
+    code_paths: list[str] = field(default_factory=list)
+    extra_reqs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Scores:
+    """Predictions for the signature, the golden samples and the metrics."""
+
+    predictor: Any
+    sig_X: Any
+    sig_pred: Any
+    classes: list | None
+    metrics: dict[str, float]
+    gold_pred: Any
+    gold_proba: Any
+
+
+def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, trainer: _Trainer, *,
+               work: Path, out_dir: Path, cwd: Path, train_df, test_df) -> None:
+    from mlflow.models import infer_signature
 
     from mlcd_actions.training.requirements import pip_requirements
 
-    run_id = tracker.run_id
+    label, task = trainer.label, trainer.task
     X_train = train_df.drop(columns=[label])
     features = [str(c) for c in X_train.columns]
     sample_src = test_df if test_df is not None else train_df
-    golden_df = sample_src.head(max(1, golden_rows))
+    golden_df = sample_src.head(max(1, trainer.golden_rows))
     X_golden = golden_df[X_train.columns]
-    child_info: dict[str, Any] = {}
-    model = None          # a Python object with predict (entrypoint, built-in, sklearn dir)
-    saved_dir = None      # a --command's non-sklearn MLflow model directory
-    logged = None         # a model the --command logged to the run itself
-    code_paths: list[str] = []
     with _UserPath(cwd):
-        if mode != "command":
-            import cloudpickle
-
-            result_file = out_dir / "result.json"
-            if not result_file.is_file():
-                raise StageFailed(f"the training process ended without a model (did "
-                                  f"{entrypoint or estimator} call sys.exit?)")
-            child_info = json.loads(result_file.read_text(encoding="utf-8"))
-            try:
-                with open(out_dir / "model.pkl", "rb") as fh:
-                    model = cloudpickle.load(fh)
-            except Exception as exc:  # noqa: BLE001 - user classes that cannot be re-imported
-                raise StageFailed(f"the trained model cannot be loaded back: "
-                                  f"{type(exc).__name__}: {first_line(exc)}") from exc
-            code_paths = [str(cwd / f) for f in child_info.get("user_files", [])]
-        else:
-            saved_dir = _find_saved_model(out_dir)
-            if saved_dir is not None:
-                flavors = Model.load(str(saved_dir)).flavors or {}
-                if "sklearn" in flavors:
-                    import mlflow.sklearn
-
-                    model = mlflow.sklearn.load_model(str(saved_dir))
-                    user_reqs = saved_dir / "requirements.txt"
-                    if user_reqs.is_file():  # the script's own pins win over ours
-                        extra_pip_requirements = [
-                            *extra_pip_requirements,
-                            *(ln.strip() for ln in user_reqs.read_text().splitlines()
-                              if ln.strip() and not ln.startswith(("#", "-")))]
-                    saved_dir = None
-            else:
-                found = _logged_models_of(tracker)
-                if not found:
-                    raise StageFailed(
-                        f"training command {command!r} exited 0 but saved no MLflow model to "
-                        f"$MLCD_OUTPUT_DIR and logged none to run {run_id}")
-                logged = found[0]
-
-        # predictions for the signature, golden samples and metrics
-        if model is not None:
-            predictor = model
-            what = f"the model from {entrypoint or estimator or command}"
-        else:
-            from mlcd_actions.models import loading as mlcd_models
-
-            uri = str(saved_dir) if saved_dir is not None else f"models:/{logged.model_id}"
-            loaded = mlcd_models.load(uri, tracking_uri=tracker.uri)
-            predictor = loaded
-            what = f"the model saved by {command!r}"
-        sig_X = X_train.head(SIGNATURE_ROWS)
-        sig_pred, _ = _predict(predictor, sig_X, what)
-        classes = None
-        if task == "classification":
-            raw = getattr(model, "classes_", None) if model is not None else None
-            if raw is None and model is None:
-                raw = predictor.classes
-            if raw is None:
-                raw = sorted(train_df[label].dropna().unique().tolist(), key=str)
-            classes = _plain_list(raw)
-        train_pred, train_proba = _predict(predictor, X_train, what)
-        metrics = {f"train_{k}": v for k, v in
-                   _metrics(task, train_df[label], train_pred, train_proba, classes).items()}
-        if test_df is not None:
-            X_test = test_df[X_train.columns]
-            test_pred, test_proba = _predict(predictor, X_test, what)
-            metrics.update({f"test_{k}": v for k, v in
-                            _metrics(task, test_df[label], test_pred, test_proba,
-                                     classes).items()})
-        gold_pred, gold_proba = _predict(predictor, X_golden, what)
-
+        trained = _load_trained(tracker, out_dir, cwd, trainer)
+        scores = _score(trained, tracker, trainer, train_df, test_df, X_train, X_golden)
         metadata = {"mlcd": {
             "task": task, "label": label, "features": features, "feature_columns": features,
-            "classes": classes, "lineage_id": lineage.id, "run_id": run_id,
-            "trainer": entrypoint or command or estimator, "mode": mode,
+            "classes": scores.classes, "lineage_id": lineage.id, "run_id": tracker.run_id,
+            "trainer": trainer.name, "mode": trainer.mode,
             "data_sha256": lineage.data_sha256, "data_version": lineage.data_version,
             "git_sha": lineage.git_sha, "code_version": lineage.code_version,
         }}
         with _quiet_mlflow():
-            signature = infer_signature(sig_X, sig_pred)
+            signature = infer_signature(scores.sig_X, scores.sig_pred)
         input_example = X_train.head(5) if test_df is None else test_df[X_train.columns].head(5)
-        reqs = pip_requirements(child_info.get("modules", []), extra_pip_requirements)
-        flavor = "sklearn"
-        if logged is not None:
-            model_uri = f"runs:/{run_id}/{logged.name}"
-            model_id = logged.model_id
-            flavor = "logged-by-command"
-            if predictor.signature is None:
-                try:
-                    from mlflow.models import set_signature
+        reqs = pip_requirements(trained.child_info.get("modules", []), trained.extra_reqs)
+        model_uri, model_id, flavor = _save_model(
+            result, tracker, trainer, trained, scores.predictor, signature=signature,
+            input_example=input_example, reqs=reqs, metadata=metadata)
 
-                    with _quiet_mlflow():
-                        tracker.call("adding the signature", lambda: set_signature(
-                            f"models:/{model_id}", signature))
-                except MlcdError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - keep the user's model as it is
-                    result.warnings.append(f"the model {command!r} logged has no signature "
-                                           f"and none could be added: {first_line(exc)}")
-        else:
-            with _quiet_mlflow(), _env(MLFLOW_EXPERIMENT_ID=tracker.experiment_id):
-                info = _log(model, saved_dir, run_id=run_id, signature=signature,
-                            input_example=input_example, reqs=reqs, metadata=metadata,
-                            code_paths=code_paths, serialization_format=serialization_format,
-                            tracker=tracker)
-            model_id = info.model_id
-            model_uri = f"runs:/{run_id}/{MODEL_NAME}"
-            flavor = "sklearn" if model is not None and _is_sklearn(model) else "python_function"
-
-    # -- golden samples, metadata, metrics
-    golden = {
-        "schema": GOLDEN_SCHEMA, "model_uri": model_uri, "run_id": run_id,
-        "lineage_id": lineage.id, "task": task, "label": label, "features": features,
-        "classes": classes, "rows": len(X_golden), "inputs": _plain_records(X_golden),
-        "predictions": _plain_list(gold_pred),
-        "probabilities": None if gold_proba is None else json_safe(gold_proba.tolist()),
-        "expected": _plain_list(golden_df[label]),
-    }
-    golden_path = work / "golden" / "samples.json"
-    golden_path.parent.mkdir()
-    golden_path.write_text(json.dumps(golden, indent=1, allow_nan=False), encoding="utf-8")
-    tracker.log_artifact(golden_path, "golden")
+    _write_golden(tracker, work, trainer, model_uri=model_uri, lineage=lineage,
+                  features=features, scores=scores, golden_df=golden_df, X_golden=X_golden)
+    child_info = trained.child_info
     meta_path = work / "mlcd" / "metadata.json"
     meta_path.parent.mkdir()
     meta = {**metadata["mlcd"], "model_uri": model_uri, "model_id": model_id,
-            "flavor": flavor, "pip_requirements": reqs if logged is None else None,
+            "flavor": flavor, "pip_requirements": reqs if trained.logged is None else None,
             "fit_seconds": child_info.get("fit_seconds"),
             "model_class": child_info.get("model_class")}
     meta_path.write_text(json.dumps(json_safe(meta), indent=2), encoding="utf-8")
     tracker.log_artifact(meta_path, "mlcd")
+    metrics = scores.metrics
     metrics["train_rows"] = float(len(train_df))
     if test_df is not None:
         metrics["test_rows"] = float(len(test_df))
     if child_info.get("fit_seconds") is not None:
         metrics["fit_seconds"] = float(child_info["fit_seconds"])
     tracker.log_metrics(metrics)
-    final_lineage = lineage.replace(model_uri=model_uri)
+    classes = scores.classes
     tracker.set_tags({"mlcd.model_uri": model_uri, "mlcd.model_id": model_id,
                       "mlcd.features": json.dumps(features)[:5000],
                       **({"mlcd.classes": json.dumps(json_safe(classes))[:5000]}
                          if classes is not None else {})})
+    result.lineage = lineage.replace(model_uri=model_uri).to_dict()
+    result.details.update({"task": task, "label": label, "features": features,
+                           "classes": classes, "flavor": flavor, "pip_requirements": reqs,
+                           "tracking_uri": secrets.mask(tracker.uri), "mode": trainer.mode,
+                           "user_params": json_safe(trainer.user_params)})
+    _describe_model(result, trainer, tracker.run_id, model_uri, model_id, metrics)
 
-    result.lineage = final_lineage.to_dict()
+
+def _load_trained(tracker: _Tracker, out_dir: Path, cwd: Path, trainer: _Trainer) -> _Trained:
+    """Load back what the training child (or the --command) left in ``out_dir``."""
+    from mlflow.models import Model
+
+    trained = _Trained(extra_reqs=list(trainer.extra_pip_requirements))
+    if trainer.mode != "command":
+        import cloudpickle
+
+        result_file = out_dir / "result.json"
+        if not result_file.is_file():
+            raise StageFailed(f"the training process ended without a model (did "
+                              f"{trainer.entrypoint or trainer.estimator} call sys.exit?)")
+        trained.child_info = json.loads(result_file.read_text(encoding="utf-8"))
+        try:
+            with open(out_dir / "model.pkl", "rb") as fh:
+                trained.model = cloudpickle.load(fh)
+        except Exception as exc:  # noqa: BLE001 - user classes that cannot be re-imported
+            raise StageFailed(f"the trained model cannot be loaded back: "
+                              f"{type(exc).__name__}: {first_line(exc)}") from exc
+        trained.code_paths = [str(cwd / f) for f in trained.child_info.get("user_files", [])]
+        return trained
+    saved_dir = _find_saved_model(out_dir)
+    if saved_dir is None:
+        found = _logged_models_of(tracker)
+        if not found:
+            raise StageFailed(
+                f"training command {trainer.command!r} exited 0 but saved no MLflow model to "
+                f"$MLCD_OUTPUT_DIR and logged none to run {tracker.run_id}")
+        trained.logged = found[0]
+        return trained
+    trained.saved_dir = saved_dir
+    flavors = Model.load(str(saved_dir)).flavors or {}
+    if "sklearn" in flavors:
+        import mlflow.sklearn
+
+        trained.model = mlflow.sklearn.load_model(str(saved_dir))
+        user_reqs = saved_dir / "requirements.txt"
+        if user_reqs.is_file():  # the script's own pins win over ours
+            trained.extra_reqs = [
+                *trained.extra_reqs,
+                *(ln.strip() for ln in user_reqs.read_text().splitlines()
+                  if ln.strip() and not ln.startswith(("#", "-")))]
+        trained.saved_dir = None
+    return trained
+
+
+def _score(trained: _Trained, tracker: _Tracker, trainer: _Trainer, train_df, test_df,
+           X_train, X_golden) -> _Scores:
+    """Predict for the signature, the train/test metrics and the golden samples."""
+    label, task, model = trainer.label, trainer.task, trained.model
+    if model is not None:
+        predictor = model
+        what = f"the model from {trainer.entrypoint or trainer.estimator or trainer.command}"
+    else:
+        from mlcd_actions.models import loading as mlcd_models
+
+        uri = (str(trained.saved_dir) if trained.saved_dir is not None
+               else f"models:/{trained.logged.model_id}")
+        predictor = mlcd_models.load(uri, tracking_uri=tracker.uri)
+        what = f"the model saved by {trainer.command!r}"
+    sig_X = X_train.head(SIGNATURE_ROWS)
+    sig_pred, _ = _predict(predictor, sig_X, what)
+    classes = None
+    if task == "classification":
+        raw = getattr(model, "classes_", None) if model is not None else None
+        if raw is None and model is None:
+            raw = predictor.classes
+        if raw is None:
+            raw = sorted(train_df[label].dropna().unique().tolist(), key=str)
+        classes = _plain_list(raw)
+    train_pred, train_proba = _predict(predictor, X_train, what)
+    metrics = {f"train_{k}": v for k, v in
+               _metrics(task, train_df[label], train_pred, train_proba, classes).items()}
+    if test_df is not None:
+        X_test = test_df[X_train.columns]
+        test_pred, test_proba = _predict(predictor, X_test, what)
+        metrics.update({f"test_{k}": v for k, v in
+                        _metrics(task, test_df[label], test_pred, test_proba,
+                                 classes).items()})
+    gold_pred, gold_proba = _predict(predictor, X_golden, what)
+    return _Scores(predictor, sig_X, sig_pred, classes, metrics, gold_pred, gold_proba)
+
+
+def _save_model(result: StageResult, tracker: _Tracker, trainer: _Trainer, trained: _Trained,
+                predictor, *, signature, input_example, reqs: list[str],
+                metadata: dict) -> tuple[str, str, str]:
+    """Log the model to the run (or keep the one the --command logged, adding a signature
+    when it has none); returns (model URI, model id, flavor)."""
+    run_id, logged, model = tracker.run_id, trained.logged, trained.model
+    if logged is not None:
+        model_id = logged.model_id
+        if predictor.signature is None:
+            try:
+                from mlflow.models import set_signature
+
+                with _quiet_mlflow():
+                    tracker.call("adding the signature", lambda: set_signature(
+                        f"models:/{model_id}", signature))
+            except MlcdError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep the user's model as it is
+                result.warnings.append(f"the model {trainer.command!r} logged has no signature "
+                                       f"and none could be added: {first_line(exc)}")
+        return f"runs:/{run_id}/{logged.name}", model_id, "logged-by-command"
+    with _quiet_mlflow(), _env(MLFLOW_EXPERIMENT_ID=tracker.experiment_id):
+        info = _log(model, trained.saved_dir, run_id=run_id, signature=signature,
+                    input_example=input_example, reqs=reqs, metadata=metadata,
+                    code_paths=trained.code_paths,
+                    serialization_format=trainer.serialization_format, tracker=tracker)
+    flavor = "sklearn" if model is not None and _is_sklearn(model) else "python_function"
+    return f"runs:/{run_id}/{MODEL_NAME}", info.model_id, flavor
+
+
+def _write_golden(tracker: _Tracker, work: Path, trainer: _Trainer, *, model_uri: str,
+                  lineage: Lineage, features: list[str], scores: _Scores, golden_df,
+                  X_golden) -> None:
+    """The golden samples smoke tests compare a deployment with (artifact ``golden/``)."""
+    gold_proba = scores.gold_proba
+    golden = {
+        "schema": GOLDEN_SCHEMA, "model_uri": model_uri, "run_id": tracker.run_id,
+        "lineage_id": lineage.id, "task": trainer.task, "label": trainer.label,
+        "features": features, "classes": scores.classes, "rows": len(X_golden),
+        "inputs": _plain_records(X_golden), "predictions": _plain_list(scores.gold_pred),
+        "probabilities": None if gold_proba is None else json_safe(gold_proba.tolist()),
+        "expected": _plain_list(golden_df[trainer.label]),
+    }
+    golden_path = work / "golden" / "samples.json"
+    golden_path.parent.mkdir()
+    golden_path.write_text(json.dumps(golden, indent=1, allow_nan=False), encoding="utf-8")
+    tracker.log_artifact(golden_path, "golden")
+
+
+def _describe_model(result: StageResult, trainer: _Trainer, run_id: str, model_uri: str,
+                    model_id: str, metrics: dict[str, float]) -> None:
+    """Outputs, metrics table and the reason of a logged model."""
     result.metrics.update({k: round(v, 6) for k, v in metrics.items()})
-    result.outputs.update({"model-uri": model_uri, "model-id": model_id, "task": task,
+    result.outputs.update({"model-uri": model_uri, "model-id": model_id, "task": trainer.task,
                            "golden-samples": f"runs:/{run_id}/{GOLDEN_ARTIFACT}"})
     result.artifacts.extend([f"runs:/{run_id}/{GOLDEN_ARTIFACT}",
                              f"runs:/{run_id}/mlcd/metadata.json"])
-    result.details.update({"task": task, "label": label, "features": features,
-                           "classes": classes, "flavor": flavor, "pip_requirements": reqs,
-                           "tracking_uri": secrets.mask(tracker.uri), "mode": mode,
-                           "user_params": json_safe(user_params)})
     shown = {k: v for k, v in metrics.items() if not k.endswith("_rows")}
     result.tables.append(Table("Metrics", ["metric", "value"],
                                [[k, round(v, 4)] for k, v in shown.items()]))
     headline = next((f"{k} {metrics[k]:.4g}" for k in
                      ("test_accuracy", "test_rmse", "train_accuracy", "train_rmse")
                      if k in metrics), "")
-    result.reason = (f"{task} model from {entrypoint or command or estimator} logged as "
+    result.reason = (f"{trainer.task} model from {trainer.name} logged as "
                      f"{model_uri}" + (f"; {headline}" if headline else ""))
 
 

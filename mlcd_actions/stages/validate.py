@@ -39,28 +39,46 @@ SKEW_OPTION = "--skew-threshold"
 
 
 def run(data: str | os.PathLike, schema: str, *, reference: str | os.PathLike | None = None,
-        skew_thresholds: Iterable[str] = (), bins: int = 10) -> StageResult:
-    """Validate ``data`` against ``schema``; with ``reference``, gate the skew too."""
-    from mlcd_actions.core.progress import Progress
+        skew_thresholds: Iterable[str] = (), bins: int = 10, engine: str = "pandas",
+        spark: Any = None) -> StageResult:
+    """Validate ``data`` against ``schema``; with ``reference``, gate the skew too.
+
+    ``engine="spark"`` runs the checks and the skew statistics as Spark jobs
+    (:mod:`mlcd_actions.data.spark.validate`; ``spark``: its session settings)."""
+    from mlcd_actions.core.engines import check_engine
     from mlcd_actions.data import schemas
-    from mlcd_actions.data import tables as tabular
 
     thresholds = gates.parse_thresholds(list(skew_thresholds), option=SKEW_OPTION)
     if thresholds and reference is None:
         raise ConfigError(f"{SKEW_OPTION} needs --reference (the data to compare with)")
     if bins < 2:
         raise ConfigError(f"--skew-bins {bins}: must be at least 2")
+    if check_engine(engine) == "spark":
+        from mlcd_actions.data.spark.validate import SparkEngine
+
+        with SparkEngine.start(data, reference, spark, schema) as (sp, loaded):
+            return _run(data, loaded, reference, thresholds, bins, sp)
     if reference is not None:
+        from mlcd_actions.data import tables as tabular
+
         tabular.table_files(reference)          # missing reference: fail before the work
-    loaded = schemas.load_schema(schema)
-    source = schemas.open_source(data)
+    return _run(data, schemas.load_schema(schema), reference, thresholds, bins, None)
+
+
+def _run(data: Any, loaded: Any, reference: Any, thresholds: list[gates.Threshold], bins: int,
+         spark: Any) -> StageResult:
+    from mlcd_actions.core.progress import Progress
+    from mlcd_actions.data import schemas
+
+    source = spark.open(data) if spark else schemas.open_source(data)
     if source.rows == 0:
         raise DataError(f"{data}: dataset is empty (0 rows); nothing to validate")
     if not source.names:
         raise DataError(f"{data}: dataset has no columns; nothing to validate")
 
     with Progress("validate", total=len(loaded.schema.columns) or None, unit="columns") as bar:
-        outcome = schemas.validate(source, loaded, progress=bar.update)
+        outcome = (spark.validate(source, loaded) if spark else
+                   schemas.validate(source, loaded, progress=bar.update))
 
     result = StageResult(STAGE)
     result.details.update(schema=loaded.file, schema_kind=loaded.kind, engine=outcome.engine,
@@ -80,7 +98,7 @@ def run(data: str | os.PathLike, schema: str, *, reference: str | os.PathLike | 
         elif not any(t.metric == "null_fraction_delta" for t in thresholds):
             thresholds = [*gates.parse_thresholds([NULL_SKEW_THRESHOLD], option=SKEW_OPTION),
                           *thresholds]
-        skew_failed = _skew(result, source, loaded, data, reference, thresholds, bins)
+        skew_failed = _skew(result, source, loaded, data, reference, thresholds, bins, spark)
 
     if outcome.valid and not skew_failed:
         checks = sum(len(c.checks) for c in loaded.schema.columns.values())
@@ -190,20 +208,21 @@ def _report_failures(result: StageResult, outcome: Any, loaded: Any, data: str) 
 # --------------------------------------------------------------------------- skew
 
 def _skew(result: StageResult, source: Any, loaded: Any, data: Any, reference: Any,
-          thresholds: list[gates.Threshold], bins: int) -> list[gates.GateRow]:
+          thresholds: list[gates.Threshold], bins: int, spark: Any) -> list[gates.GateRow]:
     from mlcd_actions.data import drift
     from mlcd_actions.data.schemas import FrameSource
 
     current: Any = os.fspath(data)
-    ref, ref_names = _reference(reference)
-    if isinstance(source, FrameSource) or len(getattr(source, "files", [])) != 1:
+    ref, ref_names = spark.reference(reference) if spark else _reference(reference)
+    if spark is None and (isinstance(source, FrameSource) or len(getattr(source, "files", [])) != 1):
         current = source.frame(source.names)
     columns = [c for c in source.names if c in ref_names]
     if not columns:
         raise DataError(f"{reference}: shares no column with {data}; cannot compare skew")
     categorical = [c for c in columns if _declared_categorical(loaded.schema, c)]
-    results = drift.compare(ref, current, columns=columns, categorical=categorical,
-                            bins=bins)
+    compare = spark.compare if spark else drift.compare
+    results = compare(ref, source if spark else current, columns=columns,
+                      categorical=categorical, bins=bins)
     per_column = {r.column: r.metrics() for r in results}
     result.gates.extend(_skew_gates(per_column, thresholds))
     result.details["skew"] = [{k: v for k, v in r.to_dict().items()

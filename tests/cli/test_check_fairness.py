@@ -125,6 +125,17 @@ def test_bad_input_exits_2(mlcd, store, args, needle):
     assert needle in r.verdict, r
 
 
+def test_not_configured_is_skipped_with_its_reason(mlcd, store):
+    """No --sensitive and no gate (a dataset without sensitive columns): skipped, exit 0,
+    as `mlcd run` does, so a CI job running every stage passes (issue 13)."""
+    r = mlcd("check-fairness", "--model-uri", "models:/credit/1", "--test", TEST,
+             "--label", LABEL, env={"GITHUB_ACTIONS": "true"})
+    assert r.exit_code == 0, r
+    assert r.verdict == ("mlcd check-fairness: skipped — not configured: no sensitive feature "
+                         "(set `sensitive:` in mlcd.yaml or --sensitive COL to check fairness)")
+    assert report()["status"] == "skipped"
+
+
 def test_one_class_label_and_nan_features_exit_2(mlcd, store, tmp_path):
     df = pd.read_csv(TEST)
     one = df.assign(**{LABEL: 0})

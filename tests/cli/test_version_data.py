@@ -256,3 +256,26 @@ def test_help_imports_no_dvc():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert "--remote" in out and out.strip().endswith("[]")
+
+
+def test_ci_refuses_a_remote_inside_the_job_workspace(mlcd, tmp_path):
+    """In a CI job a folder remote in the workspace is thrown away with the job: exit 2,
+    one line naming the persistent kinds, nothing initialised or pushed; outside CI (a local
+    `mlcd run`) the same remote is fine, and in CI a folder outside the workspace is too."""
+    work = Path.cwd()
+    make_data(work)
+    ci = {"GITLAB_CI": "true", "CI_PROJECT_DIR": str(work)}
+    r = mlcd("version-data", "train.csv", "--remote", ".mlcd/dvc-remote", env=ci)
+    assert r.exit_code == 2, r
+    assert r.verdict.startswith("mlcd version-data: failed — DVC remote .mlcd/dvc-remote is "
+                                "inside the CI job's workspace"), r
+    assert "s3://" in r.verdict and "gs://" in r.verdict and "ssh://" in r.verdict, r
+    assert "Traceback" not in r.output
+    assert not Path(".dvc").exists() and not Path("train.csv.dvc").exists()
+    # the repository's configured default remote is checked too (GitHub this time)
+    assert mlcd("version-data", "train.csv", "--remote", ".mlcd/dvc-remote").exit_code == 0
+    gh = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(work)}
+    r = mlcd("version-data", "train.csv", env=gh)
+    assert r.exit_code == 2 and "inside the CI job's workspace" in r.verdict, r
+    r = mlcd("version-data", "train.csv", "--remote", str(tmp_path / "kept"), env=gh)
+    assert r.exit_code == 0, r

@@ -124,3 +124,29 @@ def test_ingest_source_defaults_to_run_source():
     cfg = write("version: 1\nrun:\n  source: data/a.csv\ningest:\n  source-uri: b.csv\n")
     dm = config.validate(cfg, {**spec(), "run": {"source": lambda v: v}})
     assert dm["ingest"] == {"source_uri": "b.csv"}
+
+
+def test_engine_and_spark_section_reach_every_spark_stage():
+    ident = lambda v: v  # noqa: E731
+    spark_opts = {"engine": ident, "spark-master": ident, "spark-conf": ident}
+    stages = {"validate": {"schema": ident, **spark_opts}, "monitor": dict(spark_opts),
+              "prepare": {"label": ident}}
+    cfg = write("version: 1\nengine: spark\nspark:\n  master: yarn\n  conf:\n"
+                "    spark.executor.memory: 8g\n    spark.dynamicAllocation.enabled: true\n"
+                "monitor:\n  spark-master: local[2]\n")
+    dm = config.validate(cfg, stages)
+    assert dm["validate"] == {"engine": "spark", "spark_master": "yarn", "spark_conf": [
+        "spark.executor.memory=8g", "spark.dynamicAllocation.enabled=true"]}
+    assert dm["monitor"]["spark_master"] == "local[2]"          # the stage's own value wins
+    assert dm["prepare"] == {}
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("version: 1\nspark: yarn\n", "'spark' must be a mapping"),
+    ("version: 1\nspark:\n  mastr: yarn\n", "spark: unknown key 'mastr'"),
+    ("version: 1\nspark:\n  conf:\n    executor.memory: 8g\n", "not a Spark property"),
+])
+def test_bad_spark_section_names_the_line(text, needle):
+    with pytest.raises(ConfigError, match="mlcd.yaml:2") as info:
+        config.validate(write(text), spec())
+    assert needle in str(info.value)

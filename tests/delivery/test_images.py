@@ -97,3 +97,15 @@ def test_serving_imports_none_of_what_the_image_leaves_out(sklearn_model):
     assert proc.returncode == 0, proc.stderr[-3000:]
     status, preds = proc.stdout.split(" ", 1)
     assert status == "200" and len(json.loads(preds)) == 2
+
+
+def test_the_dockerfile_installs_slim_and_warms_up(sklearn_model, capsys):
+    from mlcd_actions.delivery.serving import warmup
+
+    text = images.dockerfile(base_image="base", labels={"a": "b"},
+                             requirements_file="requirements.txt")
+    assert "--no-compile" in text and "--no-deps mlcd-actions" in text
+    assert f"python -m mlcd_actions.delivery.serving.warmup {images.MODEL_DIR}" in text
+    assert warmup.main([str(sklearn_model)]) == 0  # what the build runs
+    assert "loaded" in capsys.readouterr().out
+    assert warmup.main([]) == 2

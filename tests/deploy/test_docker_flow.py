@@ -98,7 +98,14 @@ def test_build_promote_and_roll_back(mlcd, registered, wheelhouse, docker_env, b
     dockerfile = Path("ctx1/Dockerfile").read_text()
     assert "USER 10001:10001" in dockerfile and "HEALTHCHECK" in dockerfile
     assert "--no-index" in dockerfile
-    labels = docker_client.images.get("mlcd-demo:1").labels
+    image = docker_client.images.get("mlcd-demo:1")
+    labels = image.labels
+    # the slim serving image: the serving runtime, mlcd-actions without its other
+    # dependencies, no mlflow for a scikit-learn model (benchmarks/bench_image.py: size)
+    assert "--no-deps mlcd-actions" in dockerfile
+    installed = Path("ctx1/wheelhouse/requirements.txt").read_text().split()
+    assert not [r for r in installed if r.lower().startswith(("mlflow", "pandera", "dvc"))]
+    print(f"serving image mlcd-demo:1: {image.attrs['Size'] / 1e6:.0f} MB")
     assert labels["mlcd.model.name"] == "demo" and labels["mlcd.model.version"] == "1"
     assert labels["mlcd.lineage_id"].startswith("lin-")
 

@@ -34,8 +34,6 @@ include:
   - local: /action-templates/gitlab/pipeline.yml
     inputs:
       source: data/applications.csv
-      build-app: false
-      deploy-target: local
       dvc-remote: {dvc_remote}
       monitor-reference: data/applications.csv
       monitor-current: data/drifted.csv
@@ -126,6 +124,15 @@ def _kill_servers(state_dir: Path) -> None:
 
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in (
+        Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[:1] or ["?"])
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """This module's own `mlflow server`: the registry versions these tests assert on must
@@ -208,8 +215,8 @@ MAIN = {"CI_PIPELINE_SOURCE": "push"}
 CHECKS = ["mlcd-ingest", "mlcd-validate", "mlcd-prepare", "mlcd-check-data",
           "mlcd-build-training", "mlcd-train", "mlcd-evaluate", "mlcd-check-fairness"]
 # the default-branch pipeline up to staging (gitlab-ci-local runs the named jobs in order)
-DELIVERY = [*CHECKS, "mlcd-version-data", "mlcd-register", "mlcd-deploy-staging",
-            "mlcd-smoke-test-staging", "mlcd-report"]
+DELIVERY = [*CHECKS, "mlcd-version-data", "mlcd-register", "mlcd-build-app",
+            "mlcd-deploy-staging", "mlcd-smoke-test-staging", "mlcd-report"]
 
 
 @pytest.mark.parametrize("given, message", [
@@ -255,7 +262,10 @@ def test_merge_request_pipeline_passes(project, forge):
     assert model_uri in project.artifact("mlcd-evaluate", "evaluate.json").read_text()
     # gates in the merge request: one JUnit test case per gate
     junit = project.artifact("mlcd-evaluate", "evaluate.junit.xml").read_text()
-    assert 'name="accuracy"' in junit and 'failures="0"' in junit
+    assert 'name="accuracy &gt;= 0.75"' in junit and 'failures="0"' in junit
+    assert "passed: accuracy = 0." in junit  # a passed case carries its value
+    metrics = project.artifact("mlcd-evaluate", "evaluate.metrics.txt").read_text()
+    assert re.search(r"^evaluate_accuracy 0\.\d+$", metrics, re.M), metrics
     # the sticky merge request note
     notes = [r for r in forge.state.requests
              if r.method in ("POST", "PUT") and f"/merge_requests/{MR_IID}/notes" in r.path]
@@ -271,7 +281,7 @@ def test_production_is_a_manual_job_unless_continuous_deployment(project):
     jobs = {line.split()[0]: line for line in listing.output.splitlines() if line.strip()}
     assert re.search(r"\bmanual\b.*\bproduction\b", jobs["mlcd-deploy-production"]), listing
     assert re.search(r"\bon_failure\b", jobs["mlcd-rollback-production"]), listing
-    assert "mlcd-monitor" not in jobs and "mlcd-build-app" not in jobs, listing
+    assert "mlcd-monitor" not in jobs, listing
     # GitLab would run the pipeline and leave production waiting for a person; gitlab-ci-local
     # refuses to plan a pipeline whose jobs need a manual job that was not triggered
     refused = project.run(**MAIN)
@@ -285,23 +295,38 @@ def test_production_is_a_manual_job_unless_continuous_deployment(project):
     assert re.search(r"\bon_success\b", line) and "manual" not in line, cd
 
 
-def test_main_branch_delivers_to_staging(project, mlflow_server):
+def test_main_branch_delivers_to_staging(project, mlflow_server, forge):
     run = project.run(*DELIVERY, **MAIN)
     assert run.code == 0, run
+    # GitLab keeps main's evaluate artifacts (the main snapshot in .mlcd/main/) for merge
+    # requests to fetch through the job artifacts API (the fake API serves this copy)
+    kept = project.root.parent / "main-evaluate-artifacts"
+    shutil.copytree(project.root / ".gitlab-ci-local" / "artifacts" / "mlcd-evaluate", kept)
+    forge.state.artifacts["mlcd-evaluate"] = kept
     for job in DELIVERY:
         assert run.status(job) == "PASS", (job, run)
     for job in ("mlcd-deploy-production", "mlcd-smoke-test-production",
                 "mlcd-rollback-production"):
         assert run.status(job) is None, (job, run)
+    # no deploy-target input: deploy.target (local) in mlcd.yaml holds, so no image is built
+    assert "mlcd build-app: skipped — the deploy target is local" in \
+        run.job_log("mlcd-build-app"), run
     assert project.dotenv("mlcd-version-data", "version-data")["MLCD_DATA_VERSION"]
     version = project.dotenv("mlcd-register", "register")["MLCD_MODEL_VERSION"]
     deployed = project.dotenv("mlcd-deploy-staging", "deploy")
+    assert deployed["MLCD_TARGET"] == "local"
     assert deployed["MLCD_ENVIRONMENT"] == "staging"
     assert deployed["MLCD_MODEL_VERSION"] == version
     assert deployed["MLCD_ALIAS"] == "staging"  # not register's `candidate`
     assert mlflow_alias(mlflow_server, "credit-approval", "staging") == version
     smoke = project.report("mlcd-smoke-test-staging", "smoke-test")
     assert smoke["status"] == "passed" and deployed["MLCD_URL"] in smoke["reason"], smoke
+    # the local target in CI: no environment URL (a loopback address of the runner is not a
+    # deployment), and its `mlcd serve` ends with the environment's smoke-test job
+    assert "MLCD_ENVIRONMENT_URL" not in deployed
+    assert "stopped the local deployment of staging" in run.job_log("mlcd-smoke-test-staging")
+    state = json.loads((Path(project.variables["MLCD_STATE_DIR"]) / "staging.json").read_text())
+    assert not _alive(state["current"]["handle"]["pid"]), state
 
 
 def test_production_runs_when_triggered_by_hand(project, mlflow_server):
@@ -315,7 +340,7 @@ def test_production_runs_when_triggered_by_hand(project, mlflow_server):
     assert mlflow_alias(mlflow_server, "credit-approval", "champion") == version
 
 
-def test_a_worse_model_fails_the_evaluate_job(project):
+def test_a_worse_model_fails_the_evaluate_job(project, forge):
     project.git("checkout", "-q", "-b", "feature/worse")
     params = project.root / "params.yaml"
     params.write_text(params.read_text(encoding="utf-8").replace("C: 1.0", "C: 0.00001"),
@@ -325,7 +350,9 @@ def test_a_worse_model_fails_the_evaluate_job(project):
     assert run.code != 0, run
     assert run.status("mlcd-train") == "PASS", run
     assert run.status("mlcd-evaluate") == "FAIL", run
-    assert run.status("mlcd-report") == "PASS", run  # the report still tells why
+    # the report still tells why, and fails too: a gate of the pipeline failed
+    assert run.status("mlcd-report") == "FAIL", run
+    assert "mlcd report: failed" in run.job_log("mlcd-report"), run
     report = project.report("mlcd-evaluate", "evaluate")
     assert report["status"] == "failed" and report["exit_code"] == 1, report
     # worse than the champion (production's v1): the max-drop gate explains by how much
@@ -335,14 +362,20 @@ def test_a_worse_model_fails_the_evaluate_job(project):
     junit = project.artifact("mlcd-evaluate", "evaluate.junit.xml").read_text()
     assert "<failure" in junit
     assert "mlcd evaluate: failed" in run.job_log("mlcd-evaluate"), run
+    # the merge request's evaluate fetched main's snapshot through the job artifacts API
+    fetched = [r for r in forge.state.requests
+               if r.path == "/projects/42/jobs/artifacts/main/download"]
+    assert fetched and fetched[-1].query["job"] == ["mlcd-evaluate"], forge.state.requests
 
 
 def test_report_without_a_token_says_so_and_still_reports(project, forge):
     before = len(forge.state.requests)
     run = project.run("mlcd-report", MLCD_GITLAB_TOKEN="", **MR)
-    assert run.status("mlcd-report") == "PASS", run
     assert "no MLCD_GITLAB_TOKEN CI/CD variable" in run.job_log("mlcd-report"), run
-    assert "mlcd report: passed" in run.job_log("mlcd-report"), run
+    # the report is written; the job fails because this merge request's evaluate failed
+    assert run.status("mlcd-report") == "FAIL", run
+    assert re.search(r"mlcd report: failed — .*overall failed \(failed: evaluate\)",
+                     run.job_log("mlcd-report")), run
     assert len(forge.state.requests) == before, forge.state.requests[before:]
 
 

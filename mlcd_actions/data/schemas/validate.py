@@ -400,3 +400,14 @@ def _short(value: Any) -> str:
         text = str(value)
     text = " ".join(text.split())
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS - 1] + "…"
+
+
+def structure(source: Any, loaded: LoadedSchema, groups: dict[tuple, FailureGroup]) -> None:
+    """Presence, strictness and order failures from ``source.names`` alone (no data is
+    read): shared with the Spark engine (:mod:`mlcd_actions.data.spark.validate`)."""
+    _structure(source, loaded, groups)
+
+
+def plan(schema: Any, names: list[str]) -> list[tuple[str, Any]]:
+    """(data column, schema column) pairs to validate, regex columns expanded."""
+    return _plan(schema, names)

@@ -41,6 +41,7 @@ log = logging.getLogger("mlcd")
 
 NUMERIC = frozenset({"double", "float", "long", "integer"})
 PROBE_ROWS = 8
+SMALL_BATCH = 64  # rows up to which a one-hot column is encoded with a dictionary
 # scikit-learn classifiers whose ``predict`` is ``classes_[argmax(predict_proba)]`` (for
 # LogisticRegression the probabilities are monotone in the decision function it uses)
 ARGMAX_CLASSIFIERS = frozenset({
@@ -252,7 +253,8 @@ class FramelessPath:
     fitted transformer, what it computes:
 
     * ``OneHotEncoder`` (no ``drop``, no infrequent categories, float64 output, string or
-      number categories without missing values): a dictionary lookup per value, 1.0 at
+      number categories without missing values): the category's index per value (a hash
+      lookup, ``pandas.Categorical`` codes), 1.0 at
       the category's index, an unknown category all zeros under ``handle_unknown=
       'ignore'`` (an error otherwise, which sends the batch to the DataFrame path);
     * ``StandardScaler``: ``(x - mean_) / scale_`` on float64, as its ``transform``;
@@ -335,34 +337,42 @@ def _onehot_block(enc):
             or np.dtype(enc.dtype) != np.float64 \
             or enc.handle_unknown not in ("ignore", "error", "infrequent_if_exist"):
         return None
-    lookups = []
+    categories: list[list] = []
+    lookups: list[dict] = []
     for cats in enc.categories_:
         values = cats.tolist()
         if not all(isinstance(v, str) for v in values) and \
                 not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
                         for v in values):
             return None  # None/NaN categories, mixed types: the DataFrame path
+        categories.append(values)
         lookups.append({v: i for i, v in enumerate(values)})
     offsets = np.cumsum([0] + [len(c) for c in enc.categories_])
     ignore = enc.handle_unknown != "error"
     textual = [all(isinstance(v, str) for v in c.tolist()) for c in enc.categories_]
 
     def run(arrays, cols, n):
+        import pandas as pd
+
         out = np.zeros((n, int(offsets[-1])), dtype=np.float64)
         for j, col in enumerate(cols):
             values = arrays[col]
             if textual[j] != (values.dtype.kind == "O"):
                 raise TypeError(f"column {col!r}: {values.dtype} for these categories")
-            lookup, base = lookups[j], offsets[j]
-            for i, v in enumerate(values.tolist()):
-                if textual[j] and type(v) is not str:
-                    raise TypeError(f"column {col!r}: {type(v).__name__} value")
-                k = lookup.get(v)
-                if k is None:
-                    if not ignore:
-                        raise ValueError(f"column {col!r}: unknown category")
-                    continue
-                out[i, base + k] = 1.0
+            if textual[j] and not all(type(v) is str for v in values.tolist()):
+                raise TypeError(f"column {col!r}: a value that is not a string")
+            # the category's index per value, -1 for an unknown one: a dictionary for a
+            # few rows (a request), a hash lookup in C for many (a batch chunk)
+            if n <= SMALL_BATCH:
+                lookup = lookups[j]
+                codes = np.array([lookup.get(v, -1) for v in values.tolist()], dtype=np.intp)
+            else:
+                codes = pd.Categorical(values, categories=categories[j]).codes
+            known = codes >= 0
+            if not ignore and not known.all():
+                raise ValueError(f"column {col!r}: unknown category")
+            rows = np.flatnonzero(known)
+            out[rows, offsets[j] + codes[rows].astype(np.intp)] = 1.0
         return out
 
     return run

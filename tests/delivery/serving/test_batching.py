@@ -161,3 +161,19 @@ def test_the_request_path_equals_the_model_itself(served, name):
     assert pred.tolist() == np.asarray(impl.predict(frame)).tolist()
     if spec.model.has_proba:
         assert np.allclose(proba, impl.predict_proba(frame), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", ["hgb", "rf"])
+def test_a_large_chunk_one_hot_encodes_like_the_model(served, name):
+    """Chunks over fastpath.SMALL_BATCH rows take the vectorised one-hot encoding (what
+    ``mlcd predict`` feeds), unknown categories included."""
+    from mlcd_actions.delivery.serving import fastpath
+
+    holder, _ = served[name]
+    spec = holder.spec
+    frame = matrix.inputs(name, fastpath.SMALL_BATCH * 3, seed=11)
+    frame.loc[::7, "region"] = "nowhere"  # unknown: all zeros under handle_unknown=ignore
+    pred, proba = spec.predict(frame)
+    impl = spec.model._impl
+    assert pred.tolist() == impl.predict(frame).tolist()
+    assert np.allclose(proba, impl.predict_proba(frame), rtol=RTOL, atol=ATOL)

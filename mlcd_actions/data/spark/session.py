@@ -1,0 +1,302 @@
+"""The Spark session and tables for ``--engine spark``.
+
+**One way to reach a cluster**, for every Spark stage (``predict``, ``validate``,
+``check-data``, ``monitor``)::
+
+    engine: spark
+    spark:
+      master: yarn                         # local[*] (default), spark://host:7077, yarn,
+                                           # k8s://..., or sc://host:15002 (Spark Connect,
+                                           # Databricks Connect)
+      conf:                                # any Spark property, passed to the builder
+        spark.executor.memory: 8g
+        spark.hadoop.fs.s3a.endpoint: ${S3_ENDPOINT}
+
+(= ``--spark-master URL`` and ``--spark-conf KEY=VALUE``, ``MLCD_SPARK_MASTER``,
+``MLCD_SPARK_CONF``). A session that is already active (``spark-submit`` on EMR or
+Dataproc, a Databricks notebook, a test fixture) is used as it is and left running;
+otherwise one is started from these settings and stopped at the end of the stage.
+
+**Tables** (:func:`open_table`): a Parquet, CSV or JSON-lines file or directory on any
+filesystem the session can read (a local path, ``hdfs://``, ``s3a://``, ``abfss://``,
+``gs://``). A local path goes through the same checks as the pandas engine (so a missing
+file is the same line and exit code); a remote directory is read as Parquet unless its
+name ends in ``.csv``/``.jsonl``. Rows are numbered as the pandas engine numbers them —
+files in name order, rows in file order — from Spark's ``_metadata`` file path and block
+start and a per-block position (:meth:`Table.indexed`), so a failure's "data row N" is the
+same row with both engines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlcd_actions.core.errors import ConfigError, DataError, MlcdError, StageFailed, first_line
+
+DEFAULT_MASTER = "local[*]"
+ROW = "__mlcd_row"           # the global 0-based row number added by Table.indexed()
+PANDAS_WARNING = "PySpark does not yet fully support pandas"
+_ERROR_RE = re.compile(r"mlcd_actions\.(?:core\.)?errors\.(DataError|ConfigError|StageFailed): (.+)")
+_REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+@dataclass
+class Settings:
+    """Where Spark runs: ``master`` (None: ``local[*]``) and extra Spark properties."""
+
+    master: str | None = None
+    conf: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, master: str | None = None,
+           conf: Mapping[str, Any] | Iterable[str] | None = None) -> Settings:
+        return cls(master or None, parse_conf(conf))
+
+
+def parse_conf(conf: Mapping[str, Any] | Iterable[str] | str | None) -> dict[str, str]:
+    """``{"k": v}`` or ``["k=v", ...]`` (the CLI; an env var: one per line) as a dict of
+    strings; a malformed entry is a ConfigError."""
+    if not conf:
+        return {}
+    if isinstance(conf, Mapping):
+        items = list(conf.items())
+    else:
+        entries = [conf] if isinstance(conf, str) else list(conf)
+        items = []
+        for entry in entries:
+            if isinstance(entry, Mapping):
+                items.extend(entry.items())
+                continue
+            for part in str(entry).split("\n"):
+                part = part.strip()
+                if not part:
+                    continue
+                key, sep, value = part.partition("=")
+                if not sep or not key.strip():
+                    raise ConfigError(f"--spark-conf {part!r}: expected KEY=VALUE "
+                                      "(e.g. spark.executor.memory=4g)")
+                items.append((key.strip(), value.strip()))
+    out = {}
+    for key, value in items:
+        if not str(key).startswith("spark."):
+            raise ConfigError(f"spark conf {key!r}: Spark properties start with 'spark.'")
+        out[str(key)] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return out
+
+
+def available() -> None:
+    """Raise the one-line ConfigError when pyspark is missing (before any work)."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
+        raise ConfigError("--engine spark needs pyspark, which is not installed "
+                          "(pip install 'mlcd-actions[spark]', or use --engine pandas)")
+
+
+def start(settings: Settings | None, app: str, *,
+          extra: Mapping[str, str] | None = None) -> tuple[Any, bool]:
+    """``(session, started)``: the active session, or a new one from ``settings``."""
+    available()
+    settings = settings or Settings()
+    from pyspark.sql import SparkSession
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=PANDAS_WARNING)
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            return active, False
+        master = settings.master or DEFAULT_MASTER
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        if master.startswith("sc://"):           # Spark Connect / Databricks Connect
+            builder = SparkSession.builder.remote(master)
+        else:
+            ci = bool(os.environ.get("CI"))
+            builder = (SparkSession.builder.master(master)
+                       .config("spark.ui.enabled", "false")
+                       .config("spark.ui.showConsoleProgress", "false" if ci else "true"))
+            if master.startswith("local"):
+                builder = builder.config("spark.driver.host", "127.0.0.1") \
+                                 .config("spark.driver.bindAddress", "127.0.0.1")
+        builder = builder.appName(app).config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # the driver's Python reads results over a local socket that Spark closes after
+        # 15 s by default: too short on a busy CI runner (then "Connection reset by peer")
+        defaults = {} if master.startswith("sc://") else {
+            "spark.python.authenticate.socketTimeout": "120s"}
+        for key, value in {**defaults, **(extra or {}), **settings.conf}.items():
+            builder = builder.config(key, value)
+        try:
+            spark = builder.getOrCreate()
+        except Exception as exc:  # noqa: BLE001 - no Java, bad master URL, unreachable
+            raise ConfigError(f"--engine spark: cannot start a Spark session on {master} "
+                              f"(Spark needs Java 17 or newer on PATH or in JAVA_HOME): "
+                              f"{first_line(exc)}") from exc
+    with contextlib.suppress(Exception):   # not on Spark Connect
+        spark.sparkContext.setLogLevel("ERROR")
+    return spark, True
+
+
+@contextlib.contextmanager
+def session(settings: Settings | None, app: str) -> Iterator[Any]:
+    """A session for one stage; Spark and Py4J failures leave it as one classified line."""
+    spark, started = start(settings, app)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=PANDAS_WARNING)
+            yield spark
+    except MlcdError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Py4J / Spark errors: one line, classified
+        raise classify(exc) from exc
+    finally:
+        if started:
+            spark.stop()
+
+
+def classify(exc: BaseException, input: str | None = None) -> MlcdError:
+    """A Spark failure as one line: our own errors raised in a worker keep their class."""
+    text = str(exc)
+    m = _ERROR_RE.search(text)
+    if m:
+        kind, message = m.groups()
+        cls = {"DataError": DataError, "ConfigError": ConfigError}.get(kind, StageFailed)
+        return cls(message.strip())
+    name = type(exc).__name__
+    if input is not None and (name == "AnalysisException" or "PATH_NOT_FOUND" in text):
+        return DataError(f"{input}: Spark cannot read it: {first_line(exc)}")
+    return StageFailed(f"--engine spark failed: {name}: {first_line(exc)}")
+
+
+# --------------------------------------------------------------------------- tables
+
+def is_remote(path: str | os.PathLike) -> bool:
+    text = os.fspath(path)
+    return bool(_REMOTE.match(text)) and not text.startswith("file://")
+
+
+def kind_of(path: str | os.PathLike) -> tuple[str, list[str]]:
+    """``(kind, paths to hand to Spark)``: the pandas engine's file checks for a local path
+    (same errors), the name's suffix for a remote one (a directory: Parquet)."""
+    from mlcd_actions.data import tables as tabular
+
+    text = os.fspath(path)
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    if is_remote(text):
+        name = text.rstrip("/").rsplit("/", 1)[-1]
+        try:
+            kind = tabular.kind_of(name) if "." in name else "parquet"
+        except DataError:
+            kind = "parquet"
+        return kind, [text]
+    files = tabular.table_files(text)
+    kinds = {tabular.kind_of(f) for f in files}
+    if len(kinds) != 1 or not kinds <= {"parquet", "csv", "jsonl"}:
+        raise DataError(f"{text}: --engine spark reads .parquet, .csv or .jsonl files "
+                        "(a directory of one kind)")
+    return kinds.pop(), [str(f.resolve()) for f in files]
+
+
+@dataclass
+class Table:
+    """A table for Spark: ``df`` (the data as it is), ``indexed()`` (plus the row number)."""
+
+    spark: Any
+    path: str
+    kind: str
+    paths: list[str]
+    df: Any = None
+    names: list[str] = field(default_factory=list)
+    _rows: int | None = None
+    _schema: Any = None
+
+    def load(self) -> Any:
+        """A fresh scan of the files (a DataFrame straight off the reader)."""
+        reader = self.spark.read
+        if self.kind == "parquet":
+            return reader.parquet(*self.paths)
+        if self._schema is None:        # inferred once (a pass over the text), then reused
+            inferred = self._text_reader(reader).option("inferSchema", "true").load(self.paths)
+            self._schema = _as_pandas_reads(inferred)
+        return self._text_reader(reader).schema(self._schema).load(self.paths)
+
+    def _text_reader(self, reader: Any) -> Any:
+        if self.kind == "csv":
+            return reader.format("csv").option("header", "true").option("mode", "PERMISSIVE")
+        return reader.format("json")
+
+    @property
+    def rows(self) -> int:
+        if self._rows is None:
+            self._rows = int(self.df.count())
+        return self._rows
+
+    def indexed(self) -> Any:
+        """``df`` plus :data:`ROW`, the 0-based row number the pandas engine gives each row
+        (files in name order, then row order), from one small aggregation over the blocks."""
+        from pyspark.sql import functions as F
+
+        raw = self.load()
+        base = raw.select(*[F.col(f"`{c}`") for c in raw.columns],
+                          F.col("_metadata.file_path").alias("__f"),
+                          F.col("_metadata.file_block_start").alias("__b"),
+                          F.monotonically_increasing_id().alias("__m"))
+        blocks = sorted((r["__f"], r["__b"], r["n"], r["first"]) for r in
+                        base.groupBy("__f", "__b").agg(F.count(F.lit(1)).alias("n"),
+                                                       F.min("__m").alias("first")).collect())
+        offsets, total = [], 0
+        for f, b, n, first in blocks:
+            offsets.append((f, b, total - first))
+            total += n
+        shift = self.spark.createDataFrame(offsets, "__f string, __b long, __s long")
+        return (base.join(F.broadcast(shift), ["__f", "__b"])
+                .select(*[F.col(f"`{c}`") for c in raw.columns],
+                        (F.col("__m") + F.col("__s")).alias(ROW)))
+
+
+def _as_pandas_reads(df: Any) -> Any:  # -> StructType
+    """The types a text file gets from pandas, from Spark's inferred ones: integers are
+    int64 and decimals float64 (Spark infers ``int`` for small numbers), and dates or
+    times stay text (pandas parses no dates unless asked)."""
+    from pyspark.sql import types as T
+
+    casts = {"int": T.LongType(), "smallint": T.LongType(), "tinyint": T.LongType(),
+             "float": T.DoubleType(), "date": T.StringType(), "timestamp": T.StringType(),
+             "timestamp_ntz": T.StringType()}
+    fields = [T.StructField(f.name, casts.get(f.dataType.simpleString(), f.dataType), True)
+              for f in df.schema.fields]
+    return T.StructType(fields)
+
+
+def open_table(spark: Any, path: str | os.PathLike, *, what: str = "data") -> Table:
+    """Open ``path`` for Spark (its schema read, no data yet)."""
+    text = os.fspath(path)
+    kind, paths = kind_of(text)
+    table = Table(spark, text, kind, paths)
+    try:
+        table.df = table.load()
+    except MlcdError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - AnalysisException & co
+        raise DataError(f"{text}: Spark cannot read it as {kind}: {first_line(exc)}") from exc
+    table.names = [str(c) for c in table.df.columns]
+    return table
+
+
+def local_or_uri(path: str | os.PathLike) -> str:
+    """A local path made absolute (the JVM resolves relative paths against its own start
+    directory); a URI as it is."""
+    text = os.fspath(path)
+    if is_remote(text):
+        return text
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    return str(Path(text).resolve())

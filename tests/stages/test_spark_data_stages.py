@@ -1,0 +1,219 @@
+"""validate, check-data and monitor with ``--engine spark`` (a real Spark session in local
+mode, one for the module) against the pandas engine on the same data: the same failures,
+findings, verdicts and bad-input lines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlcd_actions.stages import check_data, monitor, validate
+
+pytest.importorskip("pyspark", reason="the spark extra is part of the test install")
+pytestmark = pytest.mark.slow
+
+DATA = Path(__file__).parent.parent / "data"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def spark():
+    """One local session for the module: the stages reuse an active session (and leave it
+    running), as under spark-submit; starting one per test costs 15 s or more."""
+    from mlcd_actions.data.spark import session
+
+    spark, started = session.start(session.Settings(
+        "local[2]", {"spark.sql.shuffle.partitions": "4"}), "mlcd tests")  # tiny data
+    assert started
+    yield spark
+    spark.stop()
+
+
+def _table(result, title):
+    return next(t for t in result.tables if t.title.startswith(title))
+
+
+def _both(fn, *args, **kwargs):
+    return fn(*args, **kwargs), fn(*args, engine="spark", **kwargs)
+
+
+# --------------------------------------------------------------------------- validate
+
+def _people_with_failures() -> pd.DataFrame:
+    df = pd.read_csv(DATA / "validate" / "people.csv")
+    df.loc[[3, 17], "age"] = [5, 130]                  # in_range twice
+    df.loc[20, "city"] = "Paris"                       # isin
+    df.loc[21, "id"] = df.loc[2, "id"]                 # unique, far apart
+    df.loc[4, "joined"] = "10/01/2024"                 # str_matches
+    df.loc[[5, 19], "joined"] = None                   # not nullable
+    df["score"] = df["score"].astype("float32")        # dtype
+    return df
+
+
+def test_validate_same_failures_rows_and_schema_lines(tmp_path):
+    shutil.copy(DATA / "validate" / "people.yaml", "people.yaml")
+    df = _people_with_failures()
+    parts = Path("parts")                              # three files, small row groups:
+    parts.mkdir()                                      # rows must count across them
+    for i, (lo, hi) in enumerate([(0, 9), (9, 15), (15, 24)]):
+        pq.write_table(pa.Table.from_pandas(df.iloc[lo:hi], preserve_index=False),
+                       parts / f"part-{i}.parquet", row_group_size=4)
+    df.to_csv("people.csv", index=False)
+    for data, reference in (("parts", str(DATA / "validate" / "people.csv")),
+                            ("people.csv", None)):
+        pandas_r, spark_r = _both(validate.run, data, "people.yaml", reference=reference)
+        assert spark_r.details["engine"] == "spark"
+        assert spark_r.status == pandas_r.status == "failed"
+        assert spark_r.reason == pandas_r.reason
+        got, want = _table(spark_r, "schema failures").rows, _table(pandas_r, "schema failures").rows
+        if data.endswith(".csv"):   # CSV has no float32: the dtype failure is parquet's only
+            want = [r for r in want if not r[1].startswith("dtype")]
+            got = [r for r in got if not r[1].startswith("dtype")]
+        assert got == want and len(want) >= 5
+        assert [(f.code, f.line, f.count, f.rows) for f in spark_r.findings] == \
+               [(f.code, f.line, f.count, f.rows) for f in pandas_r.findings]
+        if reference:   # the skew check against the reference: same statistics and gates
+            assert _table(spark_r, "skew vs").rows == _table(pandas_r, "skew vs").rows
+            assert [(g.metric, g.verdict) for g in spark_r.gates] == \
+                   [(g.metric, g.verdict) for g in pandas_r.gates]
+    by_check = {(r[0], r[1].split("(")[0]): r for r in _table(spark_r, "schema failures").rows}
+    assert by_check[("joined", "not_nullable")][2:4] == [2, "6, 20"]
+    assert by_check[("id", "field_uniqueness")][2:4] == [2, "3, 22"]
+
+
+def test_validate_python_schema_with_a_custom_check():
+    df = pd.read_csv(DATA / "validate" / "people.csv")
+    df.loc[[7, 12], "age"] = 99                         # People.age_is_not_99 fails twice
+    df.to_parquet("people.parquet", index=False)
+    schema = f"{DATA / 'validate' / 'people_model.py'}:People"
+    pandas_r, spark_r = _both(validate.run, "people.parquet", schema)
+    assert spark_r.status == pandas_r.status == "failed"
+    assert _table(spark_r, "schema failures").rows == _table(pandas_r, "schema failures").rows
+    assert spark_r.reason == pandas_r.reason
+
+
+def test_validate_coercion_and_multi_column_uniqueness():
+    import pandera.pandas as pdr
+
+    df = pd.DataFrame({"code": ["1", "2", "x", "4", "5", "6"], "m": ["3", "2", "5", "1", "7", "8"],
+                       "a": [1, 1, 2, 3, 3, 4], "b": ["p", "p", "q", "r", "r", "s"]})
+    df.to_parquet("coerce.parquet", index=False)
+    schema = pdr.DataFrameSchema({"code": pdr.Column(int, coerce=True),
+                                  "m": pdr.Column(int, pdr.Check.ge(2), coerce=True),
+                                  "a": pdr.Column(int), "b": pdr.Column(str)}, unique=["a", "b"])
+    Path("coerce.yaml").write_text(schema.to_yaml(), encoding="utf-8")
+    pandas_r, spark_r = _both(validate.run, "coerce.parquet", "coerce.yaml")
+    assert _table(spark_r, "schema failures").rows == _table(pandas_r, "schema failures").rows
+    assert {r[1] for r in _table(spark_r, "schema failures").rows} >= {
+        "coerce_dtype('int64')", "multiple_fields_uniqueness", "greater_than_or_equal_to(2)"}
+
+
+# --------------------------------------------------------------------------- check-data
+
+def test_check_data_same_masked_findings_groups_and_gates():
+    df = pd.read_csv(DATA / "check_data" / "people.csv")
+    big = pd.concat([df] * 40, ignore_index=True)
+    big["age"] = np.arange(len(big)) % 57 + 18          # numeric: quartile groups
+    big.loc[5, "email_sha"] = "not a hash"
+    big.loc[[9, 200], "sex"] = None
+    big.to_parquet("people.parquet", index=False)
+    kwargs = dict(label="approved", sensitive=["sex", "age"],
+                  pii_policy=str(DATA / "check_data" / "policy.yaml"),
+                  thresholds=["label_rate_gap<=0.5"], min_group_size=10)
+    pandas_r, spark_r = _both(check_data.run, "people.parquet", **kwargs)
+    assert spark_r.details["engine"] == "spark"
+    assert spark_r.status == pandas_r.status == "failed"
+    assert spark_r.reason == pandas_r.reason
+    assert [f.message for f in spark_r.findings] == [f.message for f in pandas_r.findings]
+    shown = json.dumps([f.message for f in spark_r.findings] + [
+        str(r) for r in _table(spark_r, "PII findings").rows])
+    assert "john.doe@example.com" not in shown and "4111111111111111" not in shown   # masked
+    assert "j***@e***.com" in shown
+    for title in ("PII findings", "groups of sex", "groups of age"):
+        got, want = _table(spark_r, title).rows, _table(pandas_r, title).rows
+        assert len(got) == len(want) > 0
+        for g, w in zip(got, want, strict=True):
+            assert g == pytest.approx(w) if all(isinstance(x, (int, float)) for x in w) \
+                else [x if not isinstance(x, float) else pytest.approx(x) for x in g] == w
+    assert [(g.metric, g.verdict) for g in spark_r.gates] == \
+           [(g.metric, g.verdict) for g in pandas_r.gates]
+    for key, value in pandas_r.metrics.items():
+        if "scan" not in key:
+            assert spark_r.metrics[key] == pytest.approx(value), key
+
+
+# --------------------------------------------------------------------------- monitor
+
+def test_monitor_same_verdicts_and_statistics():
+    D = DATA / "monitor"
+    pandas_r, spark_r = _both(monitor.run, D / "reference.csv", D / "current_shifted.csv")
+    assert spark_r.status == pandas_r.status == "failed"
+    assert spark_r.outputs == pandas_r.outputs
+    assert spark_r.details["drift"] == pandas_r.details["drift"]   # small data: exact
+    # a prediction log with labels: drift in Spark, accuracy decay from its columns
+    pandas_r, spark_r = _both(monitor.run, D / "reference.csv", D / "predictions.jsonl",
+                              labels=str(D / "labels.csv"),
+                              baseline_metrics=str(D / "baseline.json"))
+    assert spark_r.outputs == pandas_r.outputs
+    assert spark_r.metrics == pytest.approx(pandas_r.metrics)
+
+
+def test_monitor_large_data_within_the_stated_tolerance():
+    """Past ACCURACY reference values the PSI edges are approximate quantiles: PSI within
+    1e-3, every count and KS exact, the same verdicts."""
+    rng = np.random.default_rng(3)
+    n = 110_000
+    ref = pd.DataFrame({"x": rng.normal(0, 1, n), "c": rng.choice(list("abc"), n)})
+    cur = pd.DataFrame({"x": rng.normal(0.25, 1, n), "c": rng.choice(list("abcd"), n)})
+    cur.loc[:50, "x"] = np.nan
+    ref.to_parquet("ref.parquet")
+    cur.to_parquet("cur.parquet")
+    pandas_r, spark_r = _both(monitor.run, "ref.parquet", "cur.parquet")
+    assert spark_r.outputs == pandas_r.outputs and spark_r.status == pandas_r.status
+    assert [(g.metric, g.verdict) for g in spark_r.gates] == \
+           [(g.metric, g.verdict) for g in pandas_r.gates]
+    p, s = pandas_r.details["drift"]["x"], spark_r.details["drift"]["x"]
+    assert s["psi"] == pytest.approx(p["psi"], abs=1e-3)
+    for key in ("ks", "ks_pvalue", "ref_count", "cur_count", "ref_nulls", "cur_nulls"):
+        assert s[key] == p[key], key
+    assert spark_r.details["drift"]["c"] == pandas_r.details["drift"]["c"]
+
+
+# --------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("args", [
+    ("validate", "missing.parquet", "--schema", "people.yaml"),
+    ("validate", "people.csv", "--schema", "broken.yaml"),
+    ("check-data", "people.csv", "--sensitive", "nope"),
+    ("check-data", "missing.csv"),
+    ("monitor", "--reference", "people.csv", "--current", "missing.csv"),
+    ("monitor", "--reference", "people.csv", "--current", "people.csv", "--columns", "nope"),
+])
+def test_bad_input_same_line_and_exit_code(mlcd, args):
+    shutil.copy(DATA / "validate" / "people.csv", "people.csv")
+    shutil.copy(DATA / "validate" / "people.yaml", "people.yaml")
+    Path("broken.yaml").write_text("columns:\n  age: [1, 2\n", encoding="utf-8")
+    pandas_r = mlcd(*args)
+    spark_r = mlcd(*args, "--engine", "spark")
+    assert pandas_r.exit_code == 2, pandas_r
+    assert spark_r.exit_code == pandas_r.exit_code, spark_r
+    assert spark_r.verdict == pandas_r.verdict
+    assert "Traceback" not in spark_r.output
+
+
+def test_engine_and_spark_settings_from_mlcd_yaml(mlcd):
+    """``engine: spark`` in mlcd.yaml switches the stage (the active session is reused)."""
+    shutil.copy(DATA / "validate" / "people.csv", "people.csv")
+    shutil.copy(DATA / "validate" / "people.yaml", "people.yaml")
+    Path("mlcd.yaml").write_text("engine: spark\nspark:\n  master: local[1]\n  conf:\n"
+                                 "    spark.sql.shuffle.partitions: 4\n", encoding="utf-8")
+    r = mlcd("validate", "people.csv", "--schema", "people.yaml")
+    assert r.exit_code == 0, r
+    report = json.loads(Path(".mlcd/reports/validate.json").read_text())
+    assert report["details"]["engine"] == "spark"
