@@ -92,6 +92,11 @@ def stages() -> list[Stage]:
         "previous-version": "Model version that served before (empty on the first deploy).",
         "alias": "The MLflow alias moved (`staging`, `champion`...).",
         "image": "The image deployed (container targets).",
+        "deploy-strategy": "`direct`, `shadow` or `canary` (not `strategy`, which would become "
+                           "MLCD_STRATEGY downstream on GitLab and set the next deploy's).",
+        "canary-traffic": "canary: the candidate's share of the requests (percent).",
+        "candidate-url": "shadow/canary: where the candidate itself answers.",
+        "app-url": "Where the serving version itself answers (behind the router, if any).",
     }
     return [
         Stage("ingest", ("ingest",), {
@@ -199,8 +204,41 @@ def stages() -> list[Stage]:
             before="- id: deploy\n  uses: {repo}/action-templates/deploy@{ref}\n"
                    "  with:\n    environment: staging\n    model-uri: models:/credit-approval/3\n"),
         Stage("rollback", ("rollback",), {**deploy_outputs,
-                                          "rolled-back-from": "The version taken out."},
+                                          "rolled-back-from": "The version taken out.",
+                                          "aborted": "`true` when a shadow/canary was "
+                                                     "aborted (nothing was redeployed)."},
               "environment: production\nname: credit-approval"),
+        Stage("promote", ("promote",), {
+            "promoted": "`true` when the candidate took over; `false` when a gate failed.",
+            "environment": "The environment.",
+            "deploy-strategy": "`shadow` or `canary`.",
+            "model-version": "The candidate's version.",
+            "previous-version": "The version that served before.",
+            "url": "The environment's URL (its router).",
+            "overridden": "`true` when a failed gate passed by an audited override.",
+            "override-approver": "Who approved that override.",
+        }, "environment: production\nthreshold: |\n  error_rate<=0.01\n  p95_ms_delta<=50\n"
+           "min-requests: '200'\nwait: '600'",
+            before="- uses: {repo}/action-templates/deploy@{ref}\n"
+                   "  with:\n    environment: production\n    target: docker\n"
+                   "    image: ghcr.io/acme/credit-approval:4\n    strategy: canary\n"
+                   "    traffic: '10'\n"),
+        Stage("history", ("history",), {
+            "model-version": "The version the history says serves.",
+            "entries": "Number of history entries of the environment.",
+            "name": "The registered model.",
+        }, "environment: production\nname: credit-approval"),
+        Stage("override", ("override",), {
+            "stage": "The gate that may pass.",
+            "approver": "Who approved it (the CI user).",
+            "model-version": "The model version it covers.",
+            "name": "The registered model.",
+        }, "stage: evaluate\nmodel-uri: models:/credit-approval/4\n"
+           "reason: ${{ inputs.override-reason }}",
+            notes=["Run it only in a job bound to a protected environment with required "
+                   "reviewers (`environment: model-override`): the override is the "
+                   "reviewer's decision, recorded with the CI user, the reason and the run "
+                   "URL in the model version's registry tags."]),
         Stage("predict", ("predict",), {
             "predictions-path": "The predictions file.",
             "rows": "Rows predicted.",

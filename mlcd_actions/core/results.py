@@ -5,6 +5,7 @@ Statuses and field names are stable strings so saved reports survive refactors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,10 +116,16 @@ class StageResult:
         reason = " ".join((self.reason or "").split())
         return f"mlcd {self.stage}: {word} — {reason}" if reason else f"mlcd {self.stage}: {word}"
 
-    def fail_unless_gates_pass(self, what: str = "gate") -> None:
-        """Set status and reason from ``gates``: the first failed gate names the reason."""
+    def fail_unless_gates_pass(self, what: str = "gate", *,
+                               override: Callable[[StageResult], object] | None = None) -> None:
+        """Set status and reason from ``gates``: the first failed gate names the reason.
+
+        ``override`` (``delivery.overrides.honouring(...)``) then gets the result: an
+        audited override of this stage's gate for this model version may let it pass."""
         failed = [g for g in self.gates if g.verdict == FAILED]
         if failed:
             self.status = FAILED
             more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
             self.reason = f"{failed[0].message}{more}"
+        if override is not None:
+            override(self)

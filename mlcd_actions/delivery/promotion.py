@@ -14,6 +14,7 @@ import datetime as _dt
 import json
 
 from mlcd_actions.core.errors import ConfigError
+from mlcd_actions.delivery import history
 from mlcd_actions.models import tracking
 
 CHAMPION_ENVIRONMENTS = ("production", "prod")
@@ -62,12 +63,16 @@ def deployed_image(name: str, version: str, environment: str,
 
 def move_alias(name: str, alias: str, version: str, *, environment: str,
                image: str | None = None, digest: str | None = None,
-               tracking_uri: str | None = None, record_previous: bool = True) -> str | None:
+               tracking_uri: str | None = None, record_previous: bool = True,
+               entry: history.Entry | None = None, after: int | None = None) -> str | None:
     """Point ``alias`` at ``version``; returns the version it pointed at before (or None).
 
-    The new version's tags (image, deploy time) are written first; then the alias moves;
-    then the previous version is recorded. If recording fails, the alias is put back, so
-    a failure leaves the alias and the ``mlcd.previous`` tag as they were.
+    The new version's tags (image, deploy time) are written first; then ``entry`` is
+    appended to the promotion history (check-and-set against entry number ``after``: a
+    concurrent promotion that got there first makes this one fail with
+    :class:`~mlcd_actions.delivery.history.Conflict` before anything moved); then the alias moves
+    to the version the history says serves; then the previous version is recorded. If
+    recording fails, the alias is put back.
     """
     from mlflow.exceptions import MlflowException
 
@@ -85,8 +90,17 @@ def move_alias(name: str, alias: str, version: str, *, environment: str,
 
     try:
         tracking.with_retries(tag_version, what=what)
-        tracking.with_retries(lambda: client.set_registered_model_alias(name, alias,
-                                                                        str(version)), what=what)
+        if entry is not None:
+            ledger = history.Ledger(name, tracking_uri)
+            entry.moves_alias = True
+            entry.alias = alias
+            entry.to_version = str(version)
+            entry.from_version = entry.from_version or before
+            ledger.append(entry, after=after)
+            history.settle_alias(ledger, alias, environment)
+        else:
+            tracking.with_retries(lambda: client.set_registered_model_alias(
+                name, alias, str(version)), what=what)
     except MlflowException as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         raise ConfigError(f"cannot move alias {alias!r} of model {name!r} to version "

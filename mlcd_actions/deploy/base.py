@@ -96,6 +96,34 @@ class Target:
     def is_running(self, deployment: Deployment) -> bool:
         return probe(deployment.url + "/health", 2.0)
 
+    def same(self, a: Deployment, b: Deployment) -> bool:
+        """Whether two records are one running deployment (then there is nothing to stop)."""
+        return a.handle == b.handle
+
+    def prediction_log(self, deployment: Deployment) -> list[dict[str, Any]]:
+        """The lines of the deployment's prediction log that this version wrote."""
+        path = deployment.handle.get("prediction_log")
+        if not path:
+            return []
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+        return parse_prediction_log(text, deployment.model_version)
+
+
+def parse_prediction_log(text: str, model_version: str | None) -> list[dict[str, Any]]:
+    rows = []
+    for raw in text.splitlines():
+        try:
+            row = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and (model_version is None
+                                      or str(row.get("model_version")) == str(model_version)):
+            rows.append(row)
+    return rows
+
 
 # --------------------------------------------------------------------------- health
 
@@ -216,13 +244,23 @@ def load_state(environment: str, state_dir: str | Path = STATE_DIR) -> dict[str,
 
 
 def save_state(environment: str, current: Deployment, previous: Deployment | None,
-               state: dict[str, Any], state_dir: str | Path = STATE_DIR) -> Path:
-    history = [current.to_dict(), *state.get("history", [])][:HISTORY]
+               state: dict[str, Any], state_dir: str | Path = STATE_DIR, *,
+               candidate: Deployment | None = None, rollout: dict[str, Any] | None = None,
+               router: dict[str, Any] | None = None) -> Path:
+    """Write the environment's record. ``router`` (the environment's nginx) is kept from
+    ``state`` unless given; ``candidate``/``rollout`` (a running shadow or canary) are
+    cleared unless given."""
+    history = state.get("history", [])
+    if not history or (history[0] or {}).get("handle") != current.handle:
+        history = [current.to_dict(), *history]
     return write_json(state_path(environment, state_dir), {
         "environment": environment,
         "current": current.to_dict(),
         "previous": previous.to_dict() if previous else None,
-        "history": history,
+        "history": history[:HISTORY],
+        "candidate": candidate.to_dict() if candidate else None,
+        "rollout": rollout,
+        "router": router if router is not None else state.get("router"),
     })
 
 

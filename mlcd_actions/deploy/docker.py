@@ -19,8 +19,11 @@ from mlcd_actions.deploy.base import (
     Target,
     free_port,
     now_iso,
+    parse_prediction_log,
     wait_healthy,
 )
+
+PREDICTION_LOG = "/var/log/mlcd/predictions.jsonl"  # where the app image's CMD writes it
 
 
 class DockerTarget(Target):
@@ -84,6 +87,28 @@ class DockerTarget(Target):
             self.stop(dep)
             raise
         return dep
+
+    def prediction_log(self, deployment: Deployment) -> list[dict]:
+        """The container's prediction log (``PREDICTION_LOG`` inside the image)."""
+        import io
+        import tarfile
+
+        import docker
+
+        cid = deployment.handle.get("container")
+        if not cid:
+            return []
+        client = images.client(deployment.handle.get("docker_host")
+                               or self.options.get("docker_host"))
+        try:
+            stream, _ = client.containers.get(cid).get_archive(PREDICTION_LOG)
+            data = io.BytesIO(b"".join(stream))
+        except docker.errors.APIError:  # NotFound included: nothing predicted yet, or gone
+            return []
+        with tarfile.open(fileobj=data) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            text = tar.extractfile(member).read().decode(errors="replace") if member else ""
+        return parse_prediction_log(text, deployment.model_version)
 
     def stop(self, deployment: Deployment) -> None:
         import docker

@@ -95,9 +95,13 @@ class KubernetesTarget(Target):
             raise ConfigError("--target kubernetes needs --image")
         namespace = self.options.get("namespace") or "default"
         name = app_name(spec.environment, spec.model_name)
+        candidate = spec.options.get("role") == "candidate"
+        if candidate:  # a shadow/canary runs beside the serving Deployment, under its own name
+            name = f"{name[:55]}-v{spec.model_version or 'next'}".lower()
         docs = manifests(spec, name=name, namespace=namespace,
                          replicas=int(self.options.get("replicas") or 2))
-        path = Path(self.options.get("state_dir") or STATE_DIR) / f"{spec.environment}.k8s.yaml"
+        path = Path(self.options.get("state_dir") or STATE_DIR) / \
+            f"{spec.environment}{'-' + name if candidate else ''}.k8s.yaml"
         write_text(path, yaml.safe_dump_all(docs, sort_keys=False))
         self._kubectl("apply", "-f", str(path))
         self._kubectl("rollout", "status", f"deployment/{name}", "-n", namespace,
@@ -108,12 +112,28 @@ class KubernetesTarget(Target):
                           model_uri=spec.model_uri, model_name=spec.model_name,
                           model_version=spec.model_version, lineage_id=spec.lineage_id,
                           handle={"deployment": name, "namespace": namespace,
-                                  "manifests": str(path)},
+                                  "manifests": str(path), "owned": candidate},
                           deployed_at=now_iso())
 
     def stop(self, deployment: Deployment) -> None:
-        # the rolling update replaced the old pods; the Deployment object is shared
+        """A direct deploy replaced the old pods by a rolling update of the same
+        Deployment: nothing to stop. A shadow/canary Deployment (``owned``) is deleted with
+        its Service; the environment's own Deployment, replaced by a promoted candidate,
+        is scaled to zero (a later direct deploy scales it up again)."""
+        name, namespace = deployment.handle.get("deployment"), deployment.handle.get("namespace")
+        if not name:
+            return None
+        if deployment.handle.get("owned"):
+            self._kubectl("delete", "deployment,service", name, "-n", namespace or "default",
+                          "--ignore-not-found")
+        else:
+            self._kubectl("scale", f"deployment/{name}", "--replicas=0", "-n",
+                          namespace or "default")
         return None
 
     def is_running(self, deployment: Deployment) -> bool:
         return True
+
+    def same(self, a: Deployment, b: Deployment) -> bool:
+        key = ("deployment", "namespace")
+        return [a.handle.get(k) for k in key] == [b.handle.get(k) for k in key]

@@ -28,6 +28,7 @@ from mlcd_actions.core.gates import FAILED, PASSED, SKIPPED, Threshold, fail_unc
 from mlcd_actions.core.reporting import DEFAULT_DIR
 from mlcd_actions.core.results import StageResult, Table
 from mlcd_actions.data.tables import read_table, require_columns
+from mlcd_actions.delivery import overrides
 from mlcd_actions.models import fairness, plots
 from mlcd_actions.models import loading as models
 from mlcd_actions.models import metrics as metriclib
@@ -140,7 +141,7 @@ def run(model_uri: str, test: str | os.PathLike, label: str, sensitive: Iterable
                          "excluded": ff.excluded} for f, ff in assessed.items()},
     })
     result.lineage.update({**model.report_lineage(), "model_uri": model_uri})
-    _verdict(result, task, assessed)
+    _verdict(result, task, assessed, tracking_uri)
     return result
 
 
@@ -193,8 +194,8 @@ def _record(result: StageResult, assessed: dict[str, fairness.FeatureFairness],
                 "differences and ratios are undefined")
 
 
-def _verdict(result: StageResult, task: str,
-             assessed: dict[str, fairness.FeatureFairness]) -> None:
+def _verdict(result: StageResult, task: str, assessed: dict[str, fairness.FeatureFairness],
+             tracking_uri: str | None = None) -> None:
     """The reason, the gate verdict, and the worst value of each metric as outputs."""
     checked = [g for g in result.gates if g.verdict in (PASSED, FAILED)]
     headline = _headline(task, assessed)
@@ -208,7 +209,7 @@ def _verdict(result: StageResult, task: str,
         result.reason = f"no gate checked ({len(result.gates)} skipped); {headline}"
     else:
         result.reason = f"{len(checked)} fairness gate(s) passed; {headline}"
-    result.fail_unless_gates_pass()
+    result.fail_unless_gates_pass(override=overrides.honouring(tracking_uri))
 
     result.outputs["passed"] = result.status != FAILED
     for metric in fairness.summary_names(task):

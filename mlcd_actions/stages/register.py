@@ -32,6 +32,7 @@ from typing import Any
 from mlcd_actions.ci.lineage import Lineage
 from mlcd_actions.core.errors import ConfigError, ServiceError, StageFailed
 from mlcd_actions.core.results import FAILED, StageResult, Table
+from mlcd_actions.delivery import overrides
 from mlcd_actions.models import tracking
 
 log = logging.getLogger("mlcd")
@@ -286,6 +287,9 @@ def run(model_uri: str, name: str, *, alias: str | None = "candidate",
               if effective.get(f"mlcd.{stage}.status") == "failed"]
     reg.call("tagging the registered model", lambda: reg.client.set_registered_model_tag(
         name, "mlcd.latest_lineage_id", lineage.id))
+    copied = overrides.copy_to_version(run.data.tags, name, version, uri)  # audited overrides
+    if copied:
+        result.details["overrides"] = [o.to_dict() for o in copied]
     if alias and not failed:
         reg.call(f"setting alias {alias}", lambda: reg.client.set_registered_model_alias(
             name, alias, version))

@@ -46,7 +46,8 @@ MARKER = "<!-- mlcd-report -->"
 SUMMARY_FILE = "summary.md"
 PIPELINE_ORDER = ("init", "ingest", "schema-infer", "validate", "prepare", "check-data",
                   "version-data", "build-training", "train", "evaluate", "check-fairness",
-                  "register", "build-app", "deploy", "smoke-test", "rollback", "predict",
+                  "override", "register", "build-app", "deploy", "smoke-test", "promote",
+                  "rollback", "history", "predict",
                   "serve", "monitor", "run")
 ICON = {"passed": "✅", "failed": "❌", "skipped": "⏭️", "error": "⛔"}
 # reports in the folder that are not pipeline stages (init scaffolds the repository)

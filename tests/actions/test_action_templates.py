@@ -38,7 +38,8 @@ def load(path: Path) -> dict:
 def test_every_planned_stage_has_an_action():
     planned = {"ingest", "validate", "schema-infer", "prepare", "check-data", "version-data",
                "build-training", "train", "evaluate", "check-fairness", "register",
-               "build-app", "deploy", "smoke-test", "rollback", "predict", "monitor", "report"}
+               "build-app", "deploy", "smoke-test", "rollback", "predict", "monitor", "report",
+               "promote", "history", "override"}
     assert set(STAGES) == planned
     for name in [*planned, "setup"]:
         assert (TEMPLATES / name / "action.yml").is_file(), name
@@ -124,8 +125,8 @@ def test_outputs_cover_what_the_stage_writes(action):
     written = _literal_output_keys(module)
     if stage.command == ("schema", "infer"):
         written = {"schema"}
-    if action == "rollback":
-        written |= _literal_output_keys(module.with_name("deploy.py"))
+    if action in ("deploy", "rollback"):  # both run the deploy procedure
+        written |= _literal_output_keys(ROOT / "mlcd_actions" / "deploy" / "rollout.py")
     outputs = load(TEMPLATES / action / "action.yml")["outputs"]
     assert written, f"no outputs found in {module}"
     assert written <= set(outputs), f"{action}: undeclared outputs {written - set(outputs)}"

@@ -122,3 +122,26 @@ def test_full_starter_runs_the_pull_request_pipeline(act_env, project, mlflow_se
                   "check-fairness", "report"):
         assert re.search(rf"mlcd {stage}: passed", run.output), (stage, run)
     assert any("/issues/7/comments" in r["path"] for r in comments), comments
+
+
+def test_cd_strategy_promote_and_the_protected_override_job():
+    """Production: deploy with the strategy input -> smoke-test -> promote (shadow/canary);
+    rollback not after a failed promote (it aborted already). The override job runs only
+    after a failed gate, when asked, bound to its protected environment."""
+    data = yaml.safe_load((ROOT / ".github" / "workflows" / "cd.yml").read_text())
+    jobs = data["jobs"]
+    inputs = data[True]["workflow_call"]["inputs"]
+    assert inputs["strategy"]["default"] == "direct"
+    prod = [s.get("id") for s in jobs["production"]["steps"]]
+    assert prod.index("deploy") < prod.index("smoke-test") < prod.index("promote") \
+        < prod.index("rollback")
+    steps = {s.get("id"): s for s in jobs["production"]["steps"]}
+    assert steps["deploy"]["with"]["strategy"] == "${{ inputs.strategy }}"
+    assert steps["promote"]["if"] == "${{ inputs.strategy != 'direct' }}"
+    assert "steps.promote.outcome != 'failure'" in steps["rollback"]["if"]
+    override = jobs["override"]
+    assert override["environment"]["name"] == "${{ inputs.override-environment }}"
+    assert "failure()" in override["if"] and "inputs.override-stage != ''" in override["if"]
+    ids = [s.get("id") for s in override["steps"]]
+    assert ids.index("override") < ids.index("evaluate") < ids.index("register")
+    assert "override" in jobs["production"]["needs"]

@@ -77,9 +77,13 @@ def stop_deployments():
     states = Path(".mlcd/deployments")
     if not states.is_dir():
         return
+    from mlcd_actions.deploy.router import NginxRouter
+
     for path in states.glob("*.json"):
         data = json.loads(path.read_text())
-        for key in ("current", "previous"):
+        if data.get("router"):
+            NginxRouter(path.stem, states).stop()
+        for key in ("current", "previous", "candidate"):
             dep = Deployment.from_dict(data.get(key))
             if dep and dep.target == "local":
                 LocalTarget().stop(dep)

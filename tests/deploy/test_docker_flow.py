@@ -72,10 +72,19 @@ def metadata(url):
         return json.load(resp)
 
 
+def predict(url, rows):
+    req = urllib.request.Request(url + "/predict", data=json.dumps(rows).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.load(resp)
+
+
 def current(env):
     return json.load(open(f".mlcd/deployments/{env}.json"))["current"]
 
 
+@pytest.mark.usefixtures("stop_deployments")  # the environment's nginx too
+@pytest.mark.timeout(900)  # two image builds, then direct, rollback, shadow and promote
 def test_build_promote_and_roll_back(mlcd, registered, wheelhouse, docker_env, base_image,
                                      docker_client):
     g1 = registered["versions"]["1"]["golden"]
@@ -146,6 +155,35 @@ def test_build_promote_and_roll_back(mlcd, registered, wheelhouse, docker_env, b
     # the app writes its prediction log inside the container, as the non-root user
     container = docker_client.containers.get(prod1["handle"]["container"])
     assert container.attrs["Config"]["User"] == "10001:10001"
+
+    # a shadow of v2 behind nginx, then promote: the answers come from v1 meanwhile, the
+    # comparison reads both containers' prediction logs, and afterwards /metadata, the image
+    # labels, the alias and the promotion history agree on what runs
+    r = mlcd("deploy", "--environment", "production", "--target", "docker",
+             "--image", "mlcd-demo:2", "--strategy", "shadow")
+    assert r.exit_code == 0, r
+    front = json.load(open(".mlcd/deployments/production.json"))["router"]["url"]
+    rows = json.load(open(g1))["inputs"]
+    for _ in range(20):
+        assert predict(front, rows)["model_version"] == "1"
+    r = mlcd("promote", "--environment", "production", "--min-requests", "20",
+             "--threshold", "error_rate<=0", "--threshold", "agreement>=0")
+    assert r.exit_code == 0, r
+    m = json.load(open(".mlcd/reports/promote.json"))["metrics"]
+    assert (m["requests"], m["candidate_requests"]) == (20, 20)
+    assert m["compared_rows"] == 20 * len(rows)
+    prod = current("production")
+    labels = docker_client.images.get(prod["image"]).labels
+    assert metadata(front)["model_version"] == labels["mlcd.model.version"] == "2"
+    running = [c.name for c in docker_client.containers.list(
+        filters={"label": "mlcd.environment=production"})]
+    assert running == [prod["handle"]["name"]]
+    r = mlcd("history", "--environment", "production")
+    assert r.exit_code == 0, r
+    hist = json.load(open(".mlcd/reports/history.json"))["details"]
+    assert hist["agreement"] == {"history": "2", "alias": "2", "metadata": "2", "image": "2"}
+    assert [(e["action"], e["to_version"]) for e in hist["entries"]] == [
+        ("deploy", "1"), ("deploy", "2"), ("rollback", "1"), ("start", "2"), ("promote", "2")]
 
 
 def test_build_app_bad_input(mlcd, registered, docker_env):

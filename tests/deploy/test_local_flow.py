@@ -140,3 +140,11 @@ def test_rollback_from_registry_without_state(mlcd, registered):
     assert r.exit_code == 0, r
     assert alias("demo", "staging") == "1"
     assert metadata(state("staging")["current"]["url"])["model_version"] == "1"
+    # the promotion history said what served before v2, and records the rollback
+    from mlcd_actions.delivery.history import Ledger
+
+    assert [(e.action, e.from_version, e.to_version) for e in Ledger("demo").entries("staging")] \
+        == [("deploy", None, "1"), ("deploy", "1", "2"), ("rollback", "2", "1")]
+    # v2 was rolled back: a second rollback does not bring it back
+    r = mlcd("rollback", "--environment", "staging", "--name", "demo")
+    assert r.exit_code == 2 and "nothing to roll back to" in r.verdict, r

@@ -30,7 +30,7 @@ PART = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]")
 # every stage that runs as a CI job has a template (serve is a server, run/init are local)
 STAGES = {"ingest", "validate", "prepare", "check-data", "version-data", "build-training",
           "train", "evaluate", "check-fairness", "register", "build-app", "deploy",
-          "smoke-test", "rollback", "predict", "monitor", "report"}
+          "smoke-test", "rollback", "predict", "monitor", "report", "promote", "override"}
 COMMON_INPUTS = {"job-name", "stage", "needs", "rules", "image", "mlcd-package", "pip-args",
                  "config", "report-dir", "retry"}
 
