@@ -60,10 +60,17 @@ def expand(pattern: str, *, label: str) -> list[Path]:
 
 
 def workspace(env=None) -> Path | None:
-    """The CI job's workspace (``GITHUB_WORKSPACE``, ``CI_PROJECT_DIR``), or None."""
+    """The CI job's workspace (``GITHUB_WORKSPACE``, ``CI_PROJECT_DIR``), or None outside CI.
+
+    When the job does not run inside the folder the variable names (runners that report a
+    path they do not use, as ``gitlab-ci-local``'s shell executor reports ``/builds/...``),
+    the job's working directory is the workspace."""
     env = os.environ if env is None else env
     root = env.get("GITHUB_WORKSPACE") or env.get("CI_PROJECT_DIR")
-    return Path(root).resolve() if root else None
+    if not root:
+        return None
+    declared, cwd = Path(root).resolve(), Path.cwd().resolve()
+    return declared if cwd == declared or declared in cwd.parents else cwd
 
 
 def check_inside(files: list[Path], root: Path | None, *, label: str) -> None:

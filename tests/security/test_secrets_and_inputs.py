@@ -85,6 +85,20 @@ def test_ingest_refuses_paths_outside_the_workspace(mlcd, ci_workspace, make_uri
     assert inside.exit_code == 0, inside
 
 
+def test_a_reported_workspace_the_job_does_not_run_in_falls_back_to_the_job_folder(
+        mlcd, tmp_path, monkeypatch):
+    """gitlab-ci-local's shell executor reports CI_PROJECT_DIR=/builds/<group>/<project> but
+    runs the job elsewhere: the job's own folder is then the workspace."""
+    monkeypatch.setenv("CI_PROJECT_DIR", "/builds/acme/credit")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.csv").write_text("user,password\nroot,hunter2\n")
+    Path("inside.csv").write_text("a\n1\n")
+    assert mlcd("ingest", "inside.csv", "--out", "snap").exit_code == 0
+    r = mlcd("ingest", str(outside / "secret.csv"), "--out", "snap2")
+    assert r.exit_code == 2 and "is outside the workspace" in r.verdict, r
+
+
 @pytest.mark.parametrize("query, word", [
     ("DELETE FROM t", "only SELECT"),
     ("SELECT * FROM t; DROP TABLE t", "exactly one statement"),
