@@ -381,8 +381,10 @@ def test_report_without_a_token_says_so_and_still_reports(project, forge):
 
 def test_rollback_runs_when_the_production_smoke_test_fails(project, mlflow_server):
     project.git("checkout", "-q", "main")
-    # a new version (v2, the last trained model) reaches production and fails its smoke test
-    registered = project.run("mlcd-register", **MAIN)
+    # a new version (v2, retrained on main: it passes evaluate, as register requires before
+    # it moves an alias) reaches production and fails its smoke test
+    registered = project.run("mlcd-train", "mlcd-evaluate", "mlcd-register", **MAIN)
+    assert registered.status("mlcd-evaluate") == "PASS", registered
     assert registered.status("mlcd-register") == "PASS", registered
     assert project.dotenv("mlcd-register", "register")["MLCD_MODEL_VERSION"] == "2"
     jobs = ["mlcd-deploy-production", "mlcd-smoke-test-production", "mlcd-rollback-production"]
