@@ -73,7 +73,8 @@ def validate(table: Any, loaded: LoadedSchema) -> Outcome:
     view = _View(table, _coercions(plan, types, schema.coerce))
     types.update({n: t for n, (_, t) in view.casts.items()})
 
-    _dtypes(view, loaded, plan, types, groups)
+    with _not_a_doctest():  # pandera imports pyspark.sql.connect lazily, here too
+        _dtypes(view, loaded, plan, types, groups)
     specs = _coercion_specs(view, plan) + _specs(plan, types, view)
     counts = _count(view, plan, specs, schema)
     failing = [s for s in specs if counts.get(s.key)]
@@ -205,6 +206,33 @@ def pandera_pyspark() -> Any:
     import sys
     import types
 
+    with _not_a_doctest():
+        return _import_pandera_pyspark(sys, types)
+
+
+@contextlib.contextmanager
+def _not_a_doctest():
+    """pandera imports ``pyspark.sql.connect``, whose dependency check takes a process whose
+    ``__main__`` has neither ``__spec__`` nor ``__file__`` (pytest-xdist/execnet workers,
+    embedded interpreters) for pyspark's own doctest run and calls ``sys.exit(0)`` when
+    Spark Connect's packages are missing. ``sys.ps1`` (set only while pandera imports)
+    tells it this is not a doctest; the missing packages then raise ImportError, which
+    pandera handles (no Spark Connect)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    guess = (main is not None and getattr(main, "__spec__", None) is None
+             and not hasattr(main, "__file__") and not hasattr(sys, "ps1"))
+    if guess:
+        sys.ps1 = ""
+    try:
+        yield
+    finally:
+        if guess:
+            del sys.ps1
+
+
+def _import_pandera_pyspark(sys: Any, types: Any) -> Any:
     try:
         import pandera.pyspark as pas
 
