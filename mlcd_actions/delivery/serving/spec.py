@@ -133,32 +133,28 @@ class ModelSpec:
         return self._predict_frame(df, proba)
 
     def _try_frameless(self, arrays, n_rows: int, proba: bool):
-        from mlcd_actions.models.loading import check_predictions, check_probabilities
-
         try:
-            pred, prob = self._frameless.predict(arrays, n_rows, proba and self.model.has_proba)
-            what = f"model {self.model.display}"
-            pred = check_predictions(pred, n_rows, what=what)
-            if prob is not None:
-                n_classes = len(self.classes) if self.classes else None
-                prob = check_probabilities(prob, n_rows, n_classes, what=what)
-            return pred, prob
+            return self._checked(*self._frameless.predict(
+                arrays, n_rows, proba and self.model.has_proba), n_rows)
         except Exception:  # noqa: BLE001 - the DataFrame path classifies the error
             return None
 
     def _try_fast(self, x: np.ndarray, n_rows: int, proba: bool):
-        from mlcd_actions.models.loading import check_predictions, check_probabilities
-
         try:
-            pred, prob = self._fast.predict(x, proba and self.model.has_proba)
-            what = f"model {self.model.display}"
-            pred = check_predictions(pred, n_rows, what=what)
-            if prob is not None:
-                n_classes = len(self.classes) if self.classes else None
-                prob = check_probabilities(prob, n_rows, n_classes, what=what)
-            return pred, prob
+            return self._checked(*self._fast.predict(x, proba and self.model.has_proba), n_rows)
         except Exception:  # noqa: BLE001 - the DataFrame path classifies the error
             return None
+
+    def _checked(self, pred, prob, n_rows: int):
+        """A fast path's answer, checked for shape as the model's own answers are."""
+        from mlcd_actions.models.loading import check_predictions, check_probabilities
+
+        what = f"model {self.model.display}"
+        pred = check_predictions(pred, n_rows, what=what)
+        if prob is not None:
+            n_classes = len(self.classes) if self.classes else None
+            prob = check_probabilities(prob, n_rows, n_classes, what=what)
+        return pred, prob
 
     def _predict_frame(self, df: pd.DataFrame, proba: bool = True
                        ) -> tuple[np.ndarray, np.ndarray | None]:
