@@ -46,7 +46,10 @@ CASES = [
     ("number for string", json.dumps([_row(color=12345.678)]).encode(), 422,
      ["row 0", "'color'"]),
     ("null in a feature", json.dumps([_row(a=None)]).encode(), 422, ["'a'"]),
-    ("NaN literal", b'[{"a": NaN, "b": 1.0, "c": 1, "color": "red"}]', 422, ["'a'"]),
+    ("NaN literal", b'[{"a": NaN, "b": 1.0, "c": 1, "color": "red"}]', 422,
+     ["row 0", "'a'", "missing or infinite"]),
+    ("NaN in the second row", json.dumps([_row(), _row(a=float("nan"))]).encode(), 422,
+     ["row 1", "'a'", "missing or infinite"]),
     ("Infinity literal", b'[{"a": 1.0, "b": -Infinity, "c": 1, "color": "red"}]', 422,
      ["'b'"]),
     ("oversized declared", b"[" + b" " * (LIMIT + 10) + b"]", 413, [f"{LIMIT} bytes"]),
@@ -57,7 +60,9 @@ CASES = [
 def app(tmp_path_factory):
     path = fixtures.binary_model(tmp_path_factory.mktemp("badserve") / "model")
     spec = ModelSpec(models.load(str(path)), version="3", lineage_id="lin-bad")
-    return create_app(Settings(model_uri=str(path), max_body_bytes=LIMIT), spec)
+    app = create_app(Settings(model_uri=str(path), max_body_bytes=LIMIT), spec)
+    app.state.model_dir = str(path.parent)
+    return app
 
 
 @pytest.mark.parametrize("body, status, words", [c[1:] for c in CASES],
@@ -71,6 +76,7 @@ def test_bad_request(app, body, status, words):
     for word in words:
         assert word in error, (word, out)
     assert "S3CR3T" not in json.dumps(out) and "<script>" not in json.dumps(out), out
+    assert app.state.model_dir not in json.dumps(out), out  # never the model's path
 
 
 def test_oversized_streamed_body_is_413_without_echo(app):
@@ -95,3 +101,14 @@ def test_wrong_shape_model_is_500_one_line_no_echo(tmp_path):
     assert "shape" in out["error"] and "\n" not in out["error"]
     assert set(out) == {"error", "request_id"}
     assert "S3CR3T" not in json.dumps(out)
+    assert str(tmp_path) not in json.dumps(out), out  # never the model's path
+
+
+def test_raising_model_is_500_naming_only_the_exception_type(tmp_path):
+    path = fixtures.echoing_model(tmp_path / "echo")
+    app = create_app(Settings(model_uri=str(path)), ModelSpec(models.load(str(path))))
+    code, _, out = call(app, "POST", "/predict", json.dumps([_row(color=SENTINEL)]).encode())
+    assert code == 500, out
+    assert out["error"] == ("model error: the model raised RuntimeError (details in the "
+                            "server log)"), out
+    assert "S3CR3T" not in json.dumps(out) and str(tmp_path) not in json.dumps(out), out

@@ -166,7 +166,9 @@ class ServingApp:
         return json_response({**self.spec.metadata(),
                               "worker": {"pid": os.getpid(), "threadpools": threads.info(),
                                          "batch_max_rows": self.settings.batch_max_rows,
-                                         "batch_max_wait_ms": self.settings.batch_max_wait_ms}})
+                                         "batch_max_wait_ms": self.settings.batch_max_wait_ms,
+                                         "requests": self.requests,
+                                         "model_calls": self.batcher.calls}})
 
     async def predict(self, request: Request) -> Response:
         t0 = time.perf_counter()
@@ -218,16 +220,11 @@ class ServingApp:
         from mlcd_actions.core.errors import DataError
 
         if isinstance(exc, DataError):  # values the model cannot take (NaN in a feature...)
-            message = exc.one_line()
-            m = re.search(r"column '([^']+)'", message)
-            body = {"error": message, "request_id": rid}
-            if m:
-                body["field"] = m.group(1)
+            body = {**_client_error(exc.one_line()), "request_id": rid}
+            log.info("request %s: 422 %s", rid, body["error"])
             return json_response(body, 422, rid)
         log.error("request %s: model error", rid, exc_info=exc)
-        line = (str(exc).strip().splitlines() or [""])[0]
-        return json_response({"error": f"model error: {type(exc).__name__}: {line}"[:500],
-                              "request_id": rid}, 500, rid)
+        return json_response({"error": _server_error(exc), "request_id": rid}, 500, rid)
 
     async def _body(self, request: Request, rid: str) -> bytes:
         """The body, within ``max_body_bytes`` (413) and ``body_timeout`` seconds (408)."""
@@ -349,7 +346,7 @@ class MicroBatcher:
             batch = item[0]
             if item[2].done():  # the client went away
                 continue
-            if batch.n_rows >= self.max_rows:
+            if batch.n_rows >= self.max_rows or not self.spec.row_wise:
                 groups[("alone", id(item))] = [[item]]
                 continue
             key = tuple((k, a.dtype.str) for k, a in batch.arrays.items())
@@ -397,6 +394,39 @@ class MicroBatcher:
             return
         if not fut.done():
             fut.set_result(result)
+
+
+def _client_error(message: str) -> dict[str, Any]:
+    """The 422 body for a value the model refused: the column and the row of the request,
+    never the model's own words (they can hold the model's path or the value sent)."""
+    field = re.search(r"column '([^']+)'", message)
+    row = re.search(r"data row (\d+)", message)
+    what = ("a missing or infinite value" if "missing or infinite" in message
+            else "a value")
+    out: dict[str, Any] = {}
+    where = []
+    if row:
+        out["row"] = int(row.group(1)) - 1
+        where.append(f"row {out['row']}")
+    if field:
+        out["field"] = field.group(1)
+        where.append(f"column {out['field']!r} holds {what} the model cannot take")
+    else:
+        where.append(f"the request holds {what} the model cannot take")
+    return {"error": ": ".join(where), **out}
+
+
+def _server_error(exc: Exception) -> str:
+    """The 500 line for a failing model: a wrong shape, or the type of what it raised; never
+    its message, which can hold the model's path or the values sent (the server log has
+    the whole error)."""
+    shape = re.search(r"returned (predictions|probabilities) of shape (\([0-9, ]*\)), "
+                      r"expected (\([0-9a-z, ]*\))", str(exc))
+    if shape:
+        return (f"model error: the model returned {shape.group(1)} of shape "
+                f"{shape.group(2)}, expected {shape.group(3)}")
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return f"model error: the model raised {type(cause).__name__} (details in the server log)"
 
 
 def _request_id(request: Request) -> str:

@@ -115,23 +115,31 @@ class CompiledPath(NumpyPath):
         d = x @ final.coef_.T + final.intercept_
         if self._kind != "LogisticRegression":
             return d, None
-        classes = final.classes_
-        if d.ndim == 2 and d.shape[1] == 1:
-            d = d.ravel()
-        if d.ndim == 1:
-            pred = classes.take((d > 0).astype(np.intp))
-            if not (proba and self.has_proba):
-                return pred, None
-            from scipy.special import expit
+        return logistic_answers(final.classes_, d, proba and self.has_proba)
 
-            p = expit(d)
-            return pred, np.stack([1 - p, p], axis=1)
-        pred = classes.take(np.argmax(d, axis=1))
-        if not (proba and self.has_proba):
+
+def logistic_answers(classes: np.ndarray, d: np.ndarray, proba: bool
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """A ``LogisticRegression``'s ``predict`` and ``predict_proba`` from its decision
+    function ``d``, as scikit-learn computes them (1.x): labels by ``d > 0`` (binary) or
+    the argmax; probabilities ``expit`` stacked as ``[1 - p, p]`` (binary) or the
+    softmax of ``d`` (multinomial)."""
+    if d.ndim == 2 and d.shape[1] == 1:
+        d = d.ravel()
+    if d.ndim == 1:
+        pred = classes.take((d > 0).astype(np.intp))
+        if not proba:
             return pred, None
-        from sklearn.utils.extmath import softmax
+        from scipy.special import expit
 
-        return pred, softmax(d.copy(), copy=False)
+        p = expit(d)
+        return pred, np.stack([1 - p, p], axis=1)
+    pred = classes.take(np.argmax(d, axis=1))
+    if not proba:
+        return pred, None
+    from sklearn.utils.extmath import softmax
+
+    return pred, softmax(d.copy(), copy=False)
 
 
 _COMPILABLE_TRANSFORMS = frozenset({"StandardScaler"})

@@ -54,6 +54,7 @@ class ModelSpec:
         self._steps = _pipeline_steps(model)
         self._fast = None
         self._frameless = None
+        self._direct = None
         if self.columns is not None:
             from mlcd_actions.delivery.serving import fastpath
 
@@ -61,6 +62,10 @@ class ModelSpec:
             self._fast = fastpath.build(model, types, self._predict_frame)
             if self._fast is None:
                 self._frameless = fastpath.build_frameless(model, types, self._predict_frame)
+            if model.flavor == "python_function":
+                from mlcd_actions.delivery.serving import pyfuncpath
+
+                self._direct = pyfuncpath.build(model, self.columns, self._predict_frame)
 
     @property
     def input_names(self) -> list[str] | None:
@@ -98,6 +103,17 @@ class ModelSpec:
         """True when a ColumnTransformer pipeline is fed without a DataFrame."""
         return self._frameless is not None
 
+    @property
+    def direct(self) -> bool:
+        """True when a python_function model skips MLflow's per-call work (:mod:`.pyfuncpath`)."""
+        return self._direct is not None
+
+    @property
+    def row_wise(self) -> bool:
+        """False when the probe showed that the model answers a row differently inside a
+        batch: the micro-batcher then never mixes requests (:mod:`.pyfuncpath`)."""
+        return self._direct is None or self._direct.row_wise
+
     def predict_arrays(self, arrays: dict[str, np.ndarray], n_rows: int, *,
                        proba: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`predict` for ``{column: 1-D array}`` (a request's validated batch)."""
@@ -111,6 +127,11 @@ class ModelSpec:
             out = self._try_frameless(arrays, n_rows, proba)
             if out is not None:
                 return out
+        elif self._direct is not None and self._direct.accepts(arrays):
+            try:
+                return self._checked(self._direct.predict(arrays, n_rows), None, n_rows)
+            except Exception:  # noqa: BLE001 - the DataFrame path classifies the error
+                pass
         import pandas as pd
 
         return self._predict_frame(pd.DataFrame(arrays, copy=False), proba)
@@ -216,7 +237,9 @@ def one_pass(final, xt) -> tuple[np.ndarray, np.ndarray]:
 
     * forests with one output: ``classes_.take(argmax(predict_proba))``;
     * ``HistGradientBoostingClassifier``: ``predict`` thresholds (binary: ``raw > 0``) or
-      takes the argmax of the raw scores ``predict_proba`` turns into probabilities.
+      takes the argmax of the raw scores ``predict_proba`` turns into probabilities;
+    * ``LogisticRegression`` (binary or multinomial): both come from one
+      ``decision_function`` (:func:`.fastpath.logistic_answers`).
 
     Anything else makes both calls.
     """
@@ -237,6 +260,11 @@ def one_pass(final, xt) -> tuple[np.ndarray, np.ndarray]:
         else:
             encoded = np.argmax(raw, axis=1)
         return classes[encoded], final._loss.predict_proba(raw)
+    if sklearn and kind == "LogisticRegression" and classes is not None \
+            and isinstance(classes, np.ndarray) and len(classes) >= 2:
+        from mlcd_actions.delivery.serving.fastpath import logistic_answers
+
+        return logistic_answers(classes, final.decision_function(xt), True)
     return final.predict(xt), final.predict_proba(xt)
 
 

@@ -110,15 +110,30 @@ class WrongShape:
 
 
 def wrong_shape_model(path: Path) -> Path:
+    return _save_regressor(WrongShape(), path)
+
+
+def _save_regressor(model, path: Path) -> Path:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
     df = frame()
     X = df[FEATURES]
-    mlflow.sklearn.save_model(WrongShape(), str(path), signature=infer_signature(X, df["amount"]),
+    mlflow.sklearn.save_model(model, str(path), signature=infer_signature(X, df["amount"]),
                               pip_requirements=PIP, serialization_format="pickle",
                               metadata={"mlcd": {"task": "regression", "label": "amount"}})
     return path
+
+
+class Echoing(WrongShape):
+    """A model that fails with the values it was given in its message."""
+
+    def predict(self, X):
+        raise RuntimeError(f"cannot score {X.to_dict(orient='records')}")
+
+
+def echoing_model(path: Path) -> Path:
+    return _save_regressor(Echoing(), path)
 
 
 def in_process(model_path, df: pd.DataFrame):

@@ -143,7 +143,8 @@ def test_a_bad_row_fails_only_its_own_request(served, name):
 @pytest.mark.parametrize("name", matrix.MODELS)
 def test_the_request_path_equals_the_model_itself(served, name):
     """What a request gets (numeric fast path, frameless ColumnTransformer, tree-by-tree
-    forest, or the DataFrame path) equals the model's own predict / predict_proba."""
+    forest, a python_function model called directly) equals the model's own predict /
+    predict_proba (for pyfunc: ``PyFuncModel.predict``, schema enforcement and all)."""
     import pandas as pd
 
     from mlcd_actions.delivery.serving import payload
@@ -151,9 +152,10 @@ def test_the_request_path_equals_the_model_itself(served, name):
     holder, rows = served[name]
     spec = holder.spec
     expected_path = {"logreg": "fast", "hgb": "frameless", "rf": "frameless",
-                     "tfidf": "frameless", "pyfunc": None}[name]
-    assert (spec.fast, spec.frameless) == (expected_path == "fast",
-                                           expected_path == "frameless")
+                     "tfidf": "frameless", "pyfunc": "direct"}[name]
+    assert (spec.fast, spec.frameless, spec.direct) == (
+        expected_path == "fast", expected_path == "frameless", expected_path == "direct")
+    assert spec.row_wise
     batch = payload.parse(json.dumps(rows).encode(), spec.columns)
     pred, proba = spec.predict_arrays(batch.arrays, batch.n_rows)
     frame = pd.DataFrame(rows)

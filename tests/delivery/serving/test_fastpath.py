@@ -151,3 +151,24 @@ def test_other_estimators_are_not_compiled(tmp_path):
     spec = ModelSpec(models.load(str(_save(make_pipeline(MinMaxScaler(), LogisticRegression()),
                                            tmp_path / "m"))))
     assert _kind(spec) == "NumpyPath"
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+@pytest.mark.parametrize("sparse_input", [False, True])
+def test_logistic_one_pass_is_predict_and_predict_proba_exactly(classes, sparse_input):
+    """One decision function gives what LogisticRegression's predict and predict_proba
+    compute (labels equal, probabilities bit for bit), on dense and sparse input."""
+    from scipy import sparse
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from mlcd_actions.delivery.serving.spec import one_pass
+
+    X, y = load_iris(return_X_y=True)
+    keep = y < classes
+    X, y = X[keep], np.array(["setosa", "versicolor", "virginica"])[y[keep]]
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    x = sparse.csr_matrix(X[::7]) if sparse_input else X[::7]
+    pred, proba = one_pass(model, x)
+    assert pred.tolist() == model.predict(x).tolist()
+    assert np.array_equal(proba, model.predict_proba(x))
