@@ -172,3 +172,43 @@ def test_logistic_one_pass_is_predict_and_predict_proba_exactly(classes, sparse_
     pred, proba = one_pass(model, x)
     assert pred.tolist() == model.predict(x).tolist()
     assert np.array_equal(proba, model.predict_proba(x))
+
+
+@pytest.mark.parametrize("options", [{}, {"sublinear_tf": True, "norm": "l1"},
+                                     {"binary": True, "norm": None, "use_idf": False},
+                                     {"ngram_range": (1, 2), "stop_words": "english"}])
+def test_tfidf_block_is_the_vectorizer_transform(options):
+    """The frameless TF-IDF block stores what ``TfidfVectorizer.transform`` stores (same
+    indices, same values bit for bit), unknown words and empty documents included."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from benchmarks import matrix
+    from mlcd_actions.delivery.serving.fastpath import _tfidf_block
+
+    docs = matrix.inputs("tfidf", 60, seed=2)["text"].tolist()
+    vec = TfidfVectorizer(**options).fit(docs[:40])
+    docs += ["", "zzunseen words only", "Late DELIVERY, late refund!"]
+    run = _tfidf_block(vec)
+    got = run({"text": np.array(docs, dtype=object)}, ["text"], len(docs))
+    want = vec.transform(docs)
+    for attr in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(got, attr), getattr(want, attr)), attr
+    assert got.shape == want.shape
+
+
+def test_csr_hstack_stores_what_scipy_hstack_stores():
+    from scipy import sparse
+
+    from mlcd_actions.delivery.serving.fastpath import csr_hstack
+
+    rng = np.random.default_rng(0)
+    a = sparse.random(7, 5, density=0.3, format="csr", random_state=1)
+    dense = rng.normal(size=(7, 2))
+    dense[2, 1] = 0.0
+    dense[4, 0] = np.nan
+    b = sparse.random(7, 3, density=0.5, format="csr", random_state=2)
+    got = csr_hstack([a, dense, b], 7)
+    want = sparse.hstack([a, dense, b]).tocsr()
+    for attr in ("indptr", "indices"):
+        assert np.array_equal(getattr(got, attr), getattr(want, attr)), attr
+    assert np.array_equal(got.data, want.data, equal_nan=True)
