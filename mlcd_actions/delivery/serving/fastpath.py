@@ -341,12 +341,16 @@ def csr_hstack(parts: list, n_rows: int):
 
 
 def logistic_supported(final) -> bool:
-    """A fitted scikit-learn ``LogisticRegression`` with numpy coefficients."""
+    """A fitted scikit-learn ``LogisticRegression`` with numpy coefficients whose
+    probabilities are those of :func:`logistic_answers` (binary, or multinomial: not the
+    one-vs-rest option of older scikit-learn versions)."""
+    classes = getattr(final, "classes_", None)
     return (type(final).__name__ == "LogisticRegression"
             and type(final).__module__.startswith("sklearn.")
             and isinstance(getattr(final, "coef_", None), np.ndarray)
-            and isinstance(getattr(final, "classes_", None), np.ndarray)
-            and len(final.classes_) >= 2)
+            and isinstance(classes, np.ndarray) and len(classes) >= 2
+            and (len(classes) == 2 or getattr(final, "multi_class", "deprecated")
+                 in ("deprecated", "multinomial")))
 
 
 def linear_decision(final, x) -> np.ndarray:

@@ -260,10 +260,9 @@ def one_pass(final, xt) -> tuple[np.ndarray, np.ndarray]:
         else:
             encoded = np.argmax(raw, axis=1)
         return classes[encoded], final._loss.predict_proba(raw)
-    if sklearn and kind == "LogisticRegression" and classes is not None \
-            and isinstance(classes, np.ndarray) and len(classes) >= 2:
-        from mlcd_actions.delivery.serving.fastpath import logistic_answers
+    from mlcd_actions.delivery.serving.fastpath import logistic_answers, logistic_supported
 
+    if logistic_supported(final):
         return logistic_answers(classes, final.decision_function(xt), True)
     return final.predict(xt), final.predict_proba(xt)
 
