@@ -8,8 +8,9 @@ The serving API has already checked every value against the signature
 (:mod:`.payload`), so for the dtypes where MLflow's enforcement is an identity the
 enforced frame is the frame we built.
 
-:class:`PyfuncPath` builds that frame (one 2-D block for columns of one numeric dtype,
-laid out as pandas lays out the frame built from the columns) and calls the model's own
+:class:`PyfuncPath` builds that frame (as enforcement returns it: one consolidated
+block per dtype; one 2-D block filled directly when all columns share a numeric dtype)
+and calls the model's own
 ``predict(context, frame)`` inside MLflow's prediction context, as ``PyFuncModel.predict``
 does. It is built only when
 
@@ -19,9 +20,10 @@ does. It is built only when
 * MLflow's input conversion leaves a DataFrame as it is (the model has no ``list[str]``
   / ``list[dict]`` / dataclass type hint);
 * on probe rows (the model's saved input example, sent through the request parser, or
-  rows made from the signature's types) MLflow's schema enforcement returns an equal
-  frame with the same dtypes, and the model's answers through this path and through
-  ``PyFuncModel.predict`` are equal (class labels exactly, numbers within 1e-9).
+  rows made from the signature's types) MLflow's schema enforcement returns a frame
+  equal to ours, with the same dtypes and the same blocks, and the model's answers
+  through this path and through ``PyFuncModel.predict`` are equal (class labels
+  exactly, numbers within 1e-9).
 
 At call time a batch whose column dtypes differ from the probed ones (a whole-number
 column holding a null, a string column holding a null) goes to ``PyFuncModel.predict``,
@@ -82,12 +84,13 @@ class PyfuncPath:
         return True
 
     def frame(self, arrays: dict[str, np.ndarray], n_rows: int) -> pd.DataFrame:
-        """The DataFrame ``pandas.DataFrame(arrays)`` builds, without its per-column work
-        when the columns share one numeric dtype (one block, in pandas' layout)."""
+        """The frame MLflow's schema enforcement hands the model: the columns in
+        signature order, one consolidated block per dtype (built directly as one 2-D
+        block when the columns share one numeric dtype: no per-column work)."""
         import pandas as pd
 
         if not self._block:
-            return pd.DataFrame({n: arrays[n] for n in self.names}, copy=False)
+            return pd.DataFrame({n: arrays[n] for n in self.names})
         block = np.empty((len(self.names), n_rows), dtype=self.dtypes[self.names[0]])
         for j, name in enumerate(self.names):
             block[j] = arrays[name]
@@ -179,14 +182,24 @@ def _enforcement_is_identity(pyfunc, path: PyfuncPath, batch) -> bool:
     frame = path.frame(batch.arrays, batch.n_rows)
     reference = pd.DataFrame(batch.arrays, copy=False)
     pd.testing.assert_frame_equal(frame, reference, check_exact=True)
-    enforced = _enforce_schema(frame.copy(), pyfunc.metadata.get_input_schema())
+    enforced = _enforce_schema(reference, pyfunc.metadata.get_input_schema())
     if not isinstance(enforced, pd.DataFrame) or list(enforced.dtypes) != list(frame.dtypes):
         return False
     try:
         pd.testing.assert_frame_equal(enforced, frame, check_exact=True)
     except AssertionError:
         return False
-    return pyfunc._model_impl._convert_input(frame) is frame
+    return _layout(enforced) == _layout(frame) and \
+        pyfunc._model_impl._convert_input(frame) is frame
+
+
+def _layout(frame: pd.DataFrame) -> list | None:
+    """How pandas stores the frame: (dtype, column positions) per block; None where this
+    pandas does not tell (then only values and dtypes are compared)."""
+    try:
+        return [(str(b.dtype), b.mgr_locs.as_array.tolist()) for b in frame._mgr.blocks]
+    except AttributeError:
+        return None
 
 
 def _probe_rows(model: LoadedModel, columns: list[Column]) -> list[dict]:
