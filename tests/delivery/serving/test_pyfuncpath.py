@@ -22,6 +22,7 @@ from mlflow.models import infer_signature
 from mlcd_actions.delivery.serving.app import ServingApp, Settings
 from mlcd_actions.delivery.serving.spec import ModelSpec
 from mlcd_actions.models import loading as models
+from tests.delivery.serving.test_app import call
 from tests.delivery.serving.test_batching import _answers as _requests
 from tests.delivery.serving.test_batching import _post
 
@@ -102,6 +103,8 @@ def test_a_batch_dependent_model_is_never_batched(tmp_path):
     bodies = [json.dumps(rows[i:i + 2]).encode() for i in range(0, 8, 2)]
     together, calls = _requests(holder, bodies, together=True)
     assert calls == len(bodies)
+    _, _, meta = call(holder.app, "GET", "/metadata")
+    assert meta["worker"]["requests"] == meta["worker"]["model_calls"] == len(bodies)
     alone, _ = _requests(holder, bodies, together=False)
     assert together == alone
     for (status, out), i in zip(together, range(0, 8, 2), strict=True):
