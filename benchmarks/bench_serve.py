@@ -6,8 +6,9 @@ one-hot + HistGradientBoosting, one-hot + RandomForest, TF-IDF + a linear model,
 them) starts both servers on loopback ports, drives
 single-row POST requests with a bounded Python client (threads, one keep-alive
 ``http.client`` connection each) at concurrency 1 and 8 for a fixed number of requests,
-and prints req/s, p50/p99 latency, then one table with one row (ratios) per model.
-Nothing is asserted.
+and prints req/s, p50/p99 latency, then one table with one row (ratios) per model,
+with the requests ``mlcd serve`` answered per model call at concurrency 8 (from each
+worker's ``/metadata`` counters: how much micro-batching gathered). Nothing is asserted.
 
     python benchmarks/bench_serve.py [--model all|logreg,hgb,rf,tfidf,pyfunc]
                                      [--requests 3000] [--mlflow-requests 400] [--workers N]
@@ -95,6 +96,24 @@ def drive(port: int, path: str, bodies: list[bytes], total: int, concurrency: in
             "errors": sum(errors)}
 
 
+def worker_counters(port: int, workers: int, attempts: int = 60) -> tuple[int, int]:
+    """``(requests, model calls)`` summed over the ``workers`` mlcd workers, read from
+    ``/metadata`` (each fresh connection lands on one worker; ``attempts`` bounds the
+    search)."""
+    seen: dict[int, tuple[int, int]] = {}
+    for _ in range(attempts):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", "/metadata")
+            worker = json.loads(conn.getresponse().read())["worker"]
+        finally:
+            conn.close()
+        seen[worker["pid"]] = (worker["requests"], worker["model_calls"])
+        if len(seen) >= workers:
+            break
+    return sum(r for r, _ in seen.values()), sum(c for _, c in seen.values())
+
+
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     fh = open(log, "wb")  # noqa: SIM115 - closed when the process ends
     return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
@@ -135,9 +154,15 @@ def bench_model(name: str, root: Path, env: dict, args) -> dict:
         drive(p_mlcd, predict_path, bodies_mlcd, 200, 2)  # warm up both
         drive(p_mlflow, "/invocations", bodies_mlflow, 40, 2)
         out = {"load": os.getloadavg()[0]}
+        workers = args.workers or len(os.sched_getaffinity(0))  # mlcd's default
         for c in (1, 8):
-            out[c] = (drive(p_mlcd, predict_path, bodies_mlcd, args.requests, c),
-                      drive(p_mlflow, "/invocations", bodies_mlflow, args.mlflow_requests, c))
+            before = worker_counters(p_mlcd, workers)
+            mine = drive(p_mlcd, predict_path, bodies_mlcd, args.requests, c)
+            after = worker_counters(p_mlcd, workers)
+            calls = after[1] - before[1]
+            mine["per_call"] = (after[0] - before[0]) / calls if calls else float("nan")
+            out[c] = (mine, drive(p_mlflow, "/invocations", bodies_mlflow,
+                                  args.mlflow_requests, c))
         return out
     finally:
         for p in procs:
@@ -180,15 +205,15 @@ def main() -> None:
         print("targets: c=1 >= 3x, c=8 >= 10x mlflow models serve; p99 at c=8 <= 25 ms; "
               "0 errors")
         print("| model | c=1 mlcd/mlflow | c=8 mlcd/mlflow | p99 at c=8, mlcd / mlflow "
-              "| errors | load |")
-        print("|---|---|---|---|---|---|")
+              "| requests per model call at c=8 | errors | load |")
+        print("|---|---|---|---|---|---|---|")
         for name in names:
             r = results[name]
             (a1, b1), (a8, b8) = r[1], r[8]
             errors = sum(x["errors"] for x in (a1, b1, a8, b8))
             print(f"| {matrix.ENTRIES[name].title} | {a1['rps'] / b1['rps']:.1f}x "
                   f"| {a8['rps'] / b8['rps']:.1f}x | {a8['p99']:.1f} ms / {b8['p99']:.0f} ms "
-                  f"| {errors} | {r['load']:.1f} |")
+                  f"| {a8['per_call']:.1f} | {errors} | {r['load']:.1f} |")
         print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
