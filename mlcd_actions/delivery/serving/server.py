@@ -1,5 +1,8 @@
 """Run the app under uvicorn (httptools + uvloop when installed) with N worker processes.
 
+With httptools, uvicorn's protocol sends each response in one write
+(:mod:`.http`).
+
 * ``workers == 1``: the app runs in this process with the model the stage already loaded.
 * ``workers > 1``: uvicorn's supervisor spawns N processes sharing one listening socket;
   each loads the model at start-up (settings reach them in ``MLCD_SERVING_SETTINGS_JSON``)
@@ -45,10 +48,15 @@ def _uvicorn_config(app: Any, *, workers: int, log_level: str, access_log: bool,
 
     import uvicorn
 
+    http: Any = "h11"
+    if importlib.util.find_spec("httptools"):
+        from mlcd_actions.delivery.serving.http import CoalescingProtocol
+
+        http = CoalescingProtocol
     return uvicorn.Config(
         app, factory=factory, workers=workers, log_level=log_level, access_log=access_log,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=http,
         timeout_graceful_shutdown=graceful_timeout, server_header=False,
         proxy_headers=False, lifespan="on")
 

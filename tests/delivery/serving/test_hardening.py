@@ -113,3 +113,36 @@ def test_every_worker_runs_its_thread_pools_at_the_limit(server):
         assert all(p["threads"] == 1 for p in pools), pools
     started = [ln for ln in _log(served).splitlines() if "native threads per worker" in ln]
     assert len(started) == 2 and all("=1 (" in ln for ln in started), started
+
+
+def test_pipelined_requests_are_answered_whole_and_in_order(server):
+    """Responses are written once per event-loop turn (:mod:`.http`): requests sent back
+    to back on one connection still get their whole responses, in order, and a request
+    that closes the connection gets its answer before the close."""
+    served, port = server
+    row = fixtures.frame(1)[fixtures.FEATURES].to_dict(orient="records")
+    body = json.dumps(row).encode()
+    wire = b"".join(
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"X-Request-ID: pipe-{i}\r\nContent-Length: {len(body)}\r\n".encode()
+        + (b"Connection: close\r\n" if i == 3 else b"") + b"\r\n" + body
+        for i in range(4))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(wire)
+        data = b""
+        while True:  # the server closes after the fourth answer
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    answers = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        size = int(headers["content-length"])
+        answers.append((lines[0], headers["x-request-id"], json.loads(rest[:size])))
+        data = rest[size:]
+    assert [rid for _, rid, _ in answers] == [f"pipe-{i}" for i in range(4)]
+    assert all(status == "HTTP/1.1 200 OK" and len(out["predictions"]) == 1
+               for status, _, out in answers), answers
