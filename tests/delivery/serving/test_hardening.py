@@ -66,16 +66,21 @@ def _partial(port: int, declared: int, sent: bytes, rid: str) -> socket.socket:
     return sock
 
 
+def _read_to_close(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def test_a_body_shorter_than_its_length_gets_408_and_the_connection_closes(server):
     served, port = server
     sock = _partial(port, 100, b'[{"a": 1', "slow-1")
     t0 = time.monotonic()
-    data = b""
-    while True:  # read until the server closes the connection
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = _read_to_close(sock)
     waited = time.monotonic() - t0
     sock.close()
     head, _, body = data.partition(b"\r\n\r\n")
@@ -129,12 +134,7 @@ def test_pipelined_requests_are_answered_whole_and_in_order(server):
         for i in range(4))
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(wire)
-        data = b""
-        while True:  # the server closes after the fourth answer
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = _read_to_close(sock)  # the server closes after the fourth answer
     answers = []
     while data:
         head, _, rest = data.partition(b"\r\n\r\n")
