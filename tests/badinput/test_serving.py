@@ -34,6 +34,16 @@ CASES = [
     ("truncated json", b'[{"a": 1.0, "b": "' + SENTINEL.encode(), 400, ["not valid JSON"]),
     ("json scalar", json.dumps(SENTINEL).encode(), 400, ["JSON object or array"]),
     ("unknown shape", json.dumps({"rows": [SENTINEL]}).encode(), 400, ["unknown payload"]),
+    ("unknown keys", json.dumps({SENTINEL: 1}).encode(), 400, ["unknown payload", "1 key(s)"]),
+    ("made-up column named twice", json.dumps({"columns": [SENTINEL, SENTINEL],
+                                               "data": [[1, 2]]}).encode(), 400,
+     ["a column twice"]),
+    ("made-up column of another length", json.dumps(
+        {"inputs": {"a": [1.0, 2.0], SENTINEL: [1]}}).encode(), 400,
+     ["a column has 1 values, expected 2"]),
+    ("row width with made-up columns", json.dumps(
+        {"columns": ["a", SENTINEL], "data": [[1.0, 2.0, 3.0]]}).encode(), 400,
+     ["3 values, expected 2 (a)"]),
     ("empty body", b"", 400, ["empty"]),
     ("empty batch", b"[]", 400, ["no rows"]),
     ("row not an object", json.dumps([SENTINEL]).encode(), 400, ["body[0]", "not string"]),

@@ -113,14 +113,14 @@ def to_columns(obj: Any, columns: list[Column] | None) -> tuple[int, dict[str, l
         if not isinstance(split, dict):
             raise RequestError(400, "dataframe_split must be an object with columns and data",
                                field="dataframe_split")
-        return _split(split, "dataframe_split.")
+        return _split(split, "dataframe_split.", names)
     if "columns" in obj or "data" in obj:
-        return _split(obj, "")
+        return _split(obj, "", names)
     for key in ("inputs", "instances"):
         if key in obj:
             value = obj[key]
             if isinstance(value, dict):
-                return _columnar(value, key)
+                return _columnar(value, key, names)
             if isinstance(value, list):
                 return _from_list(value, names, key)
             raise RequestError(400, f"{key} must be an object of columns or an array of rows",
@@ -129,7 +129,8 @@ def to_columns(obj: Any, columns: list[Column] | None) -> tuple[int, dict[str, l
         return _records([obj], names, "body")
     raise RequestError(400, "unknown payload: send an array of records, or an object with "
                             "dataframe_records, dataframe_split, columns/data or inputs "
-                            f"(got keys: {', '.join(list(obj)[:10]) or 'none'})")
+                            f"(got an object with {len(obj)} key(s), none of them an input "
+                            "column)")
 
 
 def _from_list(rows: list, names: list[str] | None, where: str) -> tuple[int, dict[str, list]]:
@@ -166,34 +167,47 @@ def _records(recs: list, names: list[str] | None, where: str) -> tuple[int, dict
     return len(recs), {n: [rec.get(n, _MISSING) for rec in recs] for n in names}
 
 
-def _rows(rows: list, names: list[str], where: str) -> tuple[int, dict[str, list]]:
+def _rows(rows: list, names: list[str], where: str,
+          known: list[str] | None = None) -> tuple[int, dict[str, list]]:
+    """Rows as arrays of values in ``names`` order; an error lists only the names in
+    ``known`` (the model's input columns; default: all of ``names``)."""
+    known = names if known is None else known
     width = len(names)
     for i, r in enumerate(rows):
         if not isinstance(r, list):
             raise RequestError(400, f"{where} row {i} must be an array of {width} values, not "
                                     f"{_json_type(r)}", row=i)
         if len(r) != width:
-            raise RequestError(400, f"{where} row {i} has {len(r)} values, expected {width} "
-                                    f"({', '.join(names)})", row=i)
+            shown = ", ".join(n for n in names if n in known)
+            raise RequestError(400, f"{where} row {i} has {len(r)} values, expected {width}"
+                                    + (f" ({shown})" if shown else ""), row=i)
     return len(rows), {n: [r[j] for r in rows] for j, n in enumerate(names)}
 
 
-def _split(split: dict, prefix: str) -> tuple[int, dict[str, list]]:
+def _known(name: str, names: list[str] | None) -> str | None:
+    """``name`` when it is one of the model's input columns: a name the client made up is
+    never echoed back."""
+    return name if names is not None and name in names else None
+
+
+def _split(split: dict, prefix: str, names: list[str] | None) -> tuple[int, dict[str, list]]:
     cols, data = split.get("columns"), split.get("data")
     if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
         raise RequestError(400, f"{prefix}columns must be an array of column names",
                            field=f"{prefix}columns")
     if len(set(cols)) != len(cols):
-        dup = next(c for c in cols if cols.count(c) > 1)
-        raise RequestError(400, f"{prefix}columns names {dup!r} twice", field=dup)
+        dup = _known(next(c for c in cols if cols.count(c) > 1), names)
+        raise RequestError(400, f"{prefix}columns names "
+                                f"{repr(dup) if dup else 'a column'} twice", field=dup)
     if not isinstance(data, list):
         raise RequestError(400, f"{prefix}data must be an array of rows", field=f"{prefix}data")
     if not data:
         raise RequestError(400, f"{prefix}data holds no rows", field=f"{prefix}data")
-    return _rows(data, cols, f"{prefix}data")
+    return _rows(data, cols, f"{prefix}data", names or [])
 
 
-def _columnar(obj: dict, where: str) -> tuple[int, dict[str, list]]:
+def _columnar(obj: dict, where: str, names: list[str] | None
+              ) -> tuple[int, dict[str, list]]:
     out: dict[str, list] = {}
     n = None
     for name, values in obj.items():
@@ -202,8 +216,10 @@ def _columnar(obj: dict, where: str) -> tuple[int, dict[str, list]]:
         if n is None:
             n = len(values)
         elif len(values) != n:
-            raise RequestError(400, f"{where} column {name!r} has {len(values)} values, "
-                                    f"expected {n} like the first column", field=name)
+            known = _known(name, names)
+            what = f"column {known!r}" if known else "a column"
+            raise RequestError(400, f"{where}: {what} has {len(values)} values, expected "
+                                    f"{n} like the first column", field=known)
         out[name] = values
     if not n:
         raise RequestError(400, f"{where} holds no rows", field=where)

@@ -70,7 +70,7 @@ def test_nan_written_by_python_json_is_accepted():
     (b"[1, 2]", ["must be an object"]),
     (b'"text"', ["JSON object or array"]),
     (b"[]", ["no rows"]),
-    (b'{"foo": 1}', ["unknown payload", "foo"]),
+    (b'{"foo": 1}', ["unknown payload", "1 key(s), none of them an input column"]),
     (b'{"columns": ["a", "c"], "data": [[1, 2, 3]]}', ["3 values, expected 2"]),
     (b'{"dataframe_split": {"columns": "a", "data": []}}', ["columns must be an array"]),
     (b'{"inputs": {"a": [1, 2], "c": [1]}}', ["'c' has 1 values, expected 2"]),
