@@ -295,13 +295,36 @@ def build(c, context: Path, tag: str, *, log=None) -> Any:
     try:
         return _build(c, context, tag, log=log)
     except StageFailed as exc:
-        if engine_lost(c):
+        if engine_lost(c) or (_step_killed(exc) and _goes_away(c)):
             raise lost_engine_error(c, f"building {tag}") from exc
         raise
     except Exception as exc:  # noqa: BLE001 - classified
         if engine_lost(c, exc):
             raise lost_engine_error(c, f"building {tag}", exc) from exc
         raise
+
+
+# a step killed by a signal (SIGKILL 137, SIGTERM 143), or a stream cut short: what an
+# engine that is shutting down does to a build before it stops answering
+_KILLED = re.compile(r"returned a non-zero code: (137|143)\b|returned no image id")
+
+
+def _step_killed(exc: BaseException) -> bool:
+    return bool(_KILLED.search(str(exc)))
+
+
+def _goes_away(c, seconds: float = 5.0) -> bool:
+    """Does the engine stop answering within ``seconds``? (An engine being stopped kills
+    the running step, answers that, then goes; a step killed for another reason, such as
+    the kernel's OOM killer, leaves it answering.)"""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if engine_lost(c):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _build(c, context: Path, tag: str, *, log=None) -> Any:
