@@ -1,5 +1,9 @@
 """A private ``dockerd`` a test may stop: its own data, exec root and socket under a temp
-folder, no bridge and no iptables rules (so it never touches the shared engine's network).
+folder, in its own network namespace, with no bridge and no iptables rules.
+
+The namespace matters: a ``dockerd --bridge=none`` deletes the ``docker0`` interface of
+its namespace, which on the host is the shared engine's bridge (every container the
+shared engine starts afterwards fails with "could not find bridge docker0").
 
 Stopping is what ``systemctl stop docker`` does: SIGTERM, and the engine ends its
 containers (a running build step too) before it exits. Starting it again on the same
@@ -19,10 +23,11 @@ from tests.services import _docker_ping, stop
 
 class PrivateDockerd:
     def __init__(self) -> None:
-        exe = shutil.which("dockerd")
-        if exe is None:
-            raise RuntimeError("dockerd not installed (./run test installs docker.io)")
-        self.exe = exe
+        exe, unshare = shutil.which("dockerd"), shutil.which("unshare")
+        if exe is None or unshare is None:
+            raise RuntimeError("dockerd or unshare missing (./run test installs docker.io; "
+                               "unshare is util-linux)")
+        self.cmd = [unshare, "--net", "--", exe]  # exec'd: the pid is dockerd's
         # a short path: the socket path must fit in 108 bytes
         self.root = Path(tempfile.mkdtemp(prefix="mlcd-fdk-", dir="/tmp"))
         self.url = f"unix://{self.root / 'docker.sock'}"
@@ -38,7 +43,7 @@ class PrivateDockerd:
     def start(self, timeout: float = 90) -> str:
         log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [self.exe, "--data-root", str(self.root / "data"),
+            [*self.cmd, "--data-root", str(self.root / "data"),
              "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"),
              "-H", self.url, "--bridge=none", "--iptables=false", "--ip6tables=false",
              "--shutdown-timeout=5"],
