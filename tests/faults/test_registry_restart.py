@@ -24,6 +24,7 @@ from tests.cli.test_register import _train
 from tests.faults.restart import Restartable, RestartingProxy
 from tests.faults.test_registry_outage import _log_two_versions, _serving
 
+pytestmark = [pytest.mark.slow, pytest.mark.service]
 # long enough for a restart on a loaded CI machine (12 s idle here); the default is 60 s
 WINDOW = {"MLCD_TRACKING_WAIT": "150", "MLCD_PROGRESS": "0"}
 
