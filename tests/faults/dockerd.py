@@ -73,9 +73,13 @@ class PrivateDockerd:
 
     def remove(self) -> None:
         self.stop()
-        if self.tmpfs:
-            subprocess.run(["umount", "-l", str(self.root / "data")], capture_output=True,
-                           timeout=60)
+        # a container stopped with the engine may leave its overlay mounted: every mount
+        # under the folder goes (deepest first), the tmpfs last
+        with open("/proc/self/mounts") as fh:
+            points = [line.split()[1] for line in fh]
+        inside = [m for m in points if m == str(self.root) or m.startswith(f"{self.root}/")]
+        for point in sorted(set(inside), key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True, timeout=60)
         # rm is several times faster than shutil.rmtree on an engine's layer folders
         subprocess.run(["rm", "-rf", "--one-file-system", str(self.root)], capture_output=True,
                        timeout=300)
