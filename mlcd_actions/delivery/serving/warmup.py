@@ -39,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             pass
     spec = app.load_spec(app.Settings(model_uri=args[0]))
     threads.info()
-    sys.stdout.write(f"warm-up: model {spec.model.display} loaded "
-                     f"({'numeric fast path' if spec.fast else 'frameless path' if spec.frameless else 'DataFrame path'})\n")
+    path = ("numeric fast path" if spec.fast else "frameless path" if spec.frameless
+            else "direct python_function path" if spec.direct else "DataFrame path")
+    sys.stdout.write(f"warm-up: model {spec.model.display} loaded ({path})\n")
     return 0
 
 
