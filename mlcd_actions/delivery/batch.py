@@ -108,13 +108,13 @@ class ChunkRunner:
     started (0: ran in this process).
     """
 
-    def __init__(self, fn, state, *, workers: int, rows_of, min_rows: int = POOL_MIN_ROWS,
+    def __init__(self, fn, state, *, workers: int, rows_of, min_rows: int | None = None,
                  threads: int = 1) -> None:
         self.fn = fn
         self.state = state
         self.workers = max(1, workers)
         self.rows_of = rows_of
-        self.min_rows = min_rows
+        self.min_rows = POOL_MIN_ROWS if min_rows is None else min_rows
         self.threads = threads
         self.used = 0
 

@@ -307,16 +307,18 @@ class _Writer:
 
 
 def _predict_chunk(spec: ModelSpec, item: tuple) -> tuple[pa.Table, dict]:
-    """One chunk: ``item = (batch, features, ids, label, where)`` -> (output table, class
-    counts). Runs in this process or in a worker of :class:`ChunkRunner`."""
+    """One chunk: ``item = (batch, features, ids, label, where, first_row)`` -> (output
+    table, class counts); ``first_row`` is the chunk's 0-based row in its file, so an
+    error names the file's row. Runs in this process or in a worker of
+    :class:`ChunkRunner`."""
     import numpy as np
     import pyarrow as pa
 
     from mlcd_actions.models import loading as models
 
-    batch, features, ids, label, where = item
+    batch, features, ids, label, where, first_row = item
     frame = batch.select(features).to_pandas()
-    frame = models.prepare_features(frame, label, spec.model, path=where)
+    frame = models.prepare_features(frame, label, spec.model, path=where, first_row=first_row)
     pred, proba = spec.predict(frame)
     arrays = [batch.column(c) for c in ids]
     names = list(ids)
@@ -370,9 +372,11 @@ def _predict_files(spec: ModelSpec, plan: _Plan, output: str, out_kind: str,
             available = _columns_of(f)
             columns = plan.columns_for(available)
             features = plan.features_for(available)
+            first_row = 0
             for batch in _file_batches(f, columns, plan, chunk_rows):
                 if batch.num_rows:
-                    yield batch, features, plan.ids, plan.label, str(f)
+                    yield batch, features, plan.ids, plan.label, str(f), first_row
+                first_row += batch.num_rows
 
     total = _parquet_rows(plan.files)
     with atomic_path(output) as tmp, \
@@ -408,6 +412,7 @@ def _predict_source(spec: ModelSpec, uri: str, output: str, out_kind: str, chunk
 
     def items(data):
         plan = None
+        first_row = 0
         for big in data.batches:
             if plan is None:
                 plan = _plan_columns(spec, list(big.schema.names), id_columns, shown)
@@ -418,7 +423,8 @@ def _predict_source(spec: ModelSpec, uri: str, output: str, out_kind: str, chunk
                 missing = [c for c in columns if c not in batch.schema.names]
                 if missing:
                     raise DataError(f"{shown}: column {missing[0]!r} missing in a later batch")
-                yield batch.select(columns), features, plan.ids, plan.label, shown
+                yield batch.select(columns), features, plan.ids, plan.label, shown, first_row
+                first_row += batch.num_rows
 
     with source.open(uri) as data, atomic_path(output) as tmp, \
             Progress("predict", enabled=progress) as bar:
