@@ -159,6 +159,26 @@ class ChunkRunner:
             _TASK = None
 
 
+class Chunk:
+    """A record batch that pickles as Arrow IPC: a slice of a larger batch (a CSV block
+    cut into chunks) sends its own rows only, where pickling the batch itself would send
+    the whole block's buffers to a worker."""
+
+    __slots__ = ("batch",)
+
+    def __init__(self, batch) -> None:
+        self.batch = batch
+
+    def __reduce__(self):
+        return _chunk_from_ipc, (self.batch.schema, self.batch.serialize())
+
+
+def _chunk_from_ipc(schema, buffer) -> Chunk:
+    import pyarrow as pa
+
+    return Chunk(pa.ipc.read_record_batch(buffer, schema))
+
+
 def _worker_init(threads: int) -> None:
     import signal
 

@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING, Any
 from mlcd_actions.core.errors import ConfigError, DataError, first_line
 from mlcd_actions.core.results import StageResult, Table
 from mlcd_actions.data import tables as tabular
-from mlcd_actions.delivery.batch import RESERVED, ChunkRunner, default_workers, result_columns
+from mlcd_actions.delivery.batch import (
+    RESERVED,
+    Chunk,
+    ChunkRunner,
+    default_workers,
+    result_columns,
+)
 from mlcd_actions.delivery.batch import Plan as _Plan
 from mlcd_actions.delivery.batch import check_clash as _check_clash
 from mlcd_actions.delivery.batch import plan_columns as _plan_columns
@@ -307,7 +313,7 @@ class _Writer:
 
 
 def _predict_chunk(spec: ModelSpec, item: tuple) -> tuple[pa.Table, dict]:
-    """One chunk: ``item = (batch, features, ids, label, where, first_row)`` -> (output
+    """One chunk: ``item = (Chunk, features, ids, label, where, first_row)`` -> (output
     table, class counts); ``first_row`` is the chunk's 0-based row in its file, so an
     error names the file's row. Runs in this process or in a worker of
     :class:`ChunkRunner`."""
@@ -316,7 +322,8 @@ def _predict_chunk(spec: ModelSpec, item: tuple) -> tuple[pa.Table, dict]:
 
     from mlcd_actions.models import loading as models
 
-    batch, features, ids, label, where, first_row = item
+    chunk, features, ids, label, where, first_row = item
+    batch = chunk.batch
     frame = batch.select(features).to_pandas()
     frame = models.prepare_features(frame, label, spec.model, path=where, first_row=first_row)
     pred, proba = spec.predict(frame)
@@ -340,7 +347,7 @@ def _write_all(spec: ModelSpec, items, writer: _Writer, bar, workers: int):
     counts: Counter = Counter()
     rows = 0
     runner = ChunkRunner(_predict_chunk, spec, workers=workers,
-                         rows_of=lambda item: item[0].num_rows)
+                         rows_of=lambda item: item[0].batch.num_rows)
     for table, chunk_counts in runner.map(items):
         writer.write(table)
         counts.update(chunk_counts)
@@ -375,7 +382,7 @@ def _predict_files(spec: ModelSpec, plan: _Plan, output: str, out_kind: str,
             first_row = 0
             for batch in _file_batches(f, columns, plan, chunk_rows):
                 if batch.num_rows:
-                    yield batch, features, plan.ids, plan.label, str(f), first_row
+                    yield Chunk(batch), features, plan.ids, plan.label, str(f), first_row
                 first_row += batch.num_rows
 
     total = _parquet_rows(plan.files)
@@ -423,7 +430,8 @@ def _predict_source(spec: ModelSpec, uri: str, output: str, out_kind: str, chunk
                 missing = [c for c in columns if c not in batch.schema.names]
                 if missing:
                     raise DataError(f"{shown}: column {missing[0]!r} missing in a later batch")
-                yield batch.select(columns), features, plan.ids, plan.label, shown, first_row
+                yield (Chunk(batch.select(columns)), features, plan.ids, plan.label, shown,
+                       first_row)
                 first_row += batch.num_rows
 
     with source.open(uri) as data, atomic_path(output) as tmp, \

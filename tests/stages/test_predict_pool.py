@@ -177,3 +177,24 @@ def _processes_running(needle: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def test_csv_blocks_cut_into_chunks_equal_single_process(models, tmp_path, low_threshold):
+    model, data = models["tfidf"]
+    pd.read_parquet(data).to_csv(tmp_path / "in.csv", index=False)
+    one, single = _run(model, tmp_path / "in.csv", tmp_path / "one.parquet", workers=1)
+    two, pooled = _run(model, tmp_path / "in.csv", tmp_path / "two.parquet", workers=2)
+    assert (one.details["workers"], two.details["workers"]) == (0, 2)
+    assert_batch_frame_equal(pooled, single)
+
+
+def test_a_chunk_sends_its_own_rows_only():
+    import pickle
+
+    import pyarrow as pa
+
+    block = pa.record_batch({"x": np.arange(100_000.0), "s": [str(i) for i in range(100_000)]})
+    part = block.slice(40_000, 1000)
+    sent = pickle.loads(pickle.dumps(batch.Chunk(part)))
+    assert sent.batch.equals(part)
+    assert len(pickle.dumps(batch.Chunk(part))) < len(pickle.dumps(part)) / 20
