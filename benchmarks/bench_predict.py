@@ -92,8 +92,10 @@ def make_data(name: str, path: Path, rows: int, csv: Path | None = None,
             csv_writer.close()
 
 
-def child(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    """Run ``cmd``; ``(seconds, peak RSS in MiB, stderr tail)``."""
+def child(cmd: list[str], env: dict) -> tuple[float, float, str, float]:
+    """Run ``cmd``; ``(seconds, peak RSS in MiB, stderr tail, CPU seconds)``: user + system
+    time of the child and the processes it waited for (its workers), which a loaded
+    machine inflates far less than wall time."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = proc.stderr.read() if proc.stderr else b""
@@ -103,7 +105,8 @@ def child(cmd: list[str], env: dict) -> tuple[float, float, str]:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])}... exited {proc.returncode}:\n"
                            f"{err.decode(errors='replace')[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024.0, err.decode(errors="replace")[-300:]
+    return (seconds, usage.ru_maxrss / 1024.0, err.decode(errors="replace")[-300:],
+            usage.ru_utime + usage.ru_stime)
 
 
 def bench_model(name: str, root: Path, env: dict, args) -> dict:
@@ -185,8 +188,8 @@ def main() -> None:
         print(f"{args.rows:,} rows per model; mlcd predict --chunk-rows {args.chunk_rows:,} "
               "(CSV or Parquet in, Parquet out); mlflow models predict -t csv "
               "--env-manager local (the same CSV file)")
-        print(f"{'model':<8}{'run':<36}{'rows':>12}{'seconds':>10}{'peak MiB':>10}"
-              f"{'rows/s':>12}")
+        print(f"{'model':<8}{'run':<36}{'rows':>12}{'seconds':>10}{'CPU s':>8}"
+              f"{'peak MiB':>10}{'rows/s':>12}")
         for name in names:
             results[name] = bench_model(name, root, env, args)
             _print_runs(name, results[name], args)
@@ -206,9 +209,9 @@ def _print_runs(name: str, r: dict, args) -> None:
         runs.append(("mlcd predict (large, parquet)", args.large_rows, r["large"]))
     if "mlflow" in r:
         runs.append(("mlflow models predict (csv)", args.rows, r["mlflow"]))
-    for run, n, (sec, mib, _) in runs:
-        print(f"{name:<8}{run:<36}{n:>12,}{sec:>10.2f}{mib:>10.0f}{n / sec:>12,.0f}",
-              flush=True)
+    for run, n, (sec, mib, _, cpu) in runs:
+        print(f"{name:<8}{run:<36}{n:>12,}{sec:>10.2f}{cpu:>8.1f}{mib:>10.0f}"
+              f"{n / sec:>12,.0f}", flush=True)
     if "inproc" in r:
         print(f"{name:<8}in process: {r['inproc'][2].strip().splitlines()[-1]}")
     if "large" in r:
@@ -219,10 +222,11 @@ def _print_runs(name: str, r: dict, args) -> None:
 def _print_table(names: list[str], results: dict) -> None:
     print("target: mlcd predict >= 5x faster than mlflow models predict end to end, same "
           "CSV file")
-    print("| model | mlcd s (csv / parquet) | mlflow s | mlflow / mlcd | mlcd: start + "
-          "imports / model load / read + predict + write s (workers) | model call s "
-          "(share of mlflow) | predictions differing | peak MiB mlcd / mlflow | load |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | mlcd s (csv / parquet) | mlflow s | mlflow / mlcd | CPU s mlcd / mlflow "
+          "| mlcd: start + imports / model load / read + predict + write s (workers) | "
+          "model call s (share of mlflow) | predictions differing | peak MiB mlcd / mlflow "
+          "| load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         r = results[name]
         ours, work = r["mlcd"], r["mlcd_work"]
@@ -236,8 +240,8 @@ def _print_table(names: list[str], results: dict) -> None:
             call = f"{predict_s:.1f}{share}"
         theirs = r.get("mlflow")
         print(f"| {name} | {ours[0]:.2f} / {r['mlcd_pq'][0]:.2f} | "
-              + (f"{theirs[0]:.2f} | **{theirs[0] / ours[0]:.1f}x** | " if theirs else
-                 "- | - | ")
+              + (f"{theirs[0]:.2f} | **{theirs[0] / ours[0]:.1f}x** | {ours[3]:.1f} / "
+                 f"{theirs[3]:.1f} | " if theirs else "- | - | - | ")
               + f"{phases} | {call} | {r.get('differ', '-')} | {ours[1]:.0f} / "
               + (f"{theirs[1]:.0f}" if theirs else "-") + f" | {r['load']:.1f} |")
 
