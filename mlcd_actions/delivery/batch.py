@@ -98,8 +98,8 @@ class ChunkRunner:
     """``fn(state, item)`` over ``items`` in input order, on up to ``workers`` processes.
 
     The workers are forked after the model is loaded, so they share it (copy on write)
-    and pay no import or load; each caps its native thread pools (OpenMP, BLAS) at
-    ``threads`` with threadpoolctl, so N workers keep N busy threads on N cores, and
+    and pay no import or load (a platform without fork runs everything here); each caps
+    its native thread pools (OpenMP, BLAS) at ``threads`` with threadpoolctl, so N workers keep N busy threads on N cores, and
     ignores SIGINT (the parent stops the run). At most ``2 * workers`` items are in
     flight, so memory stays bounded however long the input. Items are read ahead until
     ``min_rows`` rows (``rows_of(item)``) are seen: a smaller input runs in this process
@@ -127,7 +127,7 @@ class ChunkRunner:
                 rows += self.rows_of(item)
                 if rows >= self.min_rows and len(head) > 1:
                     break
-        if self.workers <= 1 or rows < self.min_rows or len(head) < 2:
+        if self.workers <= 1 or rows < self.min_rows or len(head) < 2 or not _can_fork():
             for item in [*head, *items]:
                 yield self.fn(self.state, item)
             return
@@ -177,6 +177,14 @@ def _chunk_from_ipc(schema, buffer) -> Chunk:
     import pyarrow as pa
 
     return Chunk(pa.ipc.read_record_batch(buffer, schema))
+
+
+def _can_fork() -> bool:
+    """Workers are forked (they share the loaded model); where the platform has no fork
+    (Windows), chunks run in this process."""
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
 def _worker_init(threads: int) -> None:
