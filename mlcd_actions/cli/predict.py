@@ -20,13 +20,16 @@ from mlcd_actions.cli.common import engine_options, spark_settings, split_multi,
 @click.option("--chunk-rows", default=100_000, show_default=True, type=int,
               help="Rows per chunk (spark: per Arrow batch): memory stays flat however "
                    "large the input.")
+@click.option("--workers", default=None, type=click.IntRange(min=1), metavar="N",
+              help="Processes predicting chunks in parallel (default: one per usable CPU; "
+                   "inputs under 50,000 rows run in one process). pandas engine.")
 @click.option("--id-column", "id_column", multiple=True, metavar="COL",
               help="Input column copied to the output, repeatable (default: columns named "
                    "id or ending in _id).")
 @click.option("--tracking-uri", default=None, metavar="URI",
               help="MLflow tracking server for runs:/ and models:/ URIs.")
-def cmd(model_uri, input, output, engine, spark_master, spark_conf, chunk_rows, id_column,
-        tracking_uri):
+def cmd(model_uri, input, output, engine, spark_master, spark_conf, chunk_rows, workers,
+        id_column, tracking_uri):
     """Predict every row of --input with the model at --model-uri, chunk by chunk.
 
     Writes the id columns, `prediction`, and for classifiers `probability` (binary) or
@@ -38,4 +41,4 @@ def cmd(model_uri, input, output, engine, spark_master, spark_conf, chunk_rows, 
 
     return predict.run(model_uri, input, output, engine=engine, chunk_rows=chunk_rows,
                        id_columns=split_multi(id_column) or None, tracking_uri=tracking_uri,
-                       spark=spark_settings(spark_master, spark_conf))
+                       spark=spark_settings(spark_master, spark_conf), workers=workers)

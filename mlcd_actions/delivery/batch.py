@@ -79,3 +79,138 @@ def check_clash(ids: list[str]) -> None:
     if clash:
         raise DataError(f"id column {clash[0]!r} would collide with an output column; "
                         "rename it or pick other --id-column values")
+
+
+# ---------------------------------------------------------------- chunks over the cores
+
+POOL_MIN_ROWS = 50_000   # below this many input rows no worker process is started
+_TASK = None             # (fn, state) the forked workers call; set just before the fork
+
+
+def default_workers() -> int:
+    """One worker per usable CPU (affinity mask and cgroup quota)."""
+    from mlcd_actions.delivery.serving.threads import usable_cpus
+
+    return usable_cpus()
+
+
+class ChunkRunner:
+    """``fn(state, item)`` over ``items`` in input order, on up to ``workers`` processes.
+
+    The workers are forked after the model is loaded, so they share it (copy on write)
+    and pay no import or load (a platform without fork runs everything here); each caps
+    its native thread pools (OpenMP, BLAS) at ``threads`` with threadpoolctl, so N workers keep N busy threads on N cores, and
+    ignores SIGINT (the parent stops the run). At most ``2 * workers`` items are in
+    flight, so memory stays bounded however long the input. Items are read ahead until
+    ``min_rows`` rows (``rows_of(item)``) are seen: a smaller input runs in this process
+    and starts no pool. An error in a worker is raised here, for the item it belongs to,
+    after the items before it were yielded. ``used`` is the number of worker processes
+    started (0: ran in this process).
+    """
+
+    def __init__(self, fn, state, *, workers: int, rows_of, min_rows: int | None = None,
+                 threads: int = 1) -> None:
+        self.fn = fn
+        self.state = state
+        self.workers = max(1, workers)
+        self.rows_of = rows_of
+        self.min_rows = POOL_MIN_ROWS if min_rows is None else min_rows
+        self.threads = threads
+        self.used = 0
+
+    def map(self, items):
+        items = iter(items)
+        head, rows = [], 0
+        if self.workers > 1:
+            for item in items:
+                head.append(item)
+                rows += self.rows_of(item)
+                if rows >= self.min_rows and len(head) > 1:
+                    break
+        if self.workers <= 1 or rows < self.min_rows or len(head) < 2 or not _can_fork():
+            for item in [*head, *items]:
+                yield self.fn(self.state, item)
+            return
+        yield from self._pooled([*head], items)
+
+    def _pooled(self, head: list, items):
+        import itertools
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        global _TASK
+        _TASK = (self.fn, self.state)
+        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_worker_init, initargs=(self.threads,))
+        self.used = self.workers
+        pending: deque = deque()
+        try:
+            for item in itertools.chain(head, items):
+                pending.append(pool.submit(_worker_call, item))
+                if len(pending) >= 2 * self.workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            _TASK = None
+
+
+class Chunk:
+    """A record batch that pickles as Arrow IPC: a slice of a larger batch (a CSV block
+    cut into chunks) sends its own rows only, where pickling the batch itself would send
+    the whole block's buffers to a worker."""
+
+    __slots__ = ("batch",)
+
+    def __init__(self, batch) -> None:
+        self.batch = batch
+
+    def __reduce__(self):
+        return _chunk_from_ipc, (self.batch.schema, self.batch.serialize())
+
+
+def _chunk_from_ipc(schema, buffer) -> Chunk:
+    import pyarrow as pa
+
+    return Chunk(pa.ipc.read_record_batch(buffer, schema))
+
+
+def _can_fork() -> bool:
+    """Workers are forked (they share the loaded model); where the platform has no fork
+    (Windows), chunks run in this process."""
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _worker_init(threads: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which stops us
+    _die_with_parent()
+    import os
+
+    from mlcd_actions.delivery.serving.threads import environment, limit
+
+    os.environ.update(environment(threads))
+    limit(threads)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this worker when the parent process dies (even by SIGKILL)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the executor's own shutdown still applies
+        pass
+
+
+def _worker_call(item):
+    fn, state = _TASK
+    return fn(state, item)

@@ -430,12 +430,14 @@ def resolve_task(model: LoadedModel, y: pd.Series) -> str:
 
 
 def prepare_features(df: pd.DataFrame, label: str | None, model: LoadedModel,
-                     *, path: str | os.PathLike | None = None) -> pd.DataFrame:
+                     *, path: str | os.PathLike | None = None,
+                     first_row: int = 0) -> pd.DataFrame:
     """The frame a model is fed: every column but the label, in the model's input order.
 
     With a signature (or recorded feature list) the columns follow it and columns the
     model never saw are left out; a column it needs that is missing is a DataError
-    naming it. Without one, every column but the label in file order.
+    naming it. Without one, every column but the label in file order. ``first_row``:
+    the 0-based file row of ``df``'s first row (a chunk of a file), for messages.
     """
     cols = [c for c in df.columns if c != label]
     if model.input_columns:
@@ -448,7 +450,7 @@ def prepare_features(df: pd.DataFrame, label: str | None, model: LoadedModel,
                             f"{model.display} needs are missing")
         cols = [c for c in model.input_columns if c != label]
     out = df.loc[:, cols]
-    check_feature_types(out, model, path=path)
+    check_feature_types(out, model, path=path, first_row=first_row)
     return out
 
 
@@ -472,7 +474,7 @@ def signature_types(model: LoadedModel) -> dict[str, str]:
 
 
 def check_feature_types(df: pd.DataFrame, model: LoadedModel, *,
-                        path: str | os.PathLike | None = None) -> None:
+                        path: str | os.PathLike | None = None, first_row: int = 0) -> None:
     """DataError when a column the signature types as a number holds something else.
 
     Names the column, the signature type and the first bad data row (counted from 1):
@@ -492,7 +494,8 @@ def check_feature_types(df: pd.DataFrame, model: LoadedModel, *,
             row, value = bad
             where = f"{path}: " if path else ""
             raise DataError(f"{where}feature column {str(col)!r} must be a number (model "
-                            f"{model.display} signature: {expected}), but data row {row + 1} "
+                            f"{model.display} signature: {expected}), but data row "
+                            f"{first_row + row + 1} "
                             f"holds {_show(value)}")
 
 

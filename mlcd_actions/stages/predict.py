@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING, Any
 from mlcd_actions.core.errors import ConfigError, DataError, first_line
 from mlcd_actions.core.results import StageResult, Table
 from mlcd_actions.data import tables as tabular
-from mlcd_actions.delivery.batch import RESERVED, result_columns
+from mlcd_actions.delivery.batch import (
+    RESERVED,
+    Chunk,
+    ChunkRunner,
+    default_workers,
+    result_columns,
+)
 from mlcd_actions.delivery.batch import Plan as _Plan
 from mlcd_actions.delivery.batch import check_clash as _check_clash
 from mlcd_actions.delivery.batch import plan_columns as _plan_columns
@@ -57,7 +63,8 @@ _ARROW_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integ
 def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
         chunk_rows: int = DEFAULT_CHUNK_ROWS, id_columns: list[str] | None = None,
         tracking_uri: str | None = None, progress: bool | None = None,
-        spark_master: str | None = None, spark: Any = None) -> StageResult:
+        spark_master: str | None = None, spark: Any = None,
+        workers: int | None = None) -> StageResult:
     if engine not in ENGINES:
         raise ConfigError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
     if engine == "spark" and importlib.util.find_spec("pyspark") is None:
@@ -65,6 +72,9 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
                           "(pip install 'mlcd-actions[spark]', or use --engine pandas)")
     if chunk_rows < 1:
         raise ConfigError(f"--chunk-rows must be at least 1, got {chunk_rows}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    workers = workers or default_workers()
     out_kind = _output_kind(output)
     remote = engine == "spark" or _is_remote(input)
     files: list[Path] = [] if remote else _input_files(input, output)
@@ -81,15 +91,16 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
         counts, rows, ids, out_names = predict_spark.predict(
             spec, input, output, out_kind, id_columns=id_columns, batch_rows=chunk_rows,
             master=spark_master, settings=spark)
+        used = None
     elif remote:
-        counts, rows, out_schema = _predict_source(spec, input, output, out_kind, chunk_rows,
-                                                    id_columns, progress)
+        counts, rows, out_schema, used = _predict_source(
+            spec, input, output, out_kind, chunk_rows, id_columns, progress, workers)
         ids = [n for n in out_schema.names if n not in _result_names(out_schema)]
         out_names = out_schema.names
     else:
         plan = _plan(spec, files, id_columns)
-        counts, rows, out_schema = _predict_files(spec, plan, output, out_kind, chunk_rows,
-                                                   progress)
+        counts, rows, out_schema, used = _predict_files(spec, plan, output, out_kind,
+                                                         chunk_rows, progress, workers)
         ids = plan.ids
         out_names = out_schema.names
     seconds = time.monotonic() - t0
@@ -105,6 +116,7 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
                       "model_version": spec.version, "run_id": spec.run_id,
                       "lineage_id": spec.lineage_id, "engine": engine,
                       "chunk_rows": chunk_rows, "input": input,
+                      "workers": used,
                       "files": [str(f) for f in files], "id_columns": ids,
                       "output_columns": out_names}
     if spec.lineage_id:
@@ -300,16 +312,20 @@ class _Writer:
             self._w.close()
 
 
-def _predict_chunk(spec: ModelSpec, batch: pa.RecordBatch, features: list[str],
-                   ids: list[str], label: str | None, where: str,
-                   counts: Counter) -> pa.Table:
+def _predict_chunk(spec: ModelSpec, item: tuple) -> tuple[pa.Table, dict]:
+    """One chunk: ``item = (Chunk, features, ids, label, where, first_row)`` -> (output
+    table, class counts); ``first_row`` is the chunk's 0-based row in its file, so an
+    error names the file's row. Runs in this process or in a worker of
+    :class:`ChunkRunner`."""
     import numpy as np
     import pyarrow as pa
 
     from mlcd_actions.models import loading as models
 
+    chunk, features, ids, label, where, first_row = item
+    batch = chunk.batch
     frame = batch.select(features).to_pandas()
-    frame = models.prepare_features(frame, label, spec.model, path=where)
+    frame = models.prepare_features(frame, label, spec.model, path=where, first_row=first_row)
     pred, proba = spec.predict(frame)
     arrays = [batch.column(c) for c in ids]
     names = list(ids)
@@ -317,12 +333,27 @@ def _predict_chunk(spec: ModelSpec, batch: pa.RecordBatch, features: list[str],
         arrays.append(_to_arrow(values) if name == "prediction" else
                       pa.array(np.ascontiguousarray(values), type=pa.float64()))
         names.append(name)
+    counts: dict = {}
     if spec.task == "classification" or proba is not None:
         uniq, cnt = np.unique(pred.astype(str) if pred.dtype == object else pred,
                               return_counts=True)
-        for k, v in zip(uniq.tolist(), cnt.tolist(), strict=True):
-            counts[k] += v
-    return pa.Table.from_arrays(arrays, names=names)
+        counts = dict(zip(uniq.tolist(), cnt.tolist(), strict=True))
+    return pa.Table.from_arrays(arrays, names=names), counts
+
+
+def _write_all(spec: ModelSpec, items, writer: _Writer, bar, workers: int):
+    """Predict ``items`` (chunks in input order) over ``workers`` processes, write the
+    answers in input order; ``(class counts, rows, workers started)``."""
+    counts: Counter = Counter()
+    rows = 0
+    runner = ChunkRunner(_predict_chunk, spec, workers=workers,
+                         rows_of=lambda item: item[0].batch.num_rows)
+    for table, chunk_counts in runner.map(items):
+        writer.write(table)
+        counts.update(chunk_counts)
+        rows += table.num_rows
+        bar.update(table.num_rows)
+    return counts, rows, runner.used
 
 
 def _to_arrow(values) -> pa.Array:
@@ -339,34 +370,33 @@ def _result_names(schema) -> list[str]:
 
 
 def _predict_files(spec: ModelSpec, plan: _Plan, output: str, out_kind: str,
-                   chunk_rows: int, progress: bool | None):
+                   chunk_rows: int, progress: bool | None, workers: int):
     from mlcd_actions.core.files import atomic_path
     from mlcd_actions.core.progress import Progress
 
+    def items():
+        for f in plan.files:
+            available = _columns_of(f)
+            columns = plan.columns_for(available)
+            features = plan.features_for(available)
+            first_row = 0
+            for batch in _file_batches(f, columns, plan, chunk_rows):
+                if batch.num_rows:
+                    yield Chunk(batch), features, plan.ids, plan.label, str(f), first_row
+                first_row += batch.num_rows
+
     total = _parquet_rows(plan.files)
-    counts: Counter = Counter()
-    rows = 0
     with atomic_path(output) as tmp, \
             Progress("predict", total=total, enabled=progress) as bar:
         writer = _Writer(tmp, out_kind)
         try:
-            for f in plan.files:
-                available = _columns_of(f)
-                columns = plan.columns_for(available)
-                features = plan.features_for(available)
-                for batch in _file_batches(f, columns, plan, chunk_rows):
-                    if batch.num_rows == 0:
-                        continue
-                    writer.write(_predict_chunk(spec, batch, features, plan.ids, plan.label,
-                                                str(f), counts))
-                    rows += batch.num_rows
-                    bar.update(batch.num_rows)
+            counts, rows, used = _write_all(spec, items(), writer, bar, workers)
         finally:
             writer.close()
         if rows == 0:
             raise DataError(f"{plan.files[0] if len(plan.files) == 1 else plan.files[0].parent}"
                             ": no rows to predict")
-    return counts, rows, writer.schema
+    return counts, rows, writer.schema, used
 
 
 def _parquet_rows(files: list[Path]) -> int | None:
@@ -378,7 +408,7 @@ def _parquet_rows(files: list[Path]) -> int | None:
 
 
 def _predict_source(spec: ModelSpec, uri: str, output: str, out_kind: str, chunk_rows: int,
-                    id_columns: list[str] | None, progress: bool | None):
+                    id_columns: list[str] | None, progress: bool | None, workers: int):
     """Remote input through the source adapter registry (``mlcd_actions.sources``)."""
     from mlcd_actions.core.files import atomic_path
     from mlcd_actions.core.progress import Progress
@@ -386,30 +416,31 @@ def _predict_source(spec: ModelSpec, uri: str, output: str, out_kind: str, chunk
 
     shown = mask_uri(uri)
     source = for_uri(uri)(progress=bool(progress))
-    counts: Counter = Counter()
-    rows = 0
-    plan = None
+
+    def items(data):
+        plan = None
+        first_row = 0
+        for big in data.batches:
+            if plan is None:
+                plan = _plan_columns(spec, list(big.schema.names), id_columns, shown)
+                columns = plan.columns_for(list(big.schema.names))
+                features = plan.features_for(list(big.schema.names))
+            for start in range(0, big.num_rows, chunk_rows):
+                batch = big.slice(start, chunk_rows)
+                missing = [c for c in columns if c not in batch.schema.names]
+                if missing:
+                    raise DataError(f"{shown}: column {missing[0]!r} missing in a later batch")
+                yield (Chunk(batch.select(columns)), features, plan.ids, plan.label, shown,
+                       first_row)
+                first_row += batch.num_rows
+
     with source.open(uri) as data, atomic_path(output) as tmp, \
             Progress("predict", enabled=progress) as bar:
         writer = _Writer(tmp, out_kind)
         try:
-            for big in data.batches:
-                if plan is None:
-                    plan = _plan_columns(spec, list(big.schema.names), id_columns, shown)
-                    columns = plan.columns_for(list(big.schema.names))
-                    features = plan.features_for(list(big.schema.names))
-                for start in range(0, big.num_rows, chunk_rows):
-                    batch = big.slice(start, chunk_rows)
-                    missing = [c for c in columns if c not in batch.schema.names]
-                    if missing:
-                        raise DataError(f"{shown}: column {missing[0]!r} missing in a later "
-                                        "batch")
-                    writer.write(_predict_chunk(spec, batch.select(columns), features,
-                                                plan.ids, plan.label, shown, counts))
-                    rows += batch.num_rows
-                    bar.update(batch.num_rows)
+            counts, rows, used = _write_all(spec, items(data), writer, bar, workers)
         finally:
             writer.close()
         if rows == 0:
             raise DataError(f"{shown}: no rows to predict")
-    return counts, rows, writer.schema
+    return counts, rows, writer.schema, used
