@@ -185,6 +185,32 @@ def test_monitor_large_data_within_the_stated_tolerance():
     assert spark_r.details["drift"]["c"] == pandas_r.details["drift"]["c"]
 
 
+def test_monitor_exact_ks_when_the_grid_needs_splitting(monkeypatch):
+    """With no values allowed back from undecided grid bins, every level of sub-bins is
+    used and then the sorting fallback: KS still equals the pandas engine's."""
+    from mlcd_actions.data.spark import drift as spark_drift
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    for name, shift in (("ref", 0.0), ("cur", 0.01)):
+        x = rng.normal(shift, 1, n).round(3)      # ties
+        x[0] = 1e6               # one far value: every other one lands in one grid bin
+        pd.DataFrame({"x": x}).to_parquet(f"{name}.parquet")
+    want = monitor.run("ref.parquet", "cur.parquet").details["drift"]["x"]
+    calls = []
+    for name in ("_refine", "_ks"):          # the real functions, counted
+        real = getattr(spark_drift, name)
+        monkeypatch.setattr(spark_drift, name,
+                            lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    for limit, path in ((2000, "_refine"), (0, "_ks")):   # split then resolved; sorted
+        monkeypatch.setattr(spark_drift, "RESOLVE_MAX", limit)
+        calls.clear()
+        got = monitor.run("ref.parquet", "cur.parquet", engine="spark").details["drift"]["x"]
+        assert path in calls and (limit == 0 or "_ks" not in calls), calls
+        assert (got["ks"], got["ks_pvalue"], got["psi"]) == (want["ks"], want["ks_pvalue"],
+                                                             want["psi"])
+
+
 # --------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("args", [

@@ -35,7 +35,9 @@ from mlcd_actions.data.drift import EXACT_KS_MAX, NUMERIC, ColumnDrift
 
 ACCURACY = 100_000
 GRID_BINS = 1 << 15             # bins per column of the KS grid
-RESOLVE_MAX = 2_000_000         # values of undecided grid bins read back, per column
+GRID_SPLIT = 64                 # sub-bins per undecided bin, at each further level
+GRID_LEVELS = 4                 # levels of bins before the sort fallback
+RESOLVE_MAX = 500_000           # values of undecided bins read back, per column
 KS_ROWS_PER_PARTITION = 4_000_000   # values per range partition of the exact KS sort
 KS_MAX_PARTITIONS = 256
 _NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double")
@@ -238,10 +240,12 @@ def _histograms(ref: Any, rvals: dict[str, Any], cur: Any, cvals: dict[str, Any]
     """PSI bin counts of both sides and the exact KS statistic of the ``ks_sizes`` columns,
     from one aggregation over both tables: finite values counted per (column, grid bin,
     PSI bin), with each grid bin's min and max. The CDF gap is then known exactly at every
-    grid bin's end, and inside a bin holding one distinct value; only bins holding several
-    values whose gap bound beats the best gap so far are read back (their values only)
-    and resolved exactly on the driver. A column whose undecided bins hold more than
-    :data:`RESOLVE_MAX` values falls back to the distributed sort (:func:`_ks`)."""
+    grid bin's end, and inside a bin holding one distinct value. Bins holding several
+    values whose gap bound beats the best gap so far are undecided: while they hold more
+    than :data:`RESOLVE_MAX` values, they are split in :data:`GRID_SPLIT` (one more
+    aggregation over their rows only, up to :data:`GRID_LEVELS` levels); then their values
+    are read back and the gap resolved exactly on the driver. A column still undecided
+    after the last level is sorted by Spark instead (:func:`_ks`)."""
     import numpy as np
     from pyspark.sql import functions as F
 
@@ -260,12 +264,18 @@ def _histograms(ref: Any, rvals: dict[str, Any], cur: Any, cvals: dict[str, Any]
                for j in range(width)), F.lit(0))
     lo = per_column([grids[c].lo if c in ks_sizes else 0.0 for c in columns])
     scale = per_column([grids[c].scale if c in ks_sizes else 0.0 for c in columns])
-    g = F.least(F.greatest(F.floor((v - lo) * scale), F.lit(0)), F.lit(GRID_BINS - 1)).cast("int")
+
+    def key(level: int) -> Any:
+        """The bin at ``level`` (1: the grid): scaling by a power of two is exact in
+        floating point, so a bin's sub-bins are exactly the values of that bin."""
+        bins = GRID_BINS * GRID_SPLIT ** (level - 1)
+        raw = F.floor((v - lo) * scale * F.lit(float(GRID_SPLIT ** (level - 1))))
+        return F.least(F.greatest(raw, F.lit(0)), F.lit(bins - 1)).cast("long")
 
     def side(df: Any, values: dict[str, Any], flag: int) -> Any:
         items = [F.struct(F.lit(i).alias("k"), values[c].alias("v")) for i, c in enumerate(columns)]
         return (df.select(F.explode(F.array(*items)).alias("e")).select("e.k", "e.v")
-                .where(_finite(v)).select(k, g.alias("g"), psi.alias("p"), v,
+                .where(_finite(v)).select(k, key(1).alias("g"), psi.alias("p"), v,
                                           F.lit(flag).alias("s")))
 
     both = side(ref, rvals, 0).unionByName(side(cur, cvals, 1))
@@ -273,57 +283,93 @@ def _histograms(ref: Any, rvals: dict[str, Any], cur: Any, cvals: dict[str, Any]
             .agg(F.sum(1 - F.col("s")).cast("long").alias("a"),
                  F.sum("s").cast("long").alias("b"),
                  F.min("v").alias("lo"), F.max("v").alias("hi")).toPandas())
-    counts, ks, undecided = {}, {}, {}
-    for k, c in enumerate(columns):
-        part = hist[hist["k"] == k]
-        psi = part.groupby("p")[["a", "b"]].sum()
+    counts, ks, chosen = {}, {}, {}
+    for i, c in enumerate(columns):
+        part = hist[hist["k"] == i]
+        psi_counts = part.groupby("p")[["a", "b"]].sum()
         size = len(edges_of[c]) + 1
-        counts[c] = tuple(psi[s].reindex(range(size), fill_value=0).to_numpy(dtype=np.float64)
-                          for s in ("a", "b"))
+        counts[c] = tuple(psi_counts[x].reindex(range(size), fill_value=0)
+                          .to_numpy(dtype=np.float64) for x in ("a", "b"))
         if c in ks_sizes:
             grid = part.groupby("g").agg(a=("a", "sum"), b=("b", "sum"), lo=("lo", "min"),
                                          hi=("hi", "max")).sort_index()
-            ks[c], undecided[c] = _grid_gap(grid, *ks_sizes[c])
-    chosen = {c: g for c, g in undecided.items() if len(g)}
-    big = [c for c, g in chosen.items() if int(g["a"].sum() + g["b"].sum()) > RESOLVE_MAX]
+            grid["parent"], grid["pa0"], grid["pb0"] = 0, 0, 0
+            ks[c], chosen[c] = _grid_gap(grid, *ks_sizes[c], 0)
+    level_of = dict.fromkeys(chosen, 1)
+    for level in range(2, GRID_LEVELS + 1):
+        split = {c: g for c, g in chosen.items() if _held(g) > RESOLVE_MAX}
+        if not split:
+            break
+        chosen.update(_refine(both, columns, split, ks, ks_sizes, key(level - 1), key(level)))
+        level_of.update(dict.fromkeys(split, level))
+    big = [c for c, g in chosen.items() if _held(g) > RESOLVE_MAX]
     sorted_ks = {c: _ks(ref, rvals[c], cur, cvals[c], *ks_sizes[c])[0] for c in big}
-    for c in big:
-        del chosen[c]
-    if chosen:
-        _resolve(both, columns, chosen, ks, ks_sizes)
+    for level in sorted(set(level_of.values())):
+        at = {c: g for c, g in chosen.items()
+              if len(g) and c not in sorted_ks and level_of[c] == level}
+        if at:
+            _resolve(both, columns, at, ks, ks_sizes, key(level))
     return counts, {c: sorted_ks[c] if c in sorted_ks else ks[c] / (n * m)
                     for c, (n, m) in ks_sizes.items()}
 
 
-def _grid_gap(grid: Any, n: int, m: int) -> tuple[int, Any]:
-    """The largest |m*#a - n*#b| known from the grid, and the bins still undecided (with
-    the counts before them)."""
+def _held(undecided: Any) -> int:
+    return int(undecided["a"].sum() + undecided["b"].sum())
+
+
+def _grid_gap(grid: Any, n: int, m: int, best: int) -> tuple[int, Any]:
+    """``grid``: bins in value order with their counts (``a``, ``b``), min and max, and
+    the counts before their ``parent`` bin (``pa0``, ``pb0``). Returns the largest
+    |m*#a - n*#b| known at bin ends (and ``best``), and the bins still undecided, with
+    the counts before each (``a0``, ``b0``)."""
     import numpy as np
 
     a = grid["a"].to_numpy(dtype=np.int64)
     b = grid["b"].to_numpy(dtype=np.int64)
-    a1, b1 = np.cumsum(a), np.cumsum(b)
+    a1 = grid.groupby("parent")["a"].cumsum().to_numpy(dtype=np.int64) + grid["pa0"].to_numpy()
+    b1 = grid.groupby("parent")["b"].cumsum().to_numpy(dtype=np.int64) + grid["pb0"].to_numpy()
     a0, b0 = a1 - a, b1 - b
-    best = int(np.abs(m * a1 - n * b1).max()) if a.size else 0
+    if a.size:
+        best = max(best, int(np.abs(m * a1 - n * b1).max()))
     bound = np.maximum(np.abs(m * a0 - n * b1), np.abs(m * a1 - n * b0))
     several = grid["lo"].to_numpy() != grid["hi"].to_numpy()
-    pick = several & (bound > best)
-    undecided = grid.assign(a0=a0, b0=b0)[pick]
-    return best, undecided
+    return best, grid.assign(a0=a0, b0=b0)[several & (bound > best)]
+
+
+def _refine(both: Any, columns: list[str], split: dict[str, Any], ks: dict[str, int],
+            ks_sizes: dict[str, tuple[int, int]], parent: Any, child: Any) -> dict[str, Any]:
+    """Split the undecided bins of ``split`` (one aggregation over their rows only)."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    keys = [(columns.index(c), int(g)) for c, frame in split.items() for g in frame.index]
+    wanted = both.sparkSession.createDataFrame(keys, "k int, parent long")
+    sub = (both.select("k", parent.alias("parent"), child.alias("key"), "v", "s")
+           .join(F.broadcast(wanted), ["k", "parent"], "left_semi")
+           .groupBy("k", "parent", "key")
+           .agg(F.sum(1 - F.col("s")).cast("long").alias("a"), F.sum("s").cast("long").alias("b"),
+                F.min("v").alias("lo"), F.max("v").alias("hi")).toPandas())
+    out = {}
+    for c, frame in split.items():
+        part = sub[sub["k"] == columns.index(c)].sort_values("key").set_index("key")
+        before = frame.loc[part["parent"].to_numpy()]
+        part = part.assign(pa0=before["a0"].to_numpy(dtype=np.int64),
+                           pb0=before["b0"].to_numpy(dtype=np.int64))
+        ks[c], out[c] = _grid_gap(part, *ks_sizes[c], ks[c])
+    return out
 
 
 def _resolve(both: Any, columns: list[str], chosen: dict[str, Any], ks: dict[str, int],
-             ks_sizes: dict[str, tuple[int, int]]) -> None:
+             ks_sizes: dict[str, tuple[int, int]], key: Any) -> None:
     """Read the values of the undecided bins (one job) and take the exact gap inside each."""
     import numpy as np
     from pyspark.sql import functions as F
 
     keys = [(columns.index(c), int(g)) for c, frame in chosen.items() for g in frame.index]
-    spark = both.sparkSession
-    wanted = spark.createDataFrame(keys, "k int, g int")
-    values = (both.join(F.broadcast(wanted), ["k", "g"], "left_semi")
-              .select("k", "g", "v", "s").toPandas())
-    for (k, g), part in values.groupby(["k", "g"]):
+    wanted = both.sparkSession.createDataFrame(keys, "k int, key long")
+    values = (both.select("k", key.alias("key"), "v", "s")
+              .join(F.broadcast(wanted), ["k", "key"], "left_semi").toPandas())
+    for (k, g), part in values.groupby(["k", "key"]):
         c = columns[int(k)]
         n, m = ks_sizes[c]
         row = chosen[c].loc[int(g)]
