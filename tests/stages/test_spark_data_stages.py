@@ -186,8 +186,9 @@ def test_monitor_large_data_within_the_stated_tolerance():
 
 
 def test_monitor_exact_ks_when_the_grid_needs_splitting(monkeypatch):
-    """With no values allowed back from undecided grid bins, every level of sub-bins is
-    used and then the sorting fallback: KS still equals the pandas engine's."""
+    """Undecided grid bins split into sub-bins before their values are read back, and
+    (no split allowed, no value allowed back) the sorting fallback: KS still equals the
+    pandas engine's."""
     from mlcd_actions.data.spark import drift as spark_drift
 
     rng = np.random.default_rng(5)
@@ -202,8 +203,9 @@ def test_monitor_exact_ks_when_the_grid_needs_splitting(monkeypatch):
         real = getattr(spark_drift, name)
         monkeypatch.setattr(spark_drift, name,
                             lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
-    for limit, path in ((2000, "_refine"), (0, "_ks")):   # split then resolved; sorted
+    for limit, levels, path in ((2000, 4, "_refine"), (0, 1, "_ks")):   # split; sorted
         monkeypatch.setattr(spark_drift, "RESOLVE_MAX", limit)
+        monkeypatch.setattr(spark_drift, "GRID_LEVELS", levels)
         calls.clear()
         got = monitor.run("ref.parquet", "cur.parquet", engine="spark").details["drift"]["x"]
         assert path in calls and (limit == 0 or "_ks" not in calls), calls

@@ -6,8 +6,9 @@
     engine: spark
     spark:
       master: yarn                         # local[*] (default), spark://host:7077, yarn,
-                                           # k8s://..., or sc://host:15002 (Spark Connect,
-                                           # Databricks Connect)
+                                           # k8s://...
+      remote: sc://host:15002              # instead of master: Spark Connect, Databricks
+                                           # Connect (= the property spark.remote)
       conf:                                # any Spark property, passed to the builder
         spark.executor.memory: 8g
         spark.hadoop.fs.s3a.endpoint: ${S3_ENDPOINT}
@@ -18,9 +19,10 @@ Dataproc, a Databricks notebook, a test fixture) is used as it is and left runni
 otherwise one is started from these settings and stopped at the end of the stage.
 
 **Tables** (:func:`open_table`): a Parquet, CSV or JSON-lines file or directory on any
-filesystem the session can read (a local path, ``hdfs://``, ``s3a://``, ``abfss://``,
-``gs://``). A local path goes through the same checks as the pandas engine (so a missing
-file is the same line and exit code); a remote directory is read as Parquet unless its
+filesystem the session can read (a local path or ``file:`` URI, ``hdfs://``, ``s3a://``,
+``abfss://``, ``gs://``). A local path goes through the same checks as the pandas engine
+(so a missing file is the same line and exit code); another URI is handed to Spark as it
+is, and a remote directory is read as Parquet unless its
 name ends in ``.csv``/``.jsonl``. Rows are numbered as the pandas engine numbers them —
 files in name order, rows in file order — from Spark's ``_metadata`` file path and block
 start and a per-block position (:meth:`Table.indexed`), so a failure's "data row N" is the
