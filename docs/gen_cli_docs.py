@@ -172,8 +172,9 @@ def configuration_page(commands: list[tuple[str, click.Command]]) -> str:
              + ", ".join(f"`{k}`" for k in sorted(RESERVED)) + ".", "",
              "`spark:` says where every Spark stage (`--engine spark`: `validate`, "
              "`check-data`, `monitor`, `predict`) runs: `master` and `conf` (a map of Spark "
-             "properties) become the defaults of `--spark-master` and `--spark-conf` (see "
-             "[Spark](spark.md)):", "",
+             "properties) become the defaults of `--spark-master` and `--spark-conf`; "
+             "`remote: sc://host:port` (Spark Connect, Databricks Connect) is the property "
+             "`spark.remote`, used instead of a master (see [Spark](spark.md)):", "",
              "```yaml", "engine: spark", "spark:", "  master: yarn",
              "  conf:", "    spark.executor.memory: 8g", "```", ""]
     for path, cmd in commands:

@@ -38,14 +38,18 @@ DEFAULT_FILE = "mlcd.yaml"
 SCHEMA_VERSION = 1
 # top-level keys that are not options; other modules add theirs (``mlcd run`` adds its own)
 def _check_spark(value: Any) -> None:
-    """``spark: {master: URL, conf: {spark.key: value}}`` (see mlcd_actions.data.spark.session)."""
+    """``spark: {master: URL, remote: sc://..., conf: {spark.key: value}}`` (see
+    mlcd_actions.data.spark.session)."""
     if not isinstance(value, dict):
-        raise ValueError("'spark' must be a mapping with 'master' and/or 'conf'")
-    unknown = [k for k in value if k not in ("master", "conf")]
+        raise ValueError("'spark' must be a mapping with 'master', 'remote' and/or 'conf'")
+    unknown = [k for k in value if k not in ("master", "remote", "conf")]
     if unknown:
-        raise ValueError(f"spark: unknown key '{unknown[0]}' (known: master, conf)")
+        raise ValueError(f"spark: unknown key '{unknown[0]}' (known: master, remote, conf)")
     if value.get("master") is not None and not isinstance(value["master"], str):
         raise ValueError("spark.master must be a URL such as local[*], yarn or spark://host:7077")
+    remote = value.get("remote")
+    if remote is not None and not (isinstance(remote, str) and remote.startswith("sc://")):
+        raise ValueError("spark.remote must be a Spark Connect URL: sc://host:port")
     conf = value.get("conf")
     if conf is not None:
         if not isinstance(conf, dict):
@@ -310,14 +314,17 @@ def _default_map(commands: Mapping[str, Any], defaults: Mapping[str, Any],
 
 
 def _spark_defaults(spark: Any, commands: Mapping[str, Any], default_map: dict[str, Any]) -> None:
-    """``spark: {master, conf}`` is where every Spark stage's session comes from: the
+    """``spark: {master, remote, conf}`` is where every Spark stage's session comes from: the
     defaults of ``--spark-master`` and ``--spark-conf`` wherever a command has them (a
     value set for that stage, or at the top level, wins)."""
     if not isinstance(spark, dict):
         return
+    conf = dict(spark.get("conf") or {})
+    if spark.get("remote"):                  # Spark's own property for Spark Connect
+        conf["spark.remote"] = spark["remote"]
     values = {"spark-master": spark.get("master"),
               "spark-conf": [f"{k}={'true' if v is True else 'false' if v is False else v}"
-                             for k, v in (spark.get("conf") or {}).items()] or None}
+                             for k, v in conf.items()] or None}
     for name, spec in commands.items():
         if "__group__" in spec:
             continue

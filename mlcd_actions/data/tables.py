@@ -58,9 +58,35 @@ def kind_of(path: str | os.PathLike) -> str:
                     "use .parquet, .csv, .jsonl or .json")
 
 
+_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def local_path(path: str | os.PathLike) -> Path:
+    """A local path as given, or the path of a ``file:`` URI (``file:///abs``,
+    ``file://localhost/abs``, Hadoop's ``file:/abs``). Any other URI (``hdfs://``,
+    ``s3a://``, ...) is a DataError: only ``--engine spark`` reads Hadoop filesystems."""
+    text = os.fspath(path)
+    m = _URI.match(text)
+    if m is None or len(m.group(1)) == 1:          # no scheme (or a Windows drive letter)
+        return Path(text)
+    if m.group(1).lower() == "file":
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(text)
+        if parts.netloc in ("", "localhost") and parts.path.startswith("/"):
+            return Path(unquote(parts.path))
+        raise DataError(f"{text}: a file: URI names an absolute local path "
+                        "(file:///abs/path)")
+    if "://" not in text:
+        return Path(text)                           # a name with a colon, not a URI
+    raise DataError(f"{text}: {m.group(1)}:// is not a local path; without --engine spark "
+                    "mlcd reads local files and file:// URIs (--engine spark reads Hadoop "
+                    "filesystems: validate, check-data, monitor, predict)")
+
+
 def table_files(path: str | os.PathLike) -> list[Path]:
     """The table files a path stands for: itself, or the tables in a directory."""
-    p = Path(path)
+    p = local_path(path)
     if p.is_dir():
         # a directory holds data files; a .json there is metadata (an ingest manifest)
         data_suffixes = PARQUET + CSV + JSONL

@@ -85,9 +85,14 @@ def _session(master: str | None, batch_rows: int, settings: Any = None):
 def _read(spark, spec: ModelSpec, input: str):
     from pyspark.sql import functions as F
 
-    path = input[len("file://"):] if input.startswith("file://") else input
+    from mlcd_actions.data import tables as tabular
+    from mlcd_actions.data.spark.session import is_remote
+
+    # a URI goes to Spark as it is; a local path (or file: URI) is made absolute: the JVM
+    # resolves relative paths against its own start directory
+    path = input if is_remote(input) else str(tabular.local_path(input))
     kind = _kind_of(path)
-    if "://" not in path:  # the JVM resolves relative paths against its own start directory
+    if "://" not in path:
         path = str(Path(path).resolve())
     if kind == "parquet":
         df = spark.read.parquet(path)
@@ -142,6 +147,11 @@ def _run(spark, spec: ModelSpec, model_dir: str, input: str, output: str, out_ki
         raise DataError(f"{input}: no rows to predict")
     schema = spark.createDataFrame(_predict_frame(spec, sample, features, ids)).schema
 
+    if type(spark).__module__.startswith("pyspark.sql.connect"):
+        raise ConfigError("predict --engine spark ships the model to the executors with "
+                          "SparkContext.addFile, which Spark Connect does not have: run "
+                          "predict with spark.master (local, yarn, k8s, spark://) or under "
+                          "spark-submit; validate, check-data and monitor run on Spark Connect")
     spark.sparkContext.addFile(str(Path(model_dir).resolve()), recursive=True)
     shipped = Path(model_dir).name
 

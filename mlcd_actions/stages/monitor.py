@@ -130,6 +130,7 @@ def run(reference: str | os.PathLike, current: str | os.PathLike, *,
     all_drifts = drifts + ([pred_drift] if pred_drift is not None else [])
     result.gates = drift_gates(all_drifts, specs, alpha=alpha)
     result.details["bins"] = bins
+    result.details["engine"] = "spark" if _io is not None else "pandas"
     failed = {g.metric.rsplit(".", 1)[0] for g in result.gates if g.verdict == FAILED}
     drifted = _drift_findings(result, drifts, all_drifts, failed)
     prediction_drifted = pred_drift is not None and pred_drift.column in failed

@@ -185,6 +185,34 @@ def test_monitor_large_data_within_the_stated_tolerance():
     assert spark_r.details["drift"]["c"] == pandas_r.details["drift"]["c"]
 
 
+def test_monitor_exact_ks_when_the_grid_needs_splitting(monkeypatch):
+    """Undecided grid bins split into sub-bins before their values are read back, and
+    (no split allowed, no value allowed back) the sorting fallback: KS still equals the
+    pandas engine's."""
+    from mlcd_actions.data.spark import drift as spark_drift
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    for name, shift in (("ref", 0.0), ("cur", 0.01)):
+        x = rng.normal(shift, 1, n).round(3)      # ties
+        x[0] = 1e6               # one far value: every other one lands in one grid bin
+        pd.DataFrame({"x": x}).to_parquet(f"{name}.parquet")
+    want = monitor.run("ref.parquet", "cur.parquet").details["drift"]["x"]
+    calls = []
+    for name in ("_refine", "_ks"):          # the real functions, counted
+        real = getattr(spark_drift, name)
+        monkeypatch.setattr(spark_drift, name,
+                            lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    for limit, levels, path in ((2000, 4, "_refine"), (0, 1, "_ks")):   # split; sorted
+        monkeypatch.setattr(spark_drift, "RESOLVE_MAX", limit)
+        monkeypatch.setattr(spark_drift, "GRID_LEVELS", levels)
+        calls.clear()
+        got = monitor.run("ref.parquet", "cur.parquet", engine="spark").details["drift"]["x"]
+        assert path in calls and (limit == 0 or "_ks" not in calls), calls
+        assert (got["ks"], got["ks_pvalue"], got["psi"]) == (want["ks"], want["ks_pvalue"],
+                                                             want["psi"])
+
+
 # --------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("args", [
@@ -217,3 +245,31 @@ def test_engine_and_spark_settings_from_mlcd_yaml(mlcd):
     assert r.exit_code == 0, r
     report = json.loads(Path(".mlcd/reports/validate.json").read_text())
     assert report["details"]["engine"] == "spark"
+
+
+def test_uris_file_for_both_engines_hadoop_filesystems_for_spark(mlcd, spark):
+    """``file:`` URIs (``file:///abs`` and Hadoop's ``file:/abs``) are read by both engines;
+    another filesystem's URI is Spark's alone (handed over as it is): the pandas engine
+    says so in one line, exit 2, and an unreachable HDFS is one line too."""
+    shutil.copy(DATA / "validate" / "people.yaml", "people.yaml")
+    df = pd.read_csv(DATA / "validate" / "people.csv")
+    df.loc[3, "age"] = 5
+    df.to_parquet("people.parquet", index=False)
+    local = mlcd("validate", "people.parquet", "--schema", "people.yaml")
+    assert local.exit_code == 1, local
+    path = Path("people.parquet").resolve()
+    for uri in (path.as_uri(), f"file:{path}"):
+        for engine in ("pandas", "spark"):
+            r = mlcd("validate", uri, "--schema", "people.yaml", "--engine", engine)
+            assert (r.exit_code, r.verdict) == (local.exit_code, local.verdict), r
+    monitor_r = mlcd("monitor", "--reference", path.as_uri(), "--current", f"file:{path}",
+                     "--engine", "spark")
+    assert monitor_r.exit_code == 0, monitor_r
+
+    hdfs = "hdfs://127.0.0.1:9/data/people.parquet"     # nothing listens on port 9
+    r = mlcd("validate", hdfs, "--schema", "people.yaml")
+    assert r.exit_code == 2 and "hdfs:// is not a local path" in r.verdict, r
+    spark.sparkContext._jsc.hadoopConfiguration().set("ipc.client.connect.max.retries", "0")
+    r = mlcd("validate", hdfs, "--schema", "people.yaml", "--engine", "spark")
+    assert r.exit_code in (2, 3) and hdfs in r.verdict, r
+    assert "Traceback" not in r.output and len(r.verdict.splitlines()) == 1

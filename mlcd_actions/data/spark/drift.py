@@ -12,9 +12,14 @@ What is exact and what is approximate:
   rank). Up to :data:`ACCURACY` finite reference values the edges are the exact ones the
   pandas engine picks, so PSI is identical; beyond, PSI differs from the pandas engine's
   by a few 1e-4 at most (the bins' shares move by at most ``2 / ACCURACY`` each);
-* **KS** (the statistic) is exact: both samples are counted per distinct value, sorted by
-  Spark (range partitioning), and the largest CDF gap is found from per-partition prefix
-  sums, so no column is ever collected to the driver. Its p-value is computed from the
+* **KS** (the statistic) is exact, and no column is collected to the driver: one
+  aggregation over both tables (the same job counts the PSI bins) counts each column's
+  values on a grid of :data:`GRID_BINS` equal-width bins with each bin's min and max; the
+  CDF gap is then exact at every bin's end and inside every bin holding one distinct
+  value, and only the bins with several values whose bound beats the best gap are read
+  back (one more job) and resolved on the driver. A column whose undecided bins hold more
+  than :data:`RESOLVE_MAX` values is sorted by Spark instead (range partitioning and
+  per-partition prefix sums). Its p-value is computed from the
   statistic and the two sample sizes exactly as the pandas engine computes it (exact
   for ``n·m <= 10,000``, where the two small samples are collected and scipy's exact
   test is run on them).
@@ -29,6 +34,10 @@ from mlcd_actions.core.errors import DataError
 from mlcd_actions.data.drift import EXACT_KS_MAX, NUMERIC, ColumnDrift
 
 ACCURACY = 100_000
+GRID_BINS = 1 << 15             # bins per column of the KS grid
+GRID_SPLIT = 64                 # sub-bins per undecided bin, at each further level
+GRID_LEVELS = 4                 # levels of bins before the sort fallback
+RESOLVE_MAX = 500_000           # values of undecided bins read back, per column
 KS_ROWS_PER_PARTITION = 4_000_000   # values per range partition of the exact KS sort
 KS_MAX_PARTITIONS = 256
 _NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double")
@@ -103,26 +112,13 @@ def _finite(x: Any) -> Any:
 def _numeric(ref: Any, cur: Any, columns: list[str], bins: int,
              names: tuple[str, str]) -> dict[str, ColumnDrift]:
     import numpy as np
-    from pyspark.sql import functions as F
 
-    sides = []
-    for df, side in ((ref, names[0]), (cur, names[1])):
-        values = {c: _as_double(df, c, side) for c in columns}
-        aggs = [F.count(F.lit(1)).alias("__rows")]
-        for i, c in enumerate(columns):
-            x = values[c]
-            aggs += [F.sum(F.when(x.isNull() | F.isnan(x), 1).otherwise(0)).alias(f"n{i}"),
-                     F.sum(F.when(F.abs(x) == F.lit(float("inf")), 1).otherwise(0)).alias(f"i{i}"),
-                     F.sum(F.when(_finite(x), 1).otherwise(0)).alias(f"f{i}"),
-                     F.min(F.when(_finite(x), x)).alias(f"lo{i}"),
-                     F.max(F.when(_finite(x), x)).alias(f"hi{i}")]
-        sides.append((df, values, df.agg(*aggs).collect()[0]))
-    (rdf, rvals, rs), (cdf, cvals, cs) = sides
+    from mlcd_actions.data import drift
 
+    rvals = {c: _as_double(ref, c, names[0]) for c in columns}
+    cvals = {c: _as_double(cur, c, names[1]) for c in columns}
+    rs, cs = _stats(ref, rvals, columns), _stats(cur, cvals, columns)
     out: dict[str, ColumnDrift] = {}
-    edges_of: dict[str, np.ndarray] = {}
-    qaggs = []
-    qs = np.arange(1, bins) / bins
     for i, c in enumerate(columns):
         d = ColumnDrift(c, NUMERIC, ref_rows=int(rs["__rows"]), cur_rows=int(cs["__rows"]),
                         ref_nulls=int(rs[f"n{i}"]), cur_nulls=int(cs[f"n{i}"]),
@@ -132,67 +128,257 @@ def _numeric(ref: Any, cur: Any, columns: list[str], bins: int,
         if d.ref_count == 0 or d.cur_count == 0:
             side = "reference" if d.ref_count == 0 else "current"
             d.notes.append(f"no finite values in the {side} data; drift not computed")
-            continue
-        n = d.ref_count
-        # pandas takes the sorted reference's value at index floor(q*n); percentile_approx
-        # returns the value of rank ceil(p*n): ask for p = (floor(q*n) + 1) / n
-        ranks = np.minimum(np.floor(qs * n).astype(np.int64), n - 1) + 1
-        wanted = [float(r) / n for r in ranks]
-        x = rvals[c]
-        qaggs.append(F.percentile_approx(F.when(_finite(x), x), wanted, ACCURACY).alias(f"q{i}"))
-    qrow = rdf.agg(*qaggs).collect()[0] if qaggs else None
-
-    bin_aggs: list[list] = [[], []]
     active = [c for c in columns if out[c].ref_count and out[c].cur_count]
-    for i, c in enumerate(columns):
-        if c not in active:
-            continue
-        lo, hi = float(rs[f"lo{i}"]), float(rs[f"hi{i}"])
-        inner = np.asarray(qrow[f"q{i}"], dtype=np.float64)
-        edges = np.unique(np.concatenate(([lo], inner, [np.nextafter(hi, np.inf)]))) + 0.0
-        edges_of[c] = edges
-        for values, agg in ((rvals, bin_aggs[0]), (cvals, bin_aggs[1])):
-            x = values[c]
-            index = sum((F.when(x >= F.lit(float(e)), 1).otherwise(0) for e in edges), F.lit(0))
-            for b in range(len(edges) + 1):
-                agg.append(F.sum(F.when(_finite(x) & (index == b), 1).otherwise(0))
-                           .alias(f"b{i}_{b}"))
-    counts = [rdf.agg(*bin_aggs[0]).collect()[0] if bin_aggs[0] else None,
-              cdf.agg(*bin_aggs[1]).collect()[0] if bin_aggs[1] else None]
-
-    from mlcd_actions.data import drift
-
-    # tiny samples (n*m <= EXACT_KS_MAX): scipy's exact test on the values, all such
-    # columns collected in one job per side
+    if not active:
+        return out
+    index = {c: columns.index(c) for c in active}
+    edges_of = _edges(ref, rvals, active, index, rs, bins, {c: out[c].ref_count for c in active})
+    # tiny samples (n*m <= EXACT_KS_MAX): scipy's exact test on the values
     tiny = [c for c in active if out[c].ref_count * out[c].cur_count <= EXACT_KS_MAX]
-    small: list[dict[str, np.ndarray]] = [{}, {}]
-    for side, (df, values) in enumerate(((rdf, rvals), (cdf, cvals))):
-        if tiny:
-            keep = F.lit(False)
-            for c in tiny:
-                keep = keep | _finite(values[c])
-            got = df.where(keep).select(*[values[c].alias(f"t{k}")
-                                          for k, c in enumerate(tiny)]).collect()
-            for k, c in enumerate(tiny):
-                x = np.array([r[f"t{k}"] for r in got if r[f"t{k}"] is not None], dtype=np.float64)
-                small[side][c] = np.sort(x[np.isfinite(x)])
-    for i, c in enumerate(columns):
-        if c not in active:
-            continue
+    small = [_collect_finite(ref, rvals, tiny), _collect_finite(cur, cvals, tiny)]
+    grids = {c: _Grid(min(float(rs[f"lo{index[c]}"]), float(cs[f"lo{index[c]}"])),
+                      max(float(rs[f"hi{index[c]}"]), float(cs[f"hi{index[c]}"])))
+             for c in active}
+    counts, ks = _histograms(ref, rvals, cur, cvals, active, edges_of, grids,
+                             {c: (out[c].ref_count, out[c].cur_count) for c in active
+                              if c not in tiny})
+    for c in active:
         d, edges = out[c], edges_of[c]
-        rc = np.array([counts[0][f"b{i}_{b}"] for b in range(len(edges) + 1)], dtype=np.float64)
-        cc = np.array([counts[1][f"b{i}_{b}"] for b in range(len(edges) + 1)], dtype=np.float64)
+        rc, cc = counts[c]
         p, q = rc / d.ref_count, cc / d.cur_count
         d.psi = drift._psi(p, q)
-        if c in small[0]:
+        if c in tiny:
             a, b = small[0][c], small[1][c]
             d.ks = drift._ks_statistic(a, b)
             d.ks_pvalue = drift._ks_pvalue(d.ks, a, b)
         else:
-            d.ks, d.ks_pvalue = _ks(rdf, rvals[c], cdf, cvals[c], d.ref_count, d.cur_count)
-        d.bin_labels = drift.bin_labels(edges, float(rs[f"hi{i}"]))
+            d.ks = ks[c]
+            sized = (np.broadcast_to(np.float64(0), (d.ref_count,)),
+                     np.broadcast_to(np.float64(0), (d.cur_count,)))
+            d.ks_pvalue = drift._ks_pvalue(d.ks, *sized)   # past EXACT_KS_MAX: sizes only
+        d.bin_labels = drift.bin_labels(edges, float(rs[f"hi{index[c]}"]))
         d.ref_hist, d.cur_hist = p.tolist(), q.tolist()
     return out
+
+
+def _stats(df: Any, values: dict[str, Any], columns: list[str]) -> Any:
+    """Rows, and per column nulls/NaN, infinities, finite values, finite min and max."""
+    from pyspark.sql import functions as F
+
+    aggs = [F.count(F.lit(1)).alias("__rows")]
+    for i, c in enumerate(columns):
+        x = values[c]
+        aggs += [F.sum(F.when(x.isNull() | F.isnan(x), 1).otherwise(0)).alias(f"n{i}"),
+                 F.sum(F.when(F.abs(x) == F.lit(float("inf")), 1).otherwise(0)).alias(f"i{i}"),
+                 F.sum(F.when(_finite(x), 1).otherwise(0)).alias(f"f{i}"),
+                 F.min(F.when(_finite(x), x)).alias(f"lo{i}"),
+                 F.max(F.when(_finite(x), x)).alias(f"hi{i}")]
+    return df.agg(*aggs).collect()[0]
+
+
+def _edges(ref: Any, values: dict[str, Any], columns: list[str], index: dict[str, int],
+           stats: Any, bins: int, counts: dict[str, int]) -> dict[str, Any]:
+    """PSI bin edges: the reference's finite min, its quantiles (one ``percentile_approx``
+    job for every column), and just above its max."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    qs = np.arange(1, bins) / bins
+    aggs = []
+    for c in columns:
+        n = counts[c]
+        # pandas takes the sorted reference's value at index floor(q*n); percentile_approx
+        # returns the value of rank ceil(p*n): ask for p = (floor(q*n) + 1) / n
+        ranks = np.minimum(np.floor(qs * n).astype(np.int64), n - 1) + 1
+        x = values[c]
+        aggs.append(F.percentile_approx(F.when(_finite(x), x), [float(r) / n for r in ranks],
+                                        ACCURACY).alias(f"q{index[c]}"))
+    qrow = ref.agg(*aggs).collect()[0]
+    out = {}
+    for c in columns:
+        i = index[c]
+        lo, hi = float(stats[f"lo{i}"]), float(stats[f"hi{i}"])
+        inner = np.asarray(qrow[f"q{i}"], dtype=np.float64)
+        out[c] = np.unique(np.concatenate(([lo], inner, [np.nextafter(hi, np.inf)]))) + 0.0
+    return out
+
+
+def _collect_finite(df: Any, values: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """The finite values of a few small columns, sorted, in one job."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    if not columns:
+        return {}
+    keep = F.lit(False)
+    for c in columns:
+        keep = keep | _finite(values[c])
+    got = df.where(keep).select(*[values[c].alias(f"t{k}") for k, c in enumerate(columns)]).collect()
+    out = {}
+    for k, c in enumerate(columns):
+        x = np.array([r[f"t{k}"] for r in got if r[f"t{k}"] is not None], dtype=np.float64)
+        out[c] = np.sort(x[np.isfinite(x)])
+    return out
+
+
+class _Grid:
+    """:data:`GRID_BINS` equal-width bins over a column's finite range (both sides): the
+    same Spark expression puts a value in its bin in every job, and it is monotone, so
+    the bins are in value order."""
+
+    def __init__(self, lo: float, hi: float) -> None:
+        import math
+
+        self.lo = lo
+        span = hi - lo
+        self.scale = GRID_BINS / span if span > 0 and math.isfinite(span) else 0.0
+
+
+def _histograms(ref: Any, rvals: dict[str, Any], cur: Any, cvals: dict[str, Any],
+                columns: list[str], edges_of: dict[str, Any], grids: dict[str, _Grid],
+                ks_sizes: dict[str, tuple[int, int]]) -> tuple[dict, dict]:
+    """PSI bin counts of both sides and the exact KS statistic of the ``ks_sizes`` columns,
+    from one aggregation over both tables: finite values counted per (column, grid bin,
+    PSI bin), with each grid bin's min and max. The CDF gap is then known exactly at every
+    grid bin's end, and inside a bin holding one distinct value. Bins holding several
+    values whose gap bound beats the best gap so far are undecided: while they hold more
+    than :data:`RESOLVE_MAX` values, they are split in :data:`GRID_SPLIT` (one more
+    aggregation over their rows only, up to :data:`GRID_LEVELS` levels); then their values
+    are read back and the gap resolved exactly on the driver. A column still undecided
+    after the last level is sorted by Spark instead (:func:`_ks`)."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    # per column constants, looked up by the column's number k after the explode (small
+    # generated code: one comparison chain, not one per column)
+    width = max(len(edges_of[c]) for c in columns)
+    padded = [[float(e) for e in edges_of[c]] + [float("inf")] * (width - len(edges_of[c]))
+              for c in columns]
+    k = F.col("k")
+    v = F.col("v")
+
+    def per_column(values: list[float]) -> Any:
+        return F.element_at(F.array(*[F.lit(float(x)) for x in values]), k + 1)
+
+    psi = sum((F.when(v >= per_column([e[j] for e in padded]), 1).otherwise(0)
+               for j in range(width)), F.lit(0))
+    lo = per_column([grids[c].lo if c in ks_sizes else 0.0 for c in columns])
+    scale = per_column([grids[c].scale if c in ks_sizes else 0.0 for c in columns])
+
+    def key(level: int) -> Any:
+        """The bin at ``level`` (1: the grid): scaling by a power of two is exact in
+        floating point, so a bin's sub-bins are exactly the values of that bin."""
+        bins = GRID_BINS * GRID_SPLIT ** (level - 1)
+        raw = F.floor((v - lo) * scale * F.lit(float(GRID_SPLIT ** (level - 1))))
+        return F.least(F.greatest(raw, F.lit(0)), F.lit(bins - 1)).cast("long")
+
+    def side(df: Any, values: dict[str, Any], flag: int) -> Any:
+        items = [F.struct(F.lit(i).alias("k"), values[c].alias("v")) for i, c in enumerate(columns)]
+        return (df.select(F.explode(F.array(*items)).alias("e")).select("e.k", "e.v")
+                .where(_finite(v)).select(k, key(1).alias("g"), psi.alias("p"), v,
+                                          F.lit(flag).alias("s")))
+
+    both = side(ref, rvals, 0).unionByName(side(cur, cvals, 1))
+    hist = (both.groupBy("k", "g", "p")
+            .agg(F.sum(1 - F.col("s")).cast("long").alias("a"),
+                 F.sum("s").cast("long").alias("b"),
+                 F.min("v").alias("lo"), F.max("v").alias("hi")).toPandas())
+    counts, ks, chosen = {}, {}, {}
+    for i, c in enumerate(columns):
+        part = hist[hist["k"] == i]
+        psi_counts = part.groupby("p")[["a", "b"]].sum()
+        size = len(edges_of[c]) + 1
+        counts[c] = tuple(psi_counts[x].reindex(range(size), fill_value=0)
+                          .to_numpy(dtype=np.float64) for x in ("a", "b"))
+        if c in ks_sizes:
+            grid = part.groupby("g").agg(a=("a", "sum"), b=("b", "sum"), lo=("lo", "min"),
+                                         hi=("hi", "max")).sort_index()
+            grid["parent"], grid["pa0"], grid["pb0"] = 0, 0, 0
+            ks[c], chosen[c] = _grid_gap(grid, *ks_sizes[c], 0)
+    level_of = dict.fromkeys(chosen, 1)
+    for level in range(2, GRID_LEVELS + 1):
+        split = {c: g for c, g in chosen.items() if _held(g) > RESOLVE_MAX}
+        if not split:
+            break
+        chosen.update(_refine(both, columns, split, ks, ks_sizes, key(level - 1), key(level)))
+        level_of.update(dict.fromkeys(split, level))
+    big = [c for c, g in chosen.items() if _held(g) > RESOLVE_MAX]
+    sorted_ks = {c: _ks(ref, rvals[c], cur, cvals[c], *ks_sizes[c])[0] for c in big}
+    for level in sorted(set(level_of.values())):
+        at = {c: g for c, g in chosen.items()
+              if len(g) and c not in sorted_ks and level_of[c] == level}
+        if at:
+            _resolve(both, columns, at, ks, ks_sizes, key(level))
+    return counts, {c: sorted_ks[c] if c in sorted_ks else ks[c] / (n * m)
+                    for c, (n, m) in ks_sizes.items()}
+
+
+def _held(undecided: Any) -> int:
+    return int(undecided["a"].sum() + undecided["b"].sum())
+
+
+def _grid_gap(grid: Any, n: int, m: int, best: int) -> tuple[int, Any]:
+    """``grid``: bins in value order with their counts (``a``, ``b``), min and max, and
+    the counts before their ``parent`` bin (``pa0``, ``pb0``). Returns the largest
+    |m*#a - n*#b| known at bin ends (and ``best``), and the bins still undecided, with
+    the counts before each (``a0``, ``b0``)."""
+    import numpy as np
+
+    a = grid["a"].to_numpy(dtype=np.int64)
+    b = grid["b"].to_numpy(dtype=np.int64)
+    a1 = grid.groupby("parent")["a"].cumsum().to_numpy(dtype=np.int64) + grid["pa0"].to_numpy()
+    b1 = grid.groupby("parent")["b"].cumsum().to_numpy(dtype=np.int64) + grid["pb0"].to_numpy()
+    a0, b0 = a1 - a, b1 - b
+    if a.size:
+        best = max(best, int(np.abs(m * a1 - n * b1).max()))
+    bound = np.maximum(np.abs(m * a0 - n * b1), np.abs(m * a1 - n * b0))
+    several = grid["lo"].to_numpy() != grid["hi"].to_numpy()
+    return best, grid.assign(a0=a0, b0=b0)[several & (bound > best)]
+
+
+def _refine(both: Any, columns: list[str], split: dict[str, Any], ks: dict[str, int],
+            ks_sizes: dict[str, tuple[int, int]], parent: Any, child: Any) -> dict[str, Any]:
+    """Split the undecided bins of ``split`` (one aggregation over their rows only)."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    keys = [(columns.index(c), int(g)) for c, frame in split.items() for g in frame.index]
+    wanted = both.sparkSession.createDataFrame(keys, "k int, parent long")
+    sub = (both.select("k", parent.alias("parent"), child.alias("key"), "v", "s")
+           .join(F.broadcast(wanted), ["k", "parent"], "left_semi")
+           .groupBy("k", "parent", "key")
+           .agg(F.sum(1 - F.col("s")).cast("long").alias("a"), F.sum("s").cast("long").alias("b"),
+                F.min("v").alias("lo"), F.max("v").alias("hi")).toPandas())
+    out = {}
+    for c, frame in split.items():
+        part = sub[sub["k"] == columns.index(c)].sort_values("key").set_index("key")
+        before = frame.loc[part["parent"].to_numpy()]
+        part = part.assign(pa0=before["a0"].to_numpy(dtype=np.int64),
+                           pb0=before["b0"].to_numpy(dtype=np.int64))
+        ks[c], out[c] = _grid_gap(part, *ks_sizes[c], ks[c])
+    return out
+
+
+def _resolve(both: Any, columns: list[str], chosen: dict[str, Any], ks: dict[str, int],
+             ks_sizes: dict[str, tuple[int, int]], key: Any) -> None:
+    """Read the values of the undecided bins (one job) and take the exact gap inside each."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    keys = [(columns.index(c), int(g)) for c, frame in chosen.items() for g in frame.index]
+    wanted = both.sparkSession.createDataFrame(keys, "k int, key long")
+    values = (both.select("k", key.alias("key"), "v", "s")
+              .join(F.broadcast(wanted), ["k", "key"], "left_semi").toPandas())
+    for (k, g), part in values.groupby(["k", "key"]):
+        c = columns[int(k)]
+        n, m = ks_sizes[c]
+        row = chosen[c].loc[int(g)]
+        v, s = part["v"].to_numpy(dtype=np.float64), part["s"].to_numpy()
+        a_in, b_in = np.sort(v[s == 0]), np.sort(v[s == 1])
+        points = np.unique(v)
+        ca = int(row["a0"]) + np.searchsorted(a_in, points, "right")
+        cb = int(row["b0"]) + np.searchsorted(b_in, points, "right")
+        ks[c] = max(ks[c], int(np.abs(m * ca - n * cb).max()))
 
 
 def _ks(rdf: Any, rx: Any, cdf: Any, cx: Any, n: int, m: int) -> tuple[float, float]:

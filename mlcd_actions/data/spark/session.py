@@ -6,8 +6,9 @@
     engine: spark
     spark:
       master: yarn                         # local[*] (default), spark://host:7077, yarn,
-                                           # k8s://..., or sc://host:15002 (Spark Connect,
-                                           # Databricks Connect)
+                                           # k8s://...
+      remote: sc://host:15002              # instead of master: Spark Connect, Databricks
+                                           # Connect (= the property spark.remote)
       conf:                                # any Spark property, passed to the builder
         spark.executor.memory: 8g
         spark.hadoop.fs.s3a.endpoint: ${S3_ENDPOINT}
@@ -18,9 +19,10 @@ Dataproc, a Databricks notebook, a test fixture) is used as it is and left runni
 otherwise one is started from these settings and stopped at the end of the stage.
 
 **Tables** (:func:`open_table`): a Parquet, CSV or JSON-lines file or directory on any
-filesystem the session can read (a local path, ``hdfs://``, ``s3a://``, ``abfss://``,
-``gs://``). A local path goes through the same checks as the pandas engine (so a missing
-file is the same line and exit code); a remote directory is read as Parquet unless its
+filesystem the session can read (a local path or ``file:`` URI, ``hdfs://``, ``s3a://``,
+``abfss://``, ``gs://``). A local path goes through the same checks as the pandas engine
+(so a missing file is the same line and exit code); another URI is handed to Spark as it
+is, and a remote directory is read as Parquet unless its
 name ends in ``.csv``/``.jsonl``. Rows are numbered as the pandas engine numbers them —
 files in name order, rows in file order — from Spark's ``_metadata`` file path and block
 start and a per-block position (:meth:`Table.indexed`), so a failure's "data row N" is the
@@ -36,7 +38,6 @@ import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mlcd_actions.core.errors import ConfigError, DataError, MlcdError, StageFailed, first_line
@@ -113,7 +114,8 @@ def start(settings: Settings | None, app: str, *,
         active = SparkSession.getActiveSession()
         if active is not None:
             return active, False
-        master = settings.master or DEFAULT_MASTER
+        master = _master(settings)
+        conf = {k: v for k, v in settings.conf.items() if k != "spark.remote"}
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         if master.startswith("sc://"):           # Spark Connect / Databricks Connect
@@ -129,19 +131,49 @@ def start(settings: Settings | None, app: str, *,
         builder = builder.appName(app).config("spark.sql.execution.arrow.pyspark.enabled", "true")
         # the driver's Python reads results over a local socket that Spark closes after
         # 15 s by default: too short on a busy CI runner (then "Connection reset by peer")
-        defaults = {} if master.startswith("sc://") else {
-            "spark.python.authenticate.socketTimeout": "120s"}
-        for key, value in {**defaults, **(extra or {}), **settings.conf}.items():
-            builder = builder.config(key, value)
+        connect = master.startswith("sc://")
+        defaults = {} if connect else {"spark.python.authenticate.socketTimeout": "120s"}
+        wanted = {**defaults, **(extra or {}), **conf}
+        if not connect:        # (Spark Connect's builder drops a refused property silently)
+            for key, value in wanted.items():
+                builder = builder.config(key, value)
         try:
             spark = builder.getOrCreate()
         except Exception as exc:  # noqa: BLE001 - no Java, bad master URL, unreachable
             raise ConfigError(f"--engine spark: cannot start a Spark session on {master} "
                               f"(Spark needs Java 17 or newer on PATH or in JAVA_HOME): "
                               f"{first_line(exc)}") from exc
+        if connect:
+            _set_remote_conf(spark, wanted, master)
     with contextlib.suppress(Exception):   # not on Spark Connect
         spark.sparkContext.setLogLevel("ERROR")
     return spark, True
+
+
+def _set_remote_conf(spark: Any, conf: Mapping[str, str], master: str) -> None:
+    """Each property on the Spark Connect session; one it refuses (a bad value, a static
+    property of a running cluster) is a ConfigError naming it, not ignored."""
+    for key, value in conf.items():
+        try:
+            spark.conf.set(key, value)
+        except Exception as exc:  # noqa: BLE001 - refused by the server
+            with contextlib.suppress(Exception):
+                spark.stop()
+            raise ConfigError(f"spark.conf {key}={value}: the Spark Connect session on "
+                              f"{master} refuses it: {first_line(exc)}") from exc
+
+
+def _master(settings: Settings) -> str:
+    """The master URL: ``spark.master``, or the Spark Connect URL of ``spark.remote`` (a
+    conf entry, ``spark: {remote: ...}`` in mlcd.yaml, or pyspark's ``SPARK_REMOTE``)."""
+    remote = settings.conf.get("spark.remote")
+    if remote and settings.master and settings.master != remote:
+        raise ConfigError(f"spark.master {settings.master!r} and spark.remote {remote!r}: "
+                          "give one (spark.remote is Spark Connect's master)")
+    remote = remote or (None if settings.master else os.environ.get("SPARK_REMOTE"))
+    if remote is not None and not remote.startswith("sc://"):
+        raise ConfigError(f"spark.remote {remote!r}: a Spark Connect URL is sc://host:port")
+    return remote or settings.master or DEFAULT_MASTER
 
 
 @contextlib.contextmanager
@@ -179,7 +211,7 @@ def classify(exc: BaseException, input: str | None = None) -> MlcdError:
 
 def is_remote(path: str | os.PathLike) -> bool:
     text = os.fspath(path)
-    return bool(_REMOTE.match(text)) and not text.startswith("file://")
+    return bool(_REMOTE.match(text)) and not text.lower().startswith("file:")
 
 
 def kind_of(path: str | os.PathLike) -> tuple[str, list[str]]:
@@ -188,9 +220,7 @@ def kind_of(path: str | os.PathLike) -> tuple[str, list[str]]:
     from mlcd_actions.data import tables as tabular
 
     text = os.fspath(path)
-    if text.startswith("file://"):
-        text = text[len("file://"):]
-    if is_remote(text):
+    if is_remote(text):                 # handed to Spark as it is
         name = text.rstrip("/").rsplit("/", 1)[-1]
         try:
             kind = tabular.kind_of(name) if "." in name else "parquet"
@@ -289,14 +319,3 @@ def open_table(spark: Any, path: str | os.PathLike, *, what: str = "data") -> Ta
         raise DataError(f"{text}: Spark cannot read it as {kind}: {first_line(exc)}") from exc
     table.names = [str(c) for c in table.df.columns]
     return table
-
-
-def local_or_uri(path: str | os.PathLike) -> str:
-    """A local path made absolute (the JVM resolves relative paths against its own start
-    directory); a URI as it is."""
-    text = os.fspath(path)
-    if is_remote(text):
-        return text
-    if text.startswith("file://"):
-        text = text[len("file://"):]
-    return str(Path(text).resolve())

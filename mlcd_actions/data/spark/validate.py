@@ -408,8 +408,8 @@ def _count(view: _View, plan: list, specs: list[_Spec], schema: Any) -> dict[str
 
 
 def _samples(table: Any, failing: list[_Spec], counts: dict[str, int], groups: dict) -> None:
-    """The first :data:`SAMPLE_ROWS` failing rows of each failing check, in file order: one
-    job finds the rows of every value check, one more reads their values."""
+    """The first :data:`SAMPLE_ROWS` failing rows of each failing check, in file order, with
+    the values they show: one job for every value check, one per failing unique check."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -417,13 +417,24 @@ def _samples(table: Any, failing: list[_Spec], counts: dict[str, int], groups: d
     from mlcd_actions.data.spark.session import ROW
 
     indexed = table.indexed()
+    columns = sorted({s.column for s in failing})
+    shown = [F.col(f"`{c}`").alias(f"__c{j}") for j, c in enumerate(columns)]
     first: dict[str, list[int]] = {}
+    values: dict[int, dict[str, Any]] = {}
+
+    def keep(rows: list) -> None:
+        for r in rows:
+            values[int(r[ROW])] = {c: r[f"__c{j}"] for j, c in enumerate(columns)}
+
     plain = [s for s in failing if s.fail is not None]
-    if plain:
-        which = F.explode(F.array(*[F.when(s.fail, F.lit(i)) for i, s in enumerate(plain)]))
-        found = (indexed.select(F.col(ROW), which.alias("__k")).where(F.col("__k").isNotNull())
+    if plain:   # one job: the failing checks of each row (nulls dropped before the explode),
+        # the first rows of each check (a window top-k) with the values they show
+        which = F.explode(F.array_compact(F.array(*[F.when(s.fail, F.lit(i))
+                                                    for i, s in enumerate(plain)])))
+        found = (indexed.select(F.col(ROW), which.alias("__k"), *shown)
                  .withColumn("__n", F.row_number().over(Window.partitionBy("__k").orderBy(ROW)))
                  .where(F.col("__n") <= SAMPLE_ROWS).collect())
+        keep(found)
         for r in sorted(found, key=lambda r: r[ROW]):
             first.setdefault(plain[r["__k"]].key, []).append(int(r[ROW]))
     done: dict[tuple, list[int]] = {}
@@ -440,20 +451,14 @@ def _samples(table: Any, failing: list[_Spec], counts: dict[str, int], groups: d
                     eq = c.eqNullSafe(dups[n])
                     cond = eq if cond is None else cond & eq
                 part = indexed.join(dups, cond, "left_semi")
-                done[key] = [int(r[ROW]) for r in part.select(ROW).orderBy(ROW)
-                             .limit(SAMPLE_ROWS).collect()]
+                rows = part.select(ROW, *shown).orderBy(ROW).limit(SAMPLE_ROWS).collect()
+                keep(rows)
+                done[key] = [int(r[ROW]) for r in rows]
             first[s.key] = done[key]
-    wanted = sorted({r for rows in first.values() for r in rows})
-    columns = sorted({s.column for s in failing})
-    values = {}
-    if wanted:
-        for r in indexed.where(F.col(ROW).isin(wanted)).select(
-                F.col(ROW), *[F.col(f"`{c}`") for c in columns]).collect():
-            values[int(r[ROW])] = r
     for s in failing:
         rows = first.get(s.key, [])
-        shown = [schemas._short(_value(values[r][s.column])) for r in rows if r in values]
-        schemas._add(groups, s.column, s.check, "Column", counts[s.key], rows, shown, None, "")
+        texts = [schemas._short(_value(values[r][s.column])) for r in rows if r in values]
+        schemas._add(groups, s.column, s.check, "Column", counts[s.key], rows, texts, None, "")
 
 
 def _value(value: Any) -> Any:
