@@ -1115,6 +1115,21 @@ def _quiet_mlflow():
             os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old_env
 
 
+class _NoServingCheck:
+    """A flavor module for ``Model.log`` with MLflow's serving-input check off: that check
+    loads the saved model again through pyfunc and predicts on the input example only to
+    log a warning on failure (which ``_quiet_mlflow`` hides); ``train`` has already
+    predicted with this very model for the signature and the golden samples. The saved
+    files are the flavor's own (``flavor.save_model``)."""
+
+    def __init__(self, module) -> None:
+        self.module = module
+        self.__name__ = module.__name__
+
+    def save_model(self, validate_serving_input: bool = False, **kwargs):
+        return self.module.save_model(**kwargs)
+
+
 def _log(model, saved_dir: Path | None, *, run_id: str, signature, input_example, reqs,
          metadata, code_paths, serialization_format: str, tracker: _Tracker):
     """Log the model as ``model`` in the run: sklearn flavor when it is a scikit-learn
@@ -1131,7 +1146,8 @@ def _log(model, saved_dir: Path | None, *, run_id: str, signature, input_example
               "input_example": input_example, "metadata": metadata}
     if model is not None and _is_sklearn(model):
         return tracker.call("logging the model", lambda: Model.log(
-            artifact_path=None, flavor=mlflow.sklearn, sk_model=model,
+            artifact_path=None, flavor=_NoServingCheck(mlflow.sklearn), sk_model=model,
+            validate_serving_input=False,
             serialization_format=serialization_format, pip_requirements=reqs,
             code_paths=code_paths or None, **common))
     cloudpickle.register_pickle_by_value(wrappers)
