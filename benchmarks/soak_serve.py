@@ -230,6 +230,9 @@ def soak_image(model: Path, bodies: list[bytes], args) -> dict:
     print(build.stdout.strip().splitlines()[-1] if build.stdout.strip() else build.stderr[-500:])
     if build.returncode != 0:
         raise RuntimeError(f"build-app failed: {build.stdout[-800:]} {build.stderr[-800:]}")
+    # build-app also tags repo:model-<v> / repo:git-<sha>: every tag goes at the end
+    built = json.loads((Path(args.work) / "reports" / "build-app.json").read_text())
+    tags = built["outputs"]["tags"].split()
     client = docker.from_env()
     port = free_port()
     container = None
@@ -255,7 +258,8 @@ def soak_image(model: Path, bodies: list[bytes], args) -> dict:
     finally:
         if container is not None:
             container.remove(force=True)
-        client.images.remove(tag, force=True)
+        for name in tags:
+            client.images.remove(name, force=True)
     return report("app image (container)", load, rss, args.minutes)
 
 

@@ -24,8 +24,12 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("MLCD_PROGRESS", "0")
+    # an unreachable tracking server exits 3 after ~3 s here (60 s for users): tests of a
+    # server that comes back set their own window
+    monkeypatch.setenv("MLCD_TRACKING_WAIT", "3")
     for var in list(os.environ):
-        if var.startswith(("GITHUB_", "GITLAB_", "CI_", "MLCD_")) and var != "MLCD_PROGRESS":
+        if var.startswith(("GITHUB_", "GITLAB_", "CI_", "MLCD_")) and var not in (
+                "MLCD_PROGRESS", "MLCD_TRACKING_WAIT"):
             monkeypatch.delenv(var, raising=False)
     for var in ("CI", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(var, raising=False)

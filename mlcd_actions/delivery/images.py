@@ -220,9 +220,55 @@ def client(docker_host: str | None = None):
     try:
         c = docker.DockerClient(base_url=url, timeout=900)
         c.ping()
+        c.mlcd_engine_url = url  # named in the errors below
         return c
     except Exception as exc:  # noqa: BLE001 - any failure to reach the engine
         raise ServiceError(f"Docker engine {url} unreachable: {_first(exc)}") from exc
+
+
+def engine_lost(c, exc: BaseException | None = None) -> bool:
+    """Did the engine go away (stopped, crashed, socket gone), rather than refuse a request?
+
+    A broken or refused connection says so by itself; after any other error (an API error,
+    a build stream that ends without an image) the engine is asked with a ping."""
+    import requests
+    import urllib3
+
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                        requests.exceptions.ChunkedEncodingError,
+                        urllib3.exceptions.HTTPError, ConnectionError)):
+        return True
+    try:
+        c.ping()
+    except Exception:  # noqa: BLE001 - no answer: gone
+        return True
+    return False
+
+
+def lost_engine_error(c, doing: str, exc: BaseException | None = None) -> ServiceError:
+    """The exit-3 error for an engine that went away while ``doing``."""
+    url = getattr(c, "mlcd_engine_url", None) or "(DOCKER_HOST)"
+    why = ""
+    if exc is not None:  # urllib3 puts the words first: ('Connection broken: ...', ...)
+        first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else _first(exc)
+        why = f" ({first.strip().splitlines()[0][:160] if first.strip() else type(exc).__name__})"
+    return ServiceError(f"Docker engine {url} stopped answering while {doing}{why}; "
+                        "rerun once it is back")
+
+
+def add_tag(c, image, target: str) -> None:
+    """Tag ``image`` as ``target`` (``repo:version``); exit 3 when the engine went away."""
+    import docker
+
+    repo, _, version = target.rpartition(":")
+    try:
+        image.tag(repo, tag=version)
+    except Exception as exc:  # noqa: BLE001 - classified
+        if engine_lost(c, exc):
+            raise lost_engine_error(c, f"tagging {target}", exc) from exc
+        if isinstance(exc, docker.errors.APIError):
+            raise StageFailed(f"cannot tag {target}: {_first(exc)}") from exc
+        raise
 
 
 def find_image(c, tag: str):
@@ -232,13 +278,56 @@ def find_image(c, tag: str):
         return c.images.get(tag)
     except docker.errors.ImageNotFound:
         return None
-    except docker.errors.APIError as exc:
-        raise ServiceError(f"Docker engine error reading image {tag}: {_first(exc)}") from exc
+    except Exception as exc:  # noqa: BLE001 - classified
+        if engine_lost(c, exc):
+            raise lost_engine_error(c, f"reading image {tag}", exc) from exc
+        if isinstance(exc, docker.errors.APIError):
+            raise ServiceError(f"Docker engine error reading image {tag}: {_first(exc)}") \
+                from exc
+        raise
 
 
 def build(c, context: Path, tag: str, *, log=None) -> Any:
     """Build ``context`` (Dockerfile inside) as ``tag``; returns the image. Exit 1 on a
-    failed build, with the last lines of the build log."""
+    failed build, with the last lines of the build log; exit 3 when the engine goes away
+    during the build (the engine tags only a finished image: no half-built image is
+    tagged, and a rerun builds again, from the layers it kept)."""
+    try:
+        return _build(c, context, tag, log=log)
+    except StageFailed as exc:
+        if engine_lost(c) or (_step_killed(exc) and _goes_away(c)):
+            raise lost_engine_error(c, f"building {tag}") from exc
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified
+        if engine_lost(c, exc):
+            raise lost_engine_error(c, f"building {tag}", exc) from exc
+        raise
+
+
+# a step killed by a signal (SIGKILL 137, SIGTERM 143), or a stream cut short: what an
+# engine that is shutting down does to a build before it stops answering
+_KILLED = re.compile(r"returned a non-zero code: (137|143)\b|returned no image id")
+
+
+def _step_killed(exc: BaseException) -> bool:
+    return bool(_KILLED.search(str(exc)))
+
+
+def _goes_away(c, seconds: float = 5.0) -> bool:
+    """Does the engine stop answering within ``seconds``? (An engine being stopped kills
+    the running step, answers that, then goes; a step killed for another reason, such as
+    the kernel's OOM killer, leaves it answering.)"""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if engine_lost(c):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _build(c, context: Path, tag: str, *, log=None) -> Any:
     import docker
 
     lines: list[str] = []
@@ -270,11 +359,12 @@ def build(c, context: Path, tag: str, *, log=None) -> Any:
 def _prune_build_stages(c) -> None:
     """Remove the untagged build-stage images (the wheelhouse layer) a build leaves."""
     import docker
+    import requests
 
     try:
         c.images.prune(filters={"dangling": True, "label": f"{BUILD_STAGE_LABEL}=build"})
-    except docker.errors.APIError:  # another prune running: left for the next build
-        pass
+    except (docker.errors.APIError, requests.exceptions.ConnectionError):  # another prune
+        pass  # running, or the engine just went: left for the next build
 
 
 def push(c, tag: str) -> str:

@@ -3,8 +3,9 @@
 The embedded default is ``sqlite:///.mlcd/mlflow.db`` with artifacts in
 ``.mlcd/mlartifacts`` (DESIGN §5); any ``MLFLOW_TRACKING_URI`` (or ``--tracking-uri``)
 wins. Calls that reach a tracking server go through :func:`with_retries`, which retries
-briefly with backoff and raises :class:`~mlcd_actions.core.errors.ServiceError` (exit 3)
-when the server stays down. mlflow is imported only inside functions.
+with backoff for up to ``$MLCD_TRACKING_WAIT`` seconds (default 60: a server restart fits)
+and raises :class:`~mlcd_actions.core.errors.ServiceError` (exit 3) when the server stays
+down. mlflow is imported only inside functions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from mlcd_actions.core.errors import ServiceError
+from mlcd_actions.core.errors import ConfigError, ServiceError
 
 DEFAULT_DIR = ".mlcd"
 T = TypeVar("T")
@@ -153,20 +154,50 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
-def with_retries(fn: Callable[[], T], *, what: str, attempts: int = 4,
-                 first_delay: float = 0.5, uri: str | None = None) -> T:
-    """Call ``fn``; on an unreachable server retry with exponential backoff, then exit 3."""
+DEFAULT_WAIT = 60.0  # seconds: an MLflow server restart (10-30 s) fits; a dead one exits 3
+WAIT_ENV = "MLCD_TRACKING_WAIT"
+MAX_DELAY = 5.0
+
+
+def retry_wait() -> float:
+    """How long calls keep retrying an unreachable tracking server: ``$MLCD_TRACKING_WAIT``
+    seconds (default 60; 0 means one attempt)."""
+    raw = os.environ.get(WAIT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_WAIT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{WAIT_ENV}={raw!r}: expected a number of seconds >= 0")
+    return value
+
+
+def with_retries(fn: Callable[[], T], *, what: str, attempts: int | None = None,
+                 first_delay: float = 0.5, uri: str | None = None,
+                 wait: float | None = None) -> T:
+    """Call ``fn``; while the server is unreachable retry with exponential backoff (0.5 s
+    doubling, at most 5 s) for ``wait`` seconds (default :func:`retry_wait`), or at most
+    ``attempts`` times when given; then exit 3. Every call retried this way must be
+    idempotent (a read, a tag or alias set, or a find-then-create): an attempt whose answer
+    was lost may have been applied."""
+    window = retry_wait() if wait is None else wait
+    start = time.monotonic()
     delay = first_delay
-    for attempt in range(1, attempts + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - classified below
             if not is_unavailable(exc):
                 raise
-            if attempt == attempts:
+            left = window - (time.monotonic() - start)
+            if left <= 0 or (attempts is not None and attempt >= attempts):
                 where = uri or tracking_uri()
+                spent = time.monotonic() - start
                 raise ServiceError(f"MLflow tracking server {where} unavailable while {what} "
-                                   f"(after {attempts} attempts)") from exc
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")  # pragma: no cover
+                                   f"(after {attempt} attempts in {spent:.0f}s)") from exc
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, MAX_DELAY)

@@ -148,8 +148,7 @@ def run(*, model_uri: str, tag: str, base_image: str = images.DEFAULT_BASE_IMAGE
     digest = image.id
     tags = [tag]
     for extra in extra_tags(tag, model.version, git_sha):
-        repo, _, version = extra.rpartition(":")
-        image.tag(repo, tag=version)
+        images.add_tag(client, image, extra)
         tags.append(extra)
     repo_digest = None
     if push:

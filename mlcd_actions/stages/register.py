@@ -137,16 +137,19 @@ def _create(reg: _Registry, name: str, run_id: str, model_id: str | None, source
     """Find or create the version, in one retried step: a retry after a lost answer finds
     the version the first attempt created instead of making a second one."""
 
+    sent = []  # a create request went out: a version found after it is this run's
+
     def attempt():
         existing = _find_existing_once(reg, name, run_id, model_id, source)
         if existing is not None:
-            return existing, False
+            return existing, bool(sent)
         try:
             reg.client.create_registered_model(name)
         except Exception as exc:  # noqa: BLE001 - classified
             if not _already_exists(exc):
                 raise
         kwargs = {"model_id": model_id} if model_id else {}
+        sent.append(True)
         version = reg.client.create_model_version(name, source, run_id=run_id, tags=tags,
                                                   **kwargs)
         return version, True
@@ -180,6 +183,15 @@ def _await_ready(reg: _Registry, name: str, version: str, timeout: float = READY
                                f"{timeout:g}s on {reg.uri}")
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
+
+
+def _delete_tag(reg: _Registry, name: str, version: str, key: str) -> None:
+    """Delete a version tag; already gone counts as done (a retry after a lost answer)."""
+    try:
+        reg.client.delete_model_version_tag(name, version, key)
+    except Exception as exc:  # noqa: BLE001 - classified
+        if not _not_found(exc):
+            raise
 
 
 FINISHED_STATUSES = ("passed", "failed")
@@ -281,7 +293,7 @@ def run(model_uri: str, name: str, *, alias: str | None = "candidate",
         for key in sorted(current):
             if key.startswith(f"mlcd.{stage}.") and key not in version_tags:
                 reg.call(f"tagging version {version}", lambda k=key:
-                         reg.client.delete_model_version_tag(name, version, k))
+                         _delete_tag(reg, name, version, k))
     effective = {**current, **version_tags}
     failed = [stage for stage in VERDICT_STAGES
               if effective.get(f"mlcd.{stage}.status") == "failed"]

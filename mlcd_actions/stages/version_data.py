@@ -71,6 +71,48 @@ def _dvc_output_to_stderr() -> Iterator[None]:
             handler.setStream(stream)
 
 
+class _TransferErrors(logging.Filter):
+    """DVC's per-file "failed to transfer '<md5>'" records during a push: kept out of the
+    terminal (a remote lost mid-push gives one such line per file, which buries the
+    verdict) and collected, so the verdict names the first cause and mlcd's log holds all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("failed to transfer"):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        why = " ".join(str(exc).split()) if exc is not None else ""
+        self.lines.append(secrets.mask(f"{message}: {why}" if why else message))
+        return False
+
+    def first_cause(self) -> str | None:
+        for line in self.lines:
+            _, sep, why = line.partition("': ")
+            if sep and why:
+                return why[:200]
+        return None
+
+
+@contextlib.contextmanager
+def _transfer_errors(collected: _TransferErrors) -> Iterator[_TransferErrors]:
+    handlers = {h for name in ("dvc", "dvc_objects", "dvc_data")
+                for h in logging.getLogger(name).handlers}
+    for handler in handlers:
+        handler.addFilter(collected)
+    try:
+        yield collected
+    finally:
+        for handler in handlers:
+            handler.removeFilter(collected)
+        mlcd_log = logging.getLogger("mlcd")
+        for line in collected.lines:
+            mlcd_log.info("dvc push: %s", line)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     cause = exc.__cause__ or exc.__context__
@@ -373,12 +415,15 @@ def run(paths: Sequence[str | os.PathLike], *, remote: str | None = None,
         pushed = 0
         if push:
             _say(f"dvc push to remote {rname!r} ({rurl})")
+            transfer = _TransferErrors()
             try:
-                with _dvc_output_to_stderr():
+                with _dvc_output_to_stderr(), _transfer_errors(transfer):
                     pushed = repo.push(targets=[str(Path(s.path)) for s in stages], remote=rname)
             except Exception as exc:  # noqa: BLE001 - any push failure is the remote's
+                cause = transfer.first_cause()
+                first = f" (first: {cause})" if cause else ""
                 raise ServiceError(f"cannot push to DVC remote {rname!r} ({rurl}): "
-                                   f"{_first_line(exc)}") from exc
+                                   f"{_first_line(exc)}{first}") from exc
             persist_remote(repo, plan)
             _say(f"pushed {pushed} file(s); data version {version}")
     finally:

@@ -86,6 +86,40 @@ def test_with_retries_retries_outages_then_exits_3():
     assert len(calls) == 3
 
 
+def test_with_retries_keeps_trying_for_the_window_then_exits_3(monkeypatch):
+    """MLCD_TRACKING_WAIT bounds the retries by time: a server back within it succeeds."""
+    import time
+
+    monkeypatch.setenv("MLCD_TRACKING_WAIT", "1.2")
+    start = time.monotonic()
+    calls = []
+
+    def down():
+        calls.append(time.monotonic() - start)
+        raise requests.exceptions.ConnectionError("Connection refused")
+
+    with pytest.raises(ServiceError, match=r"unavailable while reading \(after 3 attempts in 1s\)"):
+        tracking.with_retries(down, what="reading", uri="http://127.0.0.1:9")
+    assert len(calls) == 3 and calls[-1] >= 1.2 - 1e-3  # at 0, 0.5, 1.2 s
+
+    def back_on_third():
+        calls.append(1)
+        if len(calls) < 6:
+            raise requests.exceptions.ConnectionError("Connection refused")
+        return "ok"
+
+    assert tracking.with_retries(back_on_third, what="reading", first_delay=0.01) == "ok"
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "inf", "nan"])
+def test_bad_tracking_wait_is_a_usage_error(monkeypatch, value):
+    from mlcd_actions.core.errors import ConfigError
+
+    monkeypatch.setenv("MLCD_TRACKING_WAIT", value)
+    with pytest.raises(ConfigError, match="MLCD_TRACKING_WAIT"):
+        tracking.with_retries(lambda: 1, what="reading")
+
+
 def test_with_retries_raises_a_missing_run_at_once():
     calls = []
 
