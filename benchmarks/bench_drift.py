@@ -9,7 +9,8 @@ once to Parquet. Each tool runs in its own child process, which reads the Parque
 computes per-column drift; the child reports its peak RSS (``ru_maxrss``) and two times:
 ``total`` (process start to result: imports, reading, computing) and ``compute`` (after
 the imports; for mlcd this still includes reading the Parquet files, which it streams
-column by column; for Evidently it starts after ``pd.read_parquet``). Evidently 0.7 does not import with pandas 3, so it
+column by column; for Evidently it starts after ``pd.read_parquet``), plus its CPU seconds
+(user + system: less moved by other jobs on a shared machine than wall time). Evidently 0.7 does not import with pandas 3, so it
 runs from its own venv, ``.tools/evidently-venv`` (``pip install evidently 'pandas<3'``),
 created here when absent.
 
@@ -47,8 +48,9 @@ MLCD_CHILD = textwrap.dedent("""
     t1 = time.perf_counter()
     res = drift.compare(ref, cur, categorical=cats)
     t2 = time.perf_counter()
+    ru = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"total_s": t2 - t0, "compute_s": t2 - t1,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "cpu_s": ru.ru_utime + ru.ru_stime, "peak_mb": ru.ru_maxrss / 1024,
                       "drifted": drift.drifted(res), "columns": len(res)}))
 """)
 
@@ -78,8 +80,9 @@ EVIDENTLY_CHILD = textwrap.dedent("""
             thr = 0.1
             if val >= thr:
                 drifted.append(col)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"total_s": t2 - t0, "compute_s": t2 - t1,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "cpu_s": ru.ru_utime + ru.ru_stime, "peak_mb": ru.ru_maxrss / 1024,
                       "drifted": drifted, "columns": len(ref.columns)}))
 """)
 
@@ -158,13 +161,15 @@ def main() -> int:
         ref, cur, cats = make_data(rows, args.numeric, args.categorical, data_dir)
         mine = child(sys.executable, MLCD_CHILD, ref, cur, cats, args.timeout)
         print(f"[{rows:>9,} rows] mlcd      : {mine['total_s']:7.2f} s total "
-              f"({mine['compute_s']:.2f} s compute), peak {mine['peak_mb']:7.0f} MB, "
+              f"({mine['compute_s']:.2f} s compute, {mine['cpu_s']:.2f} s CPU), "
+              f"peak {mine['peak_mb']:7.0f} MB, "
               f"drifted {sorted(mine['drifted'])}", flush=True)
         theirs = None
         if args.skip_evidently_above is None or rows <= args.skip_evidently_above:
             theirs = child(str(ev_py), EVIDENTLY_CHILD, ref, cur, cats, args.timeout)
             print(f"[{rows:>9,} rows] evidently : {theirs['total_s']:7.2f} s total "
-                  f"({theirs['compute_s']:.2f} s compute), peak {theirs['peak_mb']:7.0f} MB, "
+                  f"({theirs['compute_s']:.2f} s compute, {theirs['cpu_s']:.2f} s CPU), "
+                  f"peak {theirs['peak_mb']:7.0f} MB, "
                   f"drifted {sorted(theirs['drifted'])}", flush=True)
             print(f"[{rows:>9,} rows] speed-up  : {theirs['total_s'] / mine['total_s']:6.1f}x "
                   f"total, {theirs['compute_s'] / mine['compute_s']:6.1f}x compute; "

@@ -28,9 +28,13 @@ What is timed:
   format, because MLflow's default skops format refuses these Pipelines: "untrusted types
   numpy.dtype"), then ``mlflow.register_model``. Overhead = wall time minus its fit.
 
-Target: mlcd overhead <= 3 s. Prints every run, then one row per backend and model with
-the medians, the ratio (peer / mlcd), the CPU seconds of each side's processes (fit
-included; less sensitive to other jobs than wall time) and the load average.
+Target: mlcd overhead <= 3 s. Prints every run with mlcd's per-phase breakdown (the train
+process's start-up and exit, reading the data, starting the fit, opening the tracking
+store and creating the run, waiting for the fit, loading the model back, scoring, logging
+the model, golden samples + metadata + metrics, then ``mlcd register``), then one row per
+backend and model with the medians, the ratio (peer / mlcd), the CPU seconds of each
+side's processes (fit included; less sensitive to other jobs than wall time), the phase
+medians and the load average.
 """
 
 from __future__ import annotations
@@ -175,7 +179,28 @@ def run_mlcd(work: Path, data: Path, uri: str, env: dict, estimator: str, name: 
     return {"wall": t_train + t_register, "train": t_train, "register": t_register, "fit": fit,
             "overhead": t_train + t_register - fit, "cpu": child_cpu() - c0,
             "log_model": rep["details"]["timings"]["logging_s"],
+            "phases": phases(rep["details"]["timings"], t_train, t_register),
+            "process": rep["details"].get("training_process"),
             "version": reg["outputs"]["model-version"]}
+
+
+# mlcd train's own timings (report details.timings), in the order they happen
+PHASES = (("read_s", "read"), ("start_training_s", "start fit"), ("tracking_s", "tracking"),
+          ("training_s", "wait fit"), ("load_model_s", "load"), ("score_s", "score"),
+          ("log_model_s", "log model"), ("finish_s", "golden+meta"))
+
+
+def phases(timings: dict, t_train: float, t_register: float) -> dict[str, float]:
+    """Seconds per phase: the train process's start-up and exit (interpreter, CLI, imports
+    before the stage, the report) is its wall time minus the stage's own timings."""
+    out = {label: float(timings.get(key, 0.0)) for key, label in PHASES}
+    inside = timings.get("setup_s", 0.0) + timings.get("training_s", 0.0) + \
+        timings.get("logging_s", 0.0)
+    return {"cli start+exit": t_train - inside, **out, "register": t_register}
+
+
+def phase_line(ph: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in ph.items())
 
 
 def run_peer(work: Path, data: Path, uri: str, env: dict, estimator: str, name: str) -> dict:
@@ -237,7 +262,9 @@ def main() -> None:
                         print(f"  {backend:6s} {key:6s} mlcd #{i + 1}: train {r['train']:.2f}s "
                               f"+ register {r['register']:.2f}s, fit {r['fit']:.2f}s, log "
                               f"model+metrics+golden {r['log_model']:.2f}s -> overhead "
-                              f"{r['overhead']:.2f}s, CPU {r['cpu']:.2f}s (version {r['version']})")
+                              f"{r['overhead']:.2f}s, CPU {r['cpu']:.2f}s (version {r['version']}"
+                              f", fit in a {r['process']})\n      phases (s): "
+                              f"{phase_line(r['phases'])}")
                         r = run_peer(work / "peer", data, uris["peer"], env, estimator,
                                      f"bench-{key}")
                         peers.append(r)
@@ -256,6 +283,9 @@ def main() -> None:
                         "peer_overhead_s": round(p, 2), "ratio": round(p / o, 2),
                         "mlcd_cpu_s": round(statistics.median(r["cpu"] for r in ours), 2),
                         "peer_cpu_s": round(statistics.median(r["cpu"] for r in peers), 2),
+                        "mlcd_phases_s": {k: round(statistics.median(r["phases"][k]
+                                                                     for r in ours), 2)
+                                          for k in ours[0]["phases"]},
                         "load": round(os.getloadavg()[0], 1)})
     print()
     print("| backend | model | mlcd overhead | (train + register wall) | MLflow defaults "
@@ -267,6 +297,10 @@ def main() -> None:
               f"{row['peer_overhead_s']:.2f} s | {row['ratio']:.2f}x | "
               f"{'met' if row['mlcd_overhead_s'] <= TARGET_S else 'MISSED'} | "
               f"{row['mlcd_cpu_s']:.2f} / {row['peer_cpu_s']:.2f} s | {row['load']:.1f} |")
+    print()
+    print("mlcd phases, medians in seconds (train process, then register):")
+    for row in table:
+        print(f"  {row['backend']:6s} {row['model']:6s} {phase_line(row['mlcd_phases_s'])}")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
           "(times scale with contention)")
     print(json.dumps(table))

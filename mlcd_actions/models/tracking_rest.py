@@ -252,6 +252,10 @@ class RestClient:
                    body={"name": name, "version": str(version), "key": key,
                          "value": str(value)})
 
+    def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
+        self._call("DELETE", "model-versions/delete-tag",
+                   body={"name": name, "version": str(version), "key": key})
+
     def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
         self._call("POST", "registered-models/set-tag",
                    body={"name": name, "key": key, "value": str(value)})

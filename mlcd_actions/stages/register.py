@@ -299,7 +299,8 @@ def run(model_uri: str, name: str, *, alias: str | None = "candidate",
               if effective.get(f"mlcd.{stage}.status") == "failed"]
     reg.call("tagging the registered model", lambda: reg.client.set_registered_model_tag(
         name, "mlcd.latest_lineage_id", lineage.id))
-    copied = overrides.copy_to_version(run.data.tags, name, version, uri)  # audited overrides
+    copied = overrides.copy_to_version(run.data.tags, name, version, uri,  # audited overrides
+                                      client=reg.client)
     if copied:
         result.details["overrides"] = [o.to_dict() for o in copied]
     if alias and not failed:

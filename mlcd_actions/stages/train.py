@@ -280,6 +280,24 @@ def _is_sklearn(model) -> bool:
     return isinstance(model, BaseEstimator)
 
 
+# below this many rows a prediction runs on one native thread: OpenMP's start-up and
+# spin-waiting cost more than the threads save, and many times more on a busy machine
+# (HistGradientBoosting, 20,000 rows, 2 cores at load 12: 5.7 s with 2 threads, 1.0 s with 1)
+ONE_THREAD_ROWS = 100_000
+
+
+@contextlib.contextmanager
+def _native_threads_for(rows: int):
+    """One native (OpenMP/BLAS) thread for predictions on fewer than ONE_THREAD_ROWS rows."""
+    if rows >= ONE_THREAD_ROWS:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
 def _predict(model, X, what: str):
     from mlcd_actions.models.loading import check_predictions, check_probabilities
 
@@ -387,6 +405,7 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
     if mode == "builtin":
         params["estimator"] = estimator
 
+    t_read = time.monotonic()
     cwd = Path.cwd().resolve()
     lineage = _lineage(train, cwd, report_dir, code_version=code_version,
                        data_version=data_version)
@@ -395,9 +414,11 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
     work = Path(tempfile.mkdtemp(prefix="mlcd-train-"))
     try:
         job = _Job(work, cwd=cwd, mode=mode, train=train, test=test, label=label, task=task,
-                   entrypoint=entrypoint, command=command, estimator=estimator, params=params)
+                   entrypoint=entrypoint, command=command, estimator=estimator, params=params,
+                   train_df=train_df if mode == "builtin" else None)
         if mode != "command":
             job.start(echo=echo_log)
+        t_child = time.monotonic()
 
         # -- tracking
         try:
@@ -413,7 +434,14 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
             raise
         lineage = lineage.replace(run_id=run_id, experiment_id=tracker.experiment_id)
         result = StageResult(STAGE, lineage=lineage.to_dict())
-        result.details["timings"] = {"setup_s": round(time.monotonic() - t_start, 3)}
+        t_setup = time.monotonic()
+        # phases: reading and checking the data; lineage and starting the training;
+        # opening the tracking store and creating the run (all three: setup_s)
+        result.details["timings"] = {
+            "setup_s": round(t_setup - t_start, 3), "read_s": round(t_read - t_start, 3),
+            "start_training_s": round(t_child - t_read, 3),
+            "tracking_s": round(t_setup - t_child, 3)}
+        result.details["training_process"] = job.process
         result.outputs.update({"run-id": run_id, "experiment-id": tracker.experiment_id,
                                "lineage-id": lineage.id})
         try:
@@ -547,6 +575,11 @@ WARM_MODULES = (
 )
 
 
+# the built-in estimators' pipeline pieces and what pickles them
+BUILTIN_MODULES = ("cloudpickle", "sklearn.pipeline", "sklearn.compose", "sklearn.impute",
+                   "sklearn.preprocessing")
+
+
 def _warm_imports(estimator: str | None = None) -> None:
     """Import what logging the model needs while the child trains (2 cores: free time),
     and read the installed distributions once for the pip requirements."""
@@ -594,8 +627,9 @@ class _Job:
 
     def __init__(self, work: Path, *, cwd: Path, mode: str, train: str, test: str | None,
                  label: str, task: str, entrypoint: str | None, command: str | None,
-                 estimator: str | None, params: dict[str, Any]) -> None:
+                 estimator: str | None, params: dict[str, Any], train_df=None) -> None:
         self.work, self.cwd, self.mode = work, cwd, mode
+        self.train_df = train_df  # a built-in estimator's frame, for a forked child
         self.entrypoint, self.command, self.estimator = entrypoint, command, estimator
         self.label, self.task = label, task
         self.out_dir = work / "out"
@@ -624,15 +658,38 @@ class _Job:
                     "params": json_safe(params), "out_dir": str(self.out_dir),
                     "cwd": str(cwd),
                     "run_file": str(self.run_file) if mode == "entrypoint" else None}
+            self.spec = spec
             spec_path = work / "spec.json"
             spec_path.write_text(json.dumps(spec), encoding="utf-8")
             self.cmd = [sys.executable, "-m", "mlcd_actions.training.child", str(spec_path)]
         self.child = None
         self.attached_at: float | None = None
+        self.process = "command" if mode == "command" else None  # or "fork", "spawn"
 
-    def start(self, echo: bool) -> None:
+    def start(self, echo: bool, fork: bool | None = None) -> None:
+        """Start the training. A built-in estimator on Linux, from a one-thread process
+        (``fork=None``: when :func:`runner.can_fork`), is fitted in a fork of this process:
+        the frame is read and pandas and scikit-learn imported once, not twice."""
         from mlcd_actions.training import runner
 
+        if fork is None:
+            fork = self.mode == "builtin" and self.train_df is not None and runner.can_fork()
+        if fork:
+            import importlib
+
+            from mlcd_actions.training import child, estimators
+
+            # what the fit needs and this process needs next (load, score): imported once
+            for name in (*BUILTIN_MODULES, estimators.BUILTINS[self.estimator][1]
+                         .partition(":")[0]):
+                importlib.import_module(name)
+            spec, frame = self.spec, self.train_df
+            log.info("mlcd train: fitting %s in a forked process", self.estimator)
+            self.child = runner.Child.fork(lambda: child.run(spec, frame),
+                                           log_path=self.log_path, echo=echo)
+            self.process = "fork"
+            return
+        self.process = self.process or "spawn"
         log.info("mlcd train: running %s", self.cmd)
         self.child = runner.Child(self.cmd, env=self.env, cwd=self.cwd, log_path=self.log_path,
                                   echo=echo)
@@ -810,9 +867,14 @@ def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, trainer
     sample_src = test_df if test_df is not None else train_df
     golden_df = sample_src.head(max(1, trainer.golden_rows))
     X_golden = golden_df[X_train.columns]
+    timings = result.details["timings"]
+    t0 = time.monotonic()
     with _UserPath(cwd):
         trained = _load_trained(tracker, out_dir, cwd, trainer)
+        t1 = time.monotonic()
         scores = _score(trained, tracker, trainer, train_df, test_df, X_train, X_golden)
+        t2 = time.monotonic()
+        timings.update(load_model_s=round(t1 - t0, 3), score_s=round(t2 - t1, 3))
         metadata = {"mlcd": {
             "task": task, "label": label, "features": features, "feature_columns": features,
             "classes": scores.classes, "lineage_id": lineage.id, "run_id": tracker.run_id,
@@ -828,6 +890,8 @@ def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, trainer
             result, tracker, trainer, trained, scores.predictor, signature=signature,
             input_example=input_example, reqs=reqs, metadata=metadata)
 
+    t3 = time.monotonic()
+    timings["log_model_s"] = round(t3 - t2, 3)
     _write_golden(tracker, work, trainer, model_uri=model_uri, lineage=lineage,
                   features=features, scores=scores, golden_df=golden_df, X_golden=X_golden)
     child_info = trained.child_info
@@ -851,6 +915,7 @@ def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, trainer
                       "mlcd.features": json.dumps(features)[:5000],
                       **({"mlcd.classes": json.dumps(json_safe(classes))[:5000]}
                          if classes is not None else {})})
+    timings["finish_s"] = round(time.monotonic() - t3, 3)  # golden, metadata, metrics, tags
     result.lineage = lineage.replace(model_uri=model_uri).to_dict()
     result.details.update({"task": task, "label": label, "features": features,
                            "classes": classes, "flavor": flavor, "pip_requirements": reqs,
@@ -861,12 +926,8 @@ def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, trainer
 
 def _load_trained(tracker: _Tracker, out_dir: Path, cwd: Path, trainer: _Trainer) -> _Trained:
     """Load back what the training child (or the --command) left in ``out_dir``."""
-    from mlflow.models import Model
-
     trained = _Trained(extra_reqs=list(trainer.extra_pip_requirements))
     if trainer.mode != "command":
-        import cloudpickle
-
         result_file = out_dir / "result.json"
         if not result_file.is_file():
             raise StageFailed(f"the training process ended without a model (did "
@@ -874,10 +935,16 @@ def _load_trained(tracker: _Tracker, out_dir: Path, cwd: Path, trainer: _Trainer
         trained.child_info = json.loads(result_file.read_text(encoding="utf-8"))
         try:
             with open(out_dir / "model.pkl", "rb") as fh:
-                trained.model = cloudpickle.load(fh)
+                trained.model, referenced = _unpickle(fh)
         except Exception as exc:  # noqa: BLE001 - user classes that cannot be re-imported
             raise StageFailed(f"the trained model cannot be loaded back: "
                               f"{type(exc).__name__}: {first_line(exc)}") from exc
+        # requirements: what loading the model imports; for the user's function, also what
+        # their training imported (predict may import more). The built-in estimator's are
+        # exactly the pickle's, whether its child was forked or started afresh.
+        trained.child_info["modules"] = sorted(
+            referenced if trainer.mode == "builtin"
+            else referenced | set(trained.child_info.get("modules", [])))
         trained.code_paths = [str(cwd / f) for f in trained.child_info.get("user_files", [])]
         return trained
     saved_dir = _find_saved_model(out_dir)
@@ -890,6 +957,8 @@ def _load_trained(tracker: _Tracker, out_dir: Path, cwd: Path, trainer: _Trainer
         trained.logged = found[0]
         return trained
     trained.saved_dir = saved_dir
+    from mlflow.models import Model
+
     flavors = Model.load(str(saved_dir)).flavors or {}
     if "sklearn" in flavors:
         import mlflow.sklearn
@@ -905,10 +974,27 @@ def _load_trained(tracker: _Tracker, out_dir: Path, cwd: Path, trainer: _Trainer
     return trained
 
 
+def _unpickle(fh) -> tuple[Any, set[str]]:
+    """(the object, the top-level non-standard modules its pickle references)."""
+    import pickle
+
+    import cloudpickle  # noqa: F401 - its reducers (functions by value) must be importable
+
+    referenced: set[str] = set()
+
+    class Recording(pickle.Unpickler):
+        def find_class(self, module: str, name: str):
+            referenced.add(module.partition(".")[0])
+            return super().find_class(module, name)
+
+    obj = Recording(fh).load()
+    return obj, referenced - set(sys.stdlib_module_names) - {"__main__", "mlcd_actions"}
+
+
 def _score(trained: _Trained, tracker: _Tracker, trainer: _Trainer, train_df, test_df,
            X_train, X_golden) -> _Scores:
     """Predict for the signature, the train/test metrics and the golden samples."""
-    label, task, model = trainer.label, trainer.task, trained.model
+    model = trained.model
     if model is not None:
         predictor = model
         what = f"the model from {trainer.entrypoint or trainer.estimator or trainer.command}"
@@ -919,6 +1005,15 @@ def _score(trained: _Trained, tracker: _Tracker, trainer: _Trainer, train_df, te
                else f"models:/{trained.logged.model_id}")
         predictor = mlcd_models.load(uri, tracking_uri=tracker.uri)
         what = f"the model saved by {trainer.command!r}"
+    rows = max(len(X_train), 0 if test_df is None else len(test_df))
+    with _native_threads_for(rows):
+        return _score_with(predictor, what, trained, trainer, train_df, test_df, X_train,
+                           X_golden)
+
+
+def _score_with(predictor, what: str, trained: _Trained, trainer: _Trainer, train_df, test_df,
+                X_train, X_golden) -> _Scores:
+    label, task, model = trainer.label, trainer.task, trained.model
     sig_X = X_train.head(SIGNATURE_ROWS)
     sig_pred, _ = _predict(predictor, sig_X, what)
     classes = None
@@ -1047,6 +1142,21 @@ def _quiet_mlflow():
             os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old_env
 
 
+class _NoServingCheck:
+    """A flavor module for ``Model.log`` with MLflow's serving-input check off: that check
+    loads the saved model again through pyfunc and predicts on the input example only to
+    log a warning on failure (which ``_quiet_mlflow`` hides); ``train`` has already
+    predicted with this very model for the signature and the golden samples. The saved
+    files are the flavor's own (``flavor.save_model``)."""
+
+    def __init__(self, module) -> None:
+        self.module = module
+        self.__name__ = module.__name__
+
+    def save_model(self, validate_serving_input: bool = False, **kwargs):
+        return self.module.save_model(**kwargs)
+
+
 def _log(model, saved_dir: Path | None, *, run_id: str, signature, input_example, reqs,
          metadata, code_paths, serialization_format: str, tracker: _Tracker):
     """Log the model as ``model`` in the run: sklearn flavor when it is a scikit-learn
@@ -1063,7 +1173,8 @@ def _log(model, saved_dir: Path | None, *, run_id: str, signature, input_example
               "input_example": input_example, "metadata": metadata}
     if model is not None and _is_sklearn(model):
         return tracker.call("logging the model", lambda: Model.log(
-            artifact_path=None, flavor=mlflow.sklearn, sk_model=model,
+            artifact_path=None, flavor=_NoServingCheck(mlflow.sklearn), sk_model=model,
+            validate_serving_input=False,
             serialization_format=serialization_format, pip_requirements=reqs,
             code_paths=code_paths or None, **common))
     cloudpickle.register_pickle_by_value(wrappers)

@@ -1,8 +1,9 @@
 """Pip requirements for a logged model, from the installed versions: fast and explicit.
 
 MLflow's default infers requirements by loading the model in a fresh interpreter (5+ s).
-The training child already knows which top-level modules the training imported; they are
-mapped to installed distributions, pinned to their installed versions, and pruned of
+The training child already knows which top-level modules the training imported, and
+``mlcd train`` which ones the pickled model refers to (for a built-in estimator, only
+those); they are mapped to installed distributions, pinned to their installed versions, and pruned of
 distributions that another listed one already requires.
 """
 

@@ -94,3 +94,35 @@ def test_only_set_ups_it_reproduces_exactly_take_the_rest_path():
     for env in ({"MLFLOW_TRACKING_AUTH": "plugin"}, {"MLFLOW_TRACKING_AWS_SIGV4": "true"},
                 {"MLFLOW_TRACKING_CLIENT_CERT_PATH": "/c.pem"}, {"MLFLOW_WORKSPACE": "team"}):
         assert not tracking_rest.handles("http://127.0.0.1:5000", environ=env), env
+
+
+def test_register_on_a_server_imports_no_mlflow(trained, mlflow_server):
+    """The whole ``mlcd register`` CLI (overrides included) stays on the REST path; a stale
+    verdict tag is deleted over REST too."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import json, sys\nfrom mlcd_actions.cli import main\n"
+            "rc = main(sys.argv[1:])\n"
+            "print(json.dumps({'rc': rc, 'mlflow': sorted(m for m in sys.modules "
+            "if m.partition('.')[0] == 'mlflow')}))")
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "register", "--model-uri", trained["model-uri"],
+         "--name", "no-mlflow", "--tracking-uri", mlflow_server],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(root), "MLCD_PROGRESS": "0"})
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"rc": 0, "mlflow": []}, proc.stderr[-2000:]
+
+    from mlflow import MlflowClient
+
+    rest = tracking_rest.RestClient(mlflow_server)
+    version = json.loads(Path(".mlcd/reports/register.json").read_text())["outputs"][
+        "model-version"]
+    rest.set_model_version_tag("no-mlflow", version, "mlcd.evaluate.stale", "x")
+    rest.delete_model_version_tag("no-mlflow", version, "mlcd.evaluate.stale")
+    tags = MlflowClient(mlflow_server, registry_uri=mlflow_server).get_model_version(
+        "no-mlflow", version).tags
+    assert "mlcd.evaluate.stale" not in tags and tags["mlcd.run_id"] == trained["run-id"]
