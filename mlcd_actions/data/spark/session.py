@@ -121,6 +121,9 @@ def start(settings: Settings | None, app: str, *,
         if master.startswith("sc://"):           # Spark Connect / Databricks Connect
             builder = SparkSession.builder.remote(master)
         else:
+            # pyspark marks the whole process as Spark Connect once a Connect session was
+            # made in it; a classic master asked for after that must not go to Connect
+            os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
             ci = bool(os.environ.get("CI"))
             builder = (SparkSession.builder.master(master)
                        .config("spark.ui.enabled", "false")
