@@ -4,8 +4,11 @@ Not a test: it asserts nothing and prints figures. For each target it keeps
 ``--concurrency`` clients (threads, one keep-alive connection each) sending single-row
 ``POST /predict`` requests for ``--minutes``, then prints per minute the requests, errors
 and p50/p99 latency, and the server's resident memory (RSS) at the start and the end of
-the load (``mlcd serve``: the process tree's RSS from /proc; the image: the container's
-``memory.current`` from the Docker stats API). Errors must be 0 and RSS flat.
+the load (the process tree's RSS from /proc: ``mlcd serve``'s, and for the image the tree
+of the container's first process, seen from the host). The image's cgroup memory (Docker
+stats ``usage`` less ``inactive_file``) is printed beside it: it also counts the page cache
+of the prediction log the image appends to, so it grows with the requests served. Errors
+must be 0 and RSS flat.
 
 Targets (``--targets serve,image``):
 
@@ -239,9 +242,14 @@ def soak_image(model: Path, bodies: list[bytes], args) -> dict:
     rss: dict[str, int] = {}
 
     def memory() -> int:
+        container.reload()
         stats = container.stats(stream=False)
         mem = stats.get("memory_stats") or {}
-        return int(mem.get("usage") or 0) - int((mem.get("stats") or {}).get("inactive_file", 0))
+        cgroup = int(mem.get("usage") or 0) - int((mem.get("stats") or {}).get("inactive_file", 0))
+        rss = tree_rss(int(container.attrs["State"]["Pid"]))
+        print(f"  image memory: process tree RSS {rss / 2**20:.1f} MiB, "
+              f"cgroup (usage - inactive_file) {cgroup / 2**20:.1f} MiB", flush=True)
+        return rss
 
     try:
         container = client.containers.run(tag, detach=True, name=f"mlcd-soak-{os.getpid()}",
