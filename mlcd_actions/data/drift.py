@@ -327,6 +327,30 @@ def _text_or_none(value: Any) -> Any:
 
 # --------------------------------------------------------------------------- API
 
+def compared_columns(columns: Sequence[str] | None, categorical: Iterable[str] | None,
+                     sides: Sequence[tuple[str, Sequence[str]]]) -> tuple[list[str], set[str]]:
+    """``(columns, forced categorical)`` for a comparison of ``sides`` (``(name, columns)``,
+    reference first): by default the columns every side has, in reference order; a named
+    column missing on a side, or a forced categorical not compared, is a DataError. Shared
+    by the pandas and the Spark engines."""
+    if columns is None:
+        others = [set(cols) for _, cols in sides[1:]]
+        columns = [c for c in sides[0][1] if all(c in o for o in others)]
+    else:
+        columns = list(columns)
+        for name, cols in sides:
+            missing = [c for c in columns if c not in cols]
+            if missing:
+                raise DataError(f"{name}: column {missing[0]!r} not found "
+                                f"(columns: {', '.join(list(cols)[:20])})")
+    forced = set(categorical or ())
+    unknown = forced - set(columns)
+    if unknown:
+        raise DataError(f"categorical column {sorted(unknown)[0]!r} is not among the compared "
+                        "columns")
+    return columns, forced
+
+
 def compare(reference: pd.DataFrame | str | os.PathLike, current: pd.DataFrame | str | os.PathLike,
             *, columns: Sequence[str] | None = None, categorical: Iterable[str] | None = None,
             bins: int = 10, threads: int | None = None) -> list[ColumnDrift]:
@@ -340,21 +364,8 @@ def compare(reference: pd.DataFrame | str | os.PathLike, current: pd.DataFrame |
         raise ValueError("bins must be at least 2")
     ref = _Frame(reference, "reference")
     cur = _Frame(current, "current")
-    if columns is None:
-        cur_cols = set(cur.columns)
-        columns = [c for c in ref.columns if c in cur_cols]
-    else:
-        columns = list(columns)
-        for frame in (ref, cur):
-            missing = [c for c in columns if c not in frame.columns]
-            if missing:
-                raise DataError(f"{frame.name}: column {missing[0]!r} not found "
-                                f"(columns: {', '.join(frame.columns[:20])})")
-    forced = set(categorical or ())
-    unknown = forced - set(columns)
-    if unknown:
-        raise DataError(f"categorical column {sorted(unknown)[0]!r} is not among the compared "
-                        "columns")
+    columns, forced = compared_columns(columns, categorical,
+                                       ((ref.name, ref.columns), (cur.name, cur.columns)))
 
     local = threading.local()  # one _Scratch per worker thread, freed with this call
 

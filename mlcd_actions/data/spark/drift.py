@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mlcd_actions.core.errors import DataError
-from mlcd_actions.data.drift import EXACT_KS_MAX, NUMERIC, ColumnDrift
+from mlcd_actions.data.drift import EXACT_KS_MAX, NUMERIC, ColumnDrift, compared_columns
 
 ACCURACY = 100_000
 GRID_BINS = 1 << 15             # bins per column of the KS grid
@@ -55,21 +55,8 @@ def compare(ref: Any, cur: Any, *, columns: Sequence[str] | None = None,
     reference order); ``names`` name the two sides in error messages."""
     if bins < 2:
         raise ValueError("bins must be at least 2")
-    if columns is None:
-        shared = set(cur.columns)
-        columns = [c for c in ref.columns if c in shared]
-    else:
-        columns = list(columns)
-        for df, name in ((ref, names[0]), (cur, names[1])):
-            missing = [c for c in columns if c not in df.columns]
-            if missing:
-                raise DataError(f"{name}: column {missing[0]!r} not found "
-                                f"(columns: {', '.join(df.columns[:20])})")
-    forced = set(categorical or ())
-    unknown = forced - set(columns)
-    if unknown:
-        raise DataError(f"categorical column {sorted(unknown)[0]!r} is not among the compared "
-                        "columns")
+    columns, forced = compared_columns(columns, categorical,
+                                       ((names[0], ref.columns), (names[1], cur.columns)))
     numeric = [c for c in columns if c not in forced and is_numeric(ref, c)]
     cats = [c for c in columns if c not in numeric]
     out: dict[str, ColumnDrift] = {}
