@@ -2,14 +2,17 @@
 
 The image carries the model (``/opt/mlcd/model``), a virtual environment with
 mlcd-actions and only what serving imports (:data:`SERVE_RUNTIME`: no mlflow, DVC,
-pandera, fairlearn, pyarrow...), the model's own requirements, and ``mlflow-skinny`` only
-when the model cannot be loaded without mlflow (:func:`needs_mlflow`: a scikit-learn
-model in pickle, cloudpickle or skops format is read by :mod:`mlcd_actions.models.mlmodel`
-without it), and runs ``mlcd serve`` as a non-root user with a health check. Test
-folders of the installed packages are removed, and only the modules serving imports
-are compiled to bytecode (:mod:`mlcd_actions.delivery.serving.warmup`, run at build
-time, which also proves the image loads its model). Labels carry the model name and version,
-git SHA and lineage id (OCI ``org.opencontainers.image.*`` plus ``mlcd.*``).
+pandera, fairlearn, pyarrow...; scikit-learn and SciPy only for a model that needs them,
+:func:`needs_sklearn`), the model's own requirements, and ``mlflow-skinny`` only when the
+model cannot be loaded without mlflow (:func:`needs_mlflow`: a scikit-learn model in
+pickle, cloudpickle or skops format is read by :mod:`mlcd_actions.models.mlmodel` without
+it), installed without its dependencies beside the few that serving imports
+(:data:`MLFLOW_RUNTIME`), and runs ``mlcd serve`` as a non-root user with a health check.
+pip, setuptools and the test folders of the installed packages are removed, and only
+the modules serving imports are compiled to bytecode
+(:mod:`mlcd_actions.delivery.serving.warmup`, run at build time, which also proves the
+image loads its model). Labels carry the model name and version, git SHA and lineage id
+(OCI ``org.opencontainers.image.*`` plus ``mlcd.*``).
 
 Offline (air-gapped) builds install every dependency from a wheelhouse built on the
 host (``pip wheel``) with ``pip install --no-index``: the build needs no network.
@@ -38,12 +41,28 @@ MODEL_DIR = "/opt/mlcd/model"
 VENV = "/opt/mlcd/venv"
 LABEL_PREFIX = "mlcd."
 BUILD_STAGE_LABEL = "mlcd.stage"  # on the build stage, pruned once the image is built
-# what ``mlcd serve`` imports: the serving runtime installed beside mlcd-actions (which is
-# installed without its own dependencies); bounds as in pyproject.toml
-SERVE_RUNTIME = ("click>=8.1", "pyyaml>=6", "numpy>=1.26", "pandas>=2.2", "scipy>=1.11",
-                 "scikit-learn>=1.4", "threadpoolctl>=3.1", "starlette>=0.37",
-                 "uvicorn>=0.29", "orjson>=3.9", "httptools>=0.6", "uvloop>=0.19",
-                 "cloudpickle>=2.2")
+# what ``mlcd serve`` imports for every model: the serving runtime installed beside
+# mlcd-actions (which is installed without its own dependencies); bounds as in pyproject.toml
+SERVE_RUNTIME = ("click>=8.1", "pyyaml>=6", "numpy>=1.26", "pandas>=2.2",
+                 "threadpoolctl>=3.1", "starlette>=0.37", "uvicorn>=0.29", "orjson>=3.9",
+                 "httptools>=0.6", "uvloop>=0.19", "cloudpickle>=2.2")
+# what serving a scikit-learn model adds (:func:`needs_sklearn`); a python_function model
+# gets them only when its own requirements name them
+SKLEARN_RUNTIME = ("scipy>=1.11", "scikit-learn>=1.4")
+# the dependencies of mlflow-skinny that loading and calling a python_function model
+# imports (mlflow-skinny 3.17, measured: the model loaded and predicted through ``mlcd
+# serve`` in an environment holding only these). mlflow-skinny itself is installed without
+# its dependencies, so gitpython and python-dotenv (imported by tracking and projects
+# code, not by serving) are not in the image.
+MLFLOW_RUNTIME = ("anyio", "cachetools", "click", "cloudpickle", "fastapi",
+                  "importlib-metadata", "opentelemetry-api", "opentelemetry-proto",
+                  "opentelemetry-sdk", "packaging", "protobuf", "pydantic", "pyyaml",
+                  "requests", "sqlparse", "starlette", "typing-extensions", "uvicorn")
+# installed without their dependencies beside mlflow-skinny: mlflow probes
+# ``find_spec("databricks.agents")`` at import, which raises without a ``databricks``
+# package; serving never imports ``databricks.sdk``, so its google-auth and cryptography
+# are left out
+MLFLOW_NO_DEPS = ("databricks-sdk",)
 
 
 def project_root() -> Path | None:
@@ -54,6 +73,18 @@ def project_root() -> Path | None:
 
 def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _flavors(model_dir: Path) -> dict | None:
+    """The flavors of the model's MLmodel file; None when it cannot be read."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    flavors = doc.get("flavors") if isinstance(doc, dict) else None
+    return flavors if isinstance(flavors, dict) else None
 
 
 def needs_mlflow(model_dir: Path) -> bool:
@@ -72,6 +103,19 @@ def needs_mlflow(model_dir: Path) -> bool:
     return not (isinstance(conf, dict) and not conf.get("code")
                 and conf.get("serialization_format", "pickle") in mlmodel.SERIALIZATION_FORMATS
                 and isinstance(conf.get("pickled_model"), str))
+
+
+def needs_sklearn(model_dir: Path) -> bool:
+    """Does serving the model need scikit-learn and SciPy beyond what its requirements name?
+
+    True for a model with a ``sklearn`` flavor (serving's fast paths and task inference
+    import them), and for a model without a ``requirements.txt`` or whose MLmodel cannot be
+    read (nothing says it can do without). A ``python_function`` model that is not
+    scikit-learn is served without them; one that wraps scikit-learn names it in its
+    requirements, which the image installs."""
+    flavors = _flavors(model_dir)
+    return flavors is None or "sklearn" in flavors \
+        or not (model_dir / "requirements.txt").is_file()
 
 
 def model_requirements(model_dir: Path) -> list[str]:
@@ -103,35 +147,67 @@ def mlflow_requirement() -> str:
 def flavor_requirements(model_dir: Path) -> list[str]:
     """What loading the model needs beyond its requirements file (skops-serialised
     scikit-learn models need ``skops``)."""
-    mlmodel = model_dir / "MLmodel"
-    if not mlmodel.is_file():
-        return []
-    import yaml
-
-    try:
-        flavors = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors") or {}
-    except yaml.YAMLError:
-        return []
-    fmt = (flavors.get("sklearn") or {}).get("serialization_format")
+    flavors = _flavors(model_dir) or {}
+    conf = flavors.get("sklearn")
+    fmt = conf.get("serialization_format") if isinstance(conf, dict) else None
     return ["skops"] if fmt == "skops" else []
 
 
-def requirements(model_dir: Path) -> list[str]:
-    """Everything the image installs beside mlcd-actions, the model's pins first: the
-    serving runtime, and ``mlflow-skinny`` only when the model needs it to load."""
+def _skinny_bounds(skinny: str) -> dict[str, str]:
+    """mlflow-skinny's own requirements by name (markers and extras dropped), read from
+    the host's installed metadata when it is the version ``skinny`` pins; else ``{}``."""
+    from importlib.metadata import PackageNotFoundError, requires, version
+
+    try:
+        installed = version("mlflow-skinny")
+        reqs = requires("mlflow-skinny") or []
+    except PackageNotFoundError:
+        return {}
+    pinned = skinny.partition("==")[2].strip()
+    if pinned and pinned != installed:
+        return {}
+    return {_name(r): r.split(";", 1)[0].strip() for r in reqs
+            if "extra" not in r.partition(";")[2]}
+
+
+def _split(model_dir: Path) -> tuple[list[str], list[str]]:
     mlflow = needs_mlflow(model_dir)
-    reqs = [r for r in model_requirements(model_dir)
-            if mlflow or _name(r) not in ("mlflow", "mlflow-skinny")]
+    reqs = model_requirements(model_dir)
+    skinny = next((r for r in reqs if _name(r) in ("mlflow", "mlflow-skinny")), None)
+    reqs = [r for r in reqs if _name(r) not in ("mlflow", "mlflow-skinny")]
     names = {_name(r) for r in reqs}
     reqs.extend(r for r in flavor_requirements(model_dir) if _name(r) not in names)
-    if mlflow and "mlflow-skinny" not in names:
-        reqs.append(mlflow_requirement())
-    reqs.extend(r for r in SERVE_RUNTIME if _name(r) not in names)
-    return reqs
+    runtime = SERVE_RUNTIME + (SKLEARN_RUNTIME if needs_sklearn(model_dir) else ())
+    reqs.extend(r for r in runtime if _name(r) not in names)
+    if not mlflow:
+        return reqs, []
+    skinny = skinny or mlflow_requirement()
+    bounds = _skinny_bounds(skinny)
+    names = {_name(r) for r in reqs}
+    reqs.extend(bounds.get(n, n) for n in MLFLOW_RUNTIME if n not in names)
+    return reqs, [skinny, *(bounds.get(n, n) for n in MLFLOW_NO_DEPS if n not in names)]
 
 
-def build_wheelhouse(dst: Path, reqs: Iterable[str], *, package: str | None = None) -> Path:
-    """``pip wheel`` mlcd-actions and ``reqs`` into ``dst`` on the host.
+def requirements(model_dir: Path) -> list[str]:
+    """What the image installs with their dependencies beside mlcd-actions, the model's
+    pins first: the serving runtime (:data:`SKLEARN_RUNTIME` only when
+    :func:`needs_sklearn`), and, when the model needs mlflow to load
+    (:func:`needs_mlflow`), the dependencies of mlflow-skinny serving imports
+    (:data:`MLFLOW_RUNTIME`, with mlflow-skinny's own bounds)."""
+    return _split(model_dir)[0]
+
+
+def no_deps_requirements(model_dir: Path) -> list[str]:
+    """What the image installs without dependencies: ``mlflow-skinny`` (the model's pin, or
+    the host's mlflow version) and :data:`MLFLOW_NO_DEPS` when the model needs mlflow to
+    load; else nothing."""
+    return _split(model_dir)[1]
+
+
+def build_wheelhouse(dst: Path, reqs: Iterable[str], *, package: str | None = None,
+                     no_deps: Iterable[str] = ()) -> Path:
+    """``pip wheel`` mlcd-actions and ``no_deps`` without their dependencies, and ``reqs``
+    with theirs, into ``dst`` on the host.
 
     ``package`` is a path or requirement for mlcd-actions itself (default: this source tree
     when installed from one, else ``mlcd-actions==<version>``). Uses the host's pip
@@ -141,7 +217,7 @@ def build_wheelhouse(dst: Path, reqs: Iterable[str], *, package: str | None = No
     root = project_root()
     pkg = package or (str(root) if root else f"mlcd-actions=={__version__}")
     base = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dst)]
-    for cmd in (base + ["--no-deps", pkg], base + list(reqs)):
+    for cmd in (base + ["--no-deps", pkg, *no_deps], base + list(reqs)):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
@@ -150,16 +226,24 @@ def build_wheelhouse(dst: Path, reqs: Iterable[str], *, package: str | None = No
 
 
 def dockerfile(*, base_image: str, labels: Mapping[str, str], requirements_file: str,
-               env: Mapping[str, str] | None = None, offline: bool = True) -> str:
-    """The Dockerfile, written to be read by a person."""
+               env: Mapping[str, str] | None = None, offline: bool = True,
+               no_deps_file: str | None = None, keep: Iterable[str] = ()) -> str:
+    """The Dockerfile, written to be read by a person. ``no_deps_file`` names the
+    requirements installed without their dependencies (mlflow-skinny); ``keep`` the
+    requirements that name setuptools or pip, which are then not removed."""
     label_lines = " \\\n      ".join(f"{k}={json.dumps(str(v))}" for k, v in sorted(labels.items()))
     env_lines = " \\\n    ".join(f"{k}={json.dumps(str(v))}" for k, v in sorted((env or {}).items()))
     pip = (f"{VENV}/bin/pip install --no-cache-dir --no-compile --disable-pip-version-check "
            + ("--no-index " if offline else "") + "--find-links /tmp/wheelhouse")
+    kept = {_name(r) for r in keep}
+    tools = [t for t in ("pip", "setuptools") if t not in kept]
     install = (f"{pip} -r /tmp/wheelhouse/{requirements_file} \\\n"
                f" && {pip} --no-deps mlcd-actions \\\n"
-               f" && {VENV}/bin/pip uninstall --yes --quiet pip \\\n"
-               f" && find {VENV} -depth -type d -name tests -path '*/site-packages/*' "
+               + (f" && {pip} --no-deps -r /tmp/wheelhouse/{no_deps_file} \\\n"
+                  if no_deps_file else "")
+               + (f" && {VENV}/bin/pip uninstall --yes --quiet {' '.join(tools)} \\\n"
+                  if tools else "")
+               + f" && find {VENV} -depth -type d -name tests -path '*/site-packages/*' "
                "-exec rm -rf {} +")
     extra_env = (" \\\n    " + env_lines) if env_lines else ""
     health = ("import sys, urllib.request; "
@@ -170,10 +254,11 @@ def dockerfile(*, base_image: str, labels: Mapping[str, str], requirements_file:
 # The model is baked in at {MODEL_DIR}; dependencies come from the wheelhouse
 # ({'offline: no index is contacted' if offline else 'index allowed for what is missing'}).
 # 1. a build stage: a virtual environment with the serving runtime and the model's
-#    requirements, then mlcd-actions without its other dependencies (serving imports
-#    none of them), not compiled to bytecode (step 3 compiles what serving uses); pip
-#    and the packages' test folders are removed. Only the environment is copied on, so
-#    the wheelhouse is no layer of the image.
+#    requirements, then mlcd-actions (and mlflow-skinny, for a model that needs it)
+#    without their other dependencies (serving imports none of them), not compiled to
+#    bytecode (step 3 compiles what serving uses); pip, setuptools and the packages'
+#    test folders are removed. Only the environment is copied on, so the wheelhouse is
+#    no layer of the image.
 FROM {base_image} AS build
 LABEL {BUILD_STAGE_LABEL}="build"
 COPY wheelhouse/ /tmp/wheelhouse/

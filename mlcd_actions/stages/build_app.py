@@ -21,6 +21,7 @@ from mlcd_actions.delivery import images
 
 log = logging.getLogger("mlcd")
 STAGE = "build-app"
+NO_DEPS_FILE = "requirements-no-deps.txt"  # installed with pip --no-deps
 
 
 def _model_source(uri: str, tracking_uri: str | None):
@@ -121,6 +122,7 @@ def run(*, model_uri: str, tag: str, base_image: str = images.DEFAULT_BASE_IMAGE
                 _claim_context_dir(work)
             images.copy_tree(model_dir, work / "model")
             reqs = images.requirements(model_dir)
+            no_deps = images.no_deps_requirements(model_dir)
             wheels = work / "wheelhouse"
             if wheelhouse:
                 src = Path(wheelhouse)
@@ -128,10 +130,13 @@ def run(*, model_uri: str, tag: str, base_image: str = images.DEFAULT_BASE_IMAGE
                     raise ConfigError(f"--wheelhouse {wheelhouse}: no .whl files there")
                 images.copy_tree(src, wheels)
             else:
-                images.build_wheelhouse(wheels, reqs)
+                images.build_wheelhouse(wheels, reqs, no_deps=no_deps)
             write_text(wheels / "requirements.txt", "\n".join(reqs) + "\n")
+            if no_deps:
+                write_text(wheels / NO_DEPS_FILE, "\n".join(no_deps) + "\n")
             text = images.dockerfile(
                 base_image=base_image, labels=labels, requirements_file="requirements.txt",
+                no_deps_file=NO_DEPS_FILE if no_deps else None, keep=reqs,
                 env={"MLCD_MODEL_NAME": model.name or "", "MLCD_MODEL_VERSION":
                      str(model.version or ""), "MLCD_LINEAGE_ID": lin.id})
             write_text(work / "Dockerfile", text)
