@@ -18,25 +18,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.service]
 WHEELHOUSE = Path(__file__).resolve().parents[2] / ".tools" / "wheelhouse"
 
 
-@pytest.fixture(scope="session")
-def wheelhouse(_registered_store, tmp_path_factory):
-    """mlcd-actions (built from this tree), mlflow-skinny, the serving stack and the test
-    model's requirements as wheels. The third-party wheels are built once on the host with
-    pip and cached in .tools/, keyed by pyproject.toml and the requirements."""
+def _wheelhouse(reqs, no_deps, tmp_path_factory) -> str:
+    """mlcd-actions (built from this tree) and ``reqs`` (``no_deps`` without their
+    dependencies) as wheels. The third-party wheels are built once on the host with pip and
+    cached in .tools/, keyed by pyproject.toml and the requirements."""
     import hashlib
     import shutil
     import subprocess
     import sys
 
-    store, _ = _registered_store
-    model_dir = next(store.rglob("MLmodel")).parent
-    reqs = images.requirements(model_dir)
     root = images.project_root()
-    key = hashlib.sha256(((root / "pyproject.toml").read_text() + "\n".join(reqs))
-                         .encode()).hexdigest()[:16]
+    key = hashlib.sha256(((root / "pyproject.toml").read_text() + "\n".join(reqs)
+                          + "\n".join(no_deps)).encode()).hexdigest()[:16]
     cache = WHEELHOUSE / key
     if not (cache / ".complete").exists():
-        images.build_wheelhouse(cache, reqs)
+        images.build_wheelhouse(cache, reqs, no_deps=no_deps)
         (cache / ".complete").write_text("ok")
     session = tmp_path_factory.mktemp("wheelhouse")
     for whl in cache.glob("*.whl"):
@@ -45,6 +41,16 @@ def wheelhouse(_registered_store, tmp_path_factory):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                     "--no-build-isolation", "--wheel-dir", str(session), str(root)], check=True)
     return str(session)
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(_registered_store, tmp_path_factory):
+    """The wheelhouse of the registered test model: mlcd-actions, the serving stack and
+    the model's requirements."""
+    store, _ = _registered_store
+    model_dir = next(store.rglob("MLmodel")).parent
+    return _wheelhouse(images.requirements(model_dir), images.no_deps_requirements(model_dir),
+                       tmp_path_factory)
 
 
 @pytest.fixture
@@ -198,3 +204,59 @@ def test_build_app_bad_input(mlcd, registered, docker_env):
              "--docker-host", "unix:///nonexistent/docker.sock")
     assert r.exit_code == 3, r
     assert "Docker engine unix:///nonexistent/docker.sock unreachable" in r.verdict
+
+
+@pytest.mark.timeout(900)  # one image build
+def test_a_python_function_model_image_is_slim_and_answers_as_mlflow(
+        mlcd, docker_env, base_image, docker_client, tmp_path_factory, monkeypatch):
+    """The ``python_function`` model of the benchmark matrix (a numpy scorer, not
+    scikit-learn): its image holds mlflow-skinny without what serving never imports, and
+    answers exactly as MLflow does on the host."""
+    import time
+
+    import mlflow.pyfunc
+
+    from benchmarks import matrix
+
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    model = matrix.build("pyfunc", tmp_path_factory.mktemp("pyfunc") / "model", rows=500)
+    wheels = _wheelhouse(images.requirements(model), images.no_deps_requirements(model),
+                         tmp_path_factory)
+    tag = "mlcd-demo:pyfunc"
+    r = mlcd("build-app", "--model-uri", str(model), "--tag", tag, "--base-image", base_image,
+             "--wheelhouse", wheels, "--context-dir", "ctx")
+    assert r.exit_code == 0, r
+    assert "--no-deps -r /tmp/wheelhouse/requirements-no-deps.txt" in \
+        Path("ctx/Dockerfile").read_text()
+    image = docker_client.images.get(tag)
+    print(f"serving image {tag} (python_function model): {image.attrs['Size'] / 1e6:.0f} MB")
+    names = set(docker_client.containers.run(tag, [
+        "python3", "-c", "import importlib.metadata as m; "
+        "print(' '.join(d.metadata['Name'].lower().replace('_', '-') "
+        "for d in m.distributions()))"], remove=True).decode().split())
+    assert {"mlflow-skinny", "mlcd-actions", "databricks-sdk", "fastapi", "pandas"} <= names
+    assert not names & {"scikit-learn", "scipy", "gitpython", "python-dotenv", "google-auth",
+                        "cryptography", "pyarrow", "pip", "setuptools", "mlflow"}
+
+    rows = matrix.inputs("pyfunc", 40, seed=3)
+    want = mlflow.pyfunc.load_model(str(model)).predict(rows).tolist()
+    body = rows.to_json(orient="records").encode()
+    container = docker_client.containers.run(tag, detach=True,
+                                             ports={"8080/tcp": ("127.0.0.1", None)})
+    try:
+        deadline, got = time.monotonic() + 240, None
+        while got is None and time.monotonic() < deadline:
+            container.reload()
+            assert container.status in ("created", "running"), container.logs()[-2000:]
+            ports = container.attrs["NetworkSettings"]["Ports"].get("8080/tcp")
+            if ports:
+                try:
+                    got = predict(f"http://127.0.0.1:{ports[0]['HostPort']}",
+                                  json.loads(body))["predictions"]
+                except OSError:
+                    time.sleep(0.5)
+            else:
+                time.sleep(0.5)
+        assert got == want, container.logs()[-2000:]
+    finally:
+        container.remove(force=True)
