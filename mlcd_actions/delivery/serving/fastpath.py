@@ -261,9 +261,9 @@ class FramelessPath:
     fitted transformer, what it computes:
 
     * ``OneHotEncoder`` (no ``drop``, no infrequent categories, float64 output, string or
-      number categories without missing values): the category's index per value (a hash
-      lookup, ``pandas.Categorical`` codes), 1.0 at
-      the category's index, an unknown category all zeros under ``handle_unknown=
+      number categories without missing values): the category's index per value (a
+      dictionary lookup; for a large batch, of the distinct values ``pandas.factorize``
+      finds), 1.0 at the category's index, an unknown category all zeros under ``handle_unknown=
       'ignore'`` (an error otherwise, which sends the batch to the DataFrame path);
     * ``StandardScaler``: ``(x - mean_) / scale_`` on float64, as its ``transform``;
     * ``'passthrough'`` (and the remainder, an identity ``FunctionTransformer`` once
@@ -400,7 +400,6 @@ def _onehot_block(enc):
             or np.dtype(enc.dtype) != np.float64 \
             or enc.handle_unknown not in ("ignore", "error", "infrequent_if_exist"):
         return None
-    categories: list[list] = []
     lookups: list[dict] = []
     for cats in enc.categories_:
         values = cats.tolist()
@@ -408,7 +407,6 @@ def _onehot_block(enc):
                 not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
                         for v in values):
             return None  # None/NaN categories, mixed types: the DataFrame path
-        categories.append(values)
         lookups.append({v: i for i, v in enumerate(values)})
     offsets = np.cumsum([0] + [len(c) for c in enc.categories_])
     ignore = enc.handle_unknown != "error"
@@ -422,15 +420,21 @@ def _onehot_block(enc):
             values = arrays[col]
             if textual[j] != (values.dtype.kind == "O"):
                 raise TypeError(f"column {col!r}: {values.dtype} for these categories")
-            if textual[j] and not all(type(v) is str for v in values.tolist()):
-                raise TypeError(f"column {col!r}: a value that is not a string")
             # the category's index per value, -1 for an unknown one: a dictionary for a
-            # few rows (a request), a hash lookup in C for many (a batch chunk)
+            # few rows (a request); for many (a batch chunk) the distinct values are found
+            # by a hash lookup in C (pandas.factorize) and only they go through the dictionary
+            lookup = lookups[j]
             if n <= SMALL_BATCH:
-                lookup = lookups[j]
-                codes = np.array([lookup.get(v, -1) for v in values.tolist()], dtype=np.intp)
+                items = values.tolist()
+                if textual[j] and not all(type(v) is str for v in items):
+                    raise TypeError(f"column {col!r}: a value that is not a string")
+                codes = np.array([lookup.get(v, -1) for v in items], dtype=np.intp)
             else:
-                codes = pd.Categorical(values, categories=categories[j]).codes
+                if textual[j] and pd.api.types.infer_dtype(values, skipna=False) != "string":
+                    raise TypeError(f"column {col!r}: a value that is not a string")
+                seen, distinct = pd.factorize(values, use_na_sentinel=False)
+                codes = np.array([lookup.get(v, -1) for v in distinct.tolist()],
+                                 dtype=np.intp)[seen]
             known = codes >= 0
             if not ignore and not known.all():
                 raise ValueError(f"column {col!r}: unknown category")

@@ -179,3 +179,25 @@ def test_a_large_chunk_one_hot_encodes_like_the_model(served, name):
     impl = spec.model._impl
     assert pred.tolist() == impl.predict(frame).tolist()
     assert np.allclose(proba, impl.predict_proba(frame), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", ["hgb", "rf"])
+def test_a_large_chunk_with_a_value_that_is_not_text_takes_the_model_path(served, name):
+    """A chunk over fastpath.SMALL_BATCH rows holding a value that is not a string in a
+    one-hot column (None, a number) is refused by the frameless encoding; the answer is
+    the model's own."""
+    from mlcd_actions.delivery.serving import fastpath
+
+    holder, _ = served[name]
+    spec = holder.spec
+    frame = matrix.inputs(name, fastpath.SMALL_BATCH * 3, seed=12)
+    frame["plan"] = frame["plan"].astype(object)
+    frame.loc[5, "plan"] = None
+    frame.loc[70, "plan"] = 3
+    arrays = {c: frame[c].to_numpy() for c in spec._frameless.columns}
+    with pytest.raises(TypeError, match="'plan': a value that is not a string"):
+        spec._frameless.transform(arrays, len(frame))
+    pred, proba = spec.predict(frame)
+    impl = spec.model._impl
+    assert pred.tolist() == impl.predict(frame).tolist()
+    assert np.allclose(proba, impl.predict_proba(frame), rtol=RTOL, atol=ATOL)
