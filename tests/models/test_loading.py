@@ -272,3 +272,64 @@ def test_text_without_signature_names_column_and_row(store, tmp_path):
     with pytest.raises(DataError, match=r"feature column 'debt' must be a number for model .*, "
                                         r"but data row 7 holds 'n/a'"):
         m.predict(df)
+
+
+@pytest.mark.parametrize("requirement, mlflow_checks", [
+    ("numpy>=1.0", False),                  # met: the cheap check is enough
+    ("numpy<1.0", True),                    # another version: MLflow's own check warns
+    ("surely-not-installed-dist==1", True),  # not installed under that name: MLflow decides
+    ("numpy; python_version < '3'", False),  # a marker that does not apply: skipped
+])
+def test_pyfunc_requirements_are_checked_cheaply_then_by_mlflow(tmp_path, monkeypatch,
+                                                                 requirement, mlflow_checks):
+    """A python_function model's requirements: when each is installed at an allowed
+    version MLflow's check (which maps every installed distribution) is skipped; otherwise
+    it runs and logs its warning as it always does."""
+    import mlflow.pyfunc
+
+    path = tmp_path / "m"
+    mlflow.pyfunc.save_model(str(path), python_model=_python_model(0),
+                             pip_requirements=["pandas", requirement])
+    calls = []
+    original = mlflow.pyfunc.warn_dependency_requirement_mismatches
+    monkeypatch.setattr(mlflow.pyfunc, "warn_dependency_requirement_mismatches",
+                        lambda reqs: calls.append(reqs) or original(reqs))
+    m, seen = _load_logging(path, "mlflow.utils.requirements_utils")
+    assert m.flavor == "python_function"
+    assert m.predict(pd.DataFrame({"income": [10.0, 90.0]})).tolist() == [0, 1]
+    assert bool(calls) == mlflow_checks
+    mismatch = [s for s in seen if "mismatches between the model's dependencies" in s]
+    assert bool(mismatch) == mlflow_checks
+    if mlflow_checks:
+        assert requirement.split(";")[0] in mismatch[0]
+
+
+def test_pyfunc_python_version_warning_stays_with_the_cheap_check(tmp_path):
+    """Requirements met (MLflow's requirement check skipped), the model saved by another
+    Python: MLflow's Python-version warning is still logged."""
+    import mlflow.pyfunc
+    import yaml
+
+    path = tmp_path / "m"
+    mlflow.pyfunc.save_model(str(path), python_model=_python_model(0),
+                             pip_requirements=["pandas"])
+    meta = yaml.safe_load((path / "MLmodel").read_text())
+    meta["flavors"]["python_function"]["python_version"] = "3.1.0"
+    (path / "MLmodel").write_text(yaml.safe_dump(meta))
+    _, seen = _load_logging(path, "mlflow.pyfunc")
+    assert any("Python 3.1.0" in s and "differs" in s for s in seen), seen
+
+
+def _load_logging(path, logger_name: str):
+    """``models.load(path)`` and the messages ``logger_name`` logged meanwhile."""
+    import logging
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    try:
+        return models.load(str(path)), seen
+    finally:
+        logger.removeHandler(handler)
