@@ -1,5 +1,6 @@
-"""Real services on loopback for the tests: an HTTP file server, an S3-compatible server
-(moto's standalone server, a separate process) and an ``mlflow server``.
+"""Real services on loopback for the tests: an HTTP file server, an FTP server (pyftpdlib),
+an S3-compatible server (moto's standalone server, a separate process) and an
+``mlflow server``.
 
 Each starts on a free 127.0.0.1 port, waits with a bounded loop and stops at the end.
 """
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,56 @@ def http_server(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ------------------------------------------------------------------ FTP
+
+@dataclass
+class FtpServer:
+    host: str
+    port: int
+    user: str
+    password: str
+    root: Path
+
+    def url(self, path: str = "", *, login: bool = False) -> str:
+        auth = f"{self.user}:{self.password}@" if login else ""
+        return f"ftp://{auth}{self.host}:{self.port}/{path.lstrip('/')}"
+
+
+@pytest.fixture(scope="module")
+def ftp_server(tmp_path_factory):
+    """A real FTP server (pyftpdlib, in a thread) on loopback: one user, read-only, on a
+    fresh directory; yields an :class:`FtpServer` (``localhost``: Hadoop keys its FTP
+    credentials by host name, ``spark.hadoop.fs.ftp.user.localhost``)."""
+    import logging
+
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.servers import ThreadedFTPServer
+
+    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+    root = tmp_path_factory.mktemp("ftp-root")
+    server = FtpServer("localhost", 0, "mlcd", "ftp-test-secret", root)
+    authorizer = DummyAuthorizer()
+    authorizer.add_user(server.user, server.password, str(root), perm="elr")
+    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
+    ftpd = ThreadedFTPServer(("127.0.0.1", 0), handler)
+    server.port = ftpd.address[1]
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            ftpd.serve_forever(timeout=0.2, blocking=False, handle_exit=False)
+        ftpd.close_all()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        stopping.set()
+        thread.join(10)
 
 
 # ------------------------------------------------------------------ S3
