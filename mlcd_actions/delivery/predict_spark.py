@@ -114,7 +114,7 @@ def _kind_of(path: str) -> str:
     if "://" not in path:
         local = Path(path)
         if not local.exists():
-            raise DataError(f"{path}: no such file or directory")
+            raise DataError(f"{path}: no such file")   # the pandas engine's line
         if local.is_dir():
             names = [p.name for p in local.iterdir() if not p.name.startswith((".", "_"))]
     kinds = set()

@@ -140,6 +140,9 @@ def _is_remote(uri: str) -> bool:
 
 
 def _output_kind(output: str) -> str:
+    if _is_remote(output):          # both engines write a local file (or directory)
+        raise ConfigError(f"--output {output}: predict writes to a local path; copy the "
+                          "result to another filesystem afterwards")
     try:
         kind = tabular.kind_of(output)
     except DataError as exc:

@@ -40,13 +40,24 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlcd_actions.core.errors import ConfigError, DataError, MlcdError, StageFailed, first_line
+from mlcd_actions.core.errors import (
+    ConfigError,
+    DataError,
+    MlcdError,
+    ServiceError,
+    StageFailed,
+    first_line,
+)
 
 DEFAULT_MASTER = "local[*]"
 ROW = "__mlcd_row"           # the global 0-based row number added by Table.indexed()
 PANDAS_WARNING = "PySpark does not yet fully support pandas"
 _ERROR_RE = re.compile(r"mlcd_actions\.(?:core\.)?errors\.(DataError|ConfigError|StageFailed): (.+)")
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+# a filesystem's server out of reach, or refusing the login (the Java cause in Py4J's text)
+_UNREACHABLE = re.compile(
+    r"(?:Caused by: |^|: )(java\.net\.(?:Connect|UnknownHost|SocketTimeout|NoRouteToHost)"
+    r"Exception(?::[^\n]*)?|Login failed on server[^\n]*)", re.M)
 
 
 @dataclass
@@ -197,15 +208,33 @@ def session(settings: Settings | None, app: str) -> Iterator[Any]:
 
 
 def classify(exc: BaseException, input: str | None = None) -> MlcdError:
-    """A Spark failure as one line: our own errors raised in a worker keep their class."""
+    """A Spark failure as one line: our own errors raised in a worker keep their class; a
+    filesystem's server out of reach (or refusing the login) is a ServiceError (exit 3); a
+    missing ``input`` is the pandas engine's line (exit 2)."""
     text = str(exc)
     m = _ERROR_RE.search(text)
     if m:
         kind, message = m.groups()
         cls = {"DataError": DataError, "ConfigError": ConfigError}.get(kind, StageFailed)
         return cls(message.strip())
+    where = f"{input}: " if input is not None else "--engine spark: "
+    m = _UNREACHABLE.search(text)
+    if m:
+        cause = m.group(1).strip()
+        scheme = (input or "").split("://", 1)[0] if input and "://" in input else ""
+        hint = (f" (credentials: spark.hadoop.fs.{scheme}.user.HOST and "
+                f"spark.hadoop.fs.{scheme}.password.HOST in spark.conf)"
+                if cause.startswith("Login failed") and scheme == "ftp" else "")
+        return ServiceError(f"{where}the filesystem's server cannot be reached or refused "
+                            f"the login: {cause}{hint}")
     name = type(exc).__name__
-    if input is not None and (name == "AnalysisException" or "PATH_NOT_FOUND" in text):
+    if input is not None and "PATH_NOT_FOUND" in text:
+        return DataError(f"{input}: no such file")
+    if "Seek not supported" in text:
+        return DataError(f"{where}Spark cannot read it: its filesystem cannot seek, which "
+                         "Parquet and uncompressed text need (on ftp:// put compressed text: "
+                         ".csv.gz, .jsonl.gz)")
+    if input is not None and name == "AnalysisException":
         return DataError(f"{input}: Spark cannot read it: {first_line(exc)}")
     return StageFailed(f"--engine spark failed: {name}: {first_line(exc)}")
 
@@ -259,7 +288,25 @@ class Table:
         if self._schema is None:        # inferred once (a pass over the text), then reused
             inferred = self._text_reader(reader).option("inferSchema", "true").load(self.paths)
             self._schema = _as_pandas_reads(inferred)
+            if self.kind == "jsonl":
+                self._schema = self._in_record_order(self._schema)
         return self._text_reader(reader).schema(self._schema).load(self.paths)
+
+    def _in_record_order(self, schema: Any) -> Any:  # StructType -> StructType
+        """Spark lists JSON keys alphabetically; pandas in the order of the records (the
+        first file's first record: the column order of every table and finding)."""
+        import json
+
+        from pyspark.sql import types as T
+
+        line = self.spark.read.text(self.paths[0]).first()
+        try:
+            keys = list(json.loads(line[0])) if line is not None else []
+        except (ValueError, TypeError):
+            return schema
+        rank = {k: i for i, k in enumerate(keys)}
+        fields = sorted(schema.fields, key=lambda f: rank.get(f.name, len(rank)))
+        return T.StructType(fields)
 
     def _text_reader(self, reader: Any) -> Any:
         if self.kind == "csv":
@@ -319,6 +366,9 @@ def open_table(spark: Any, path: str | os.PathLike, *, what: str = "data") -> Ta
     except MlcdError:
         raise
     except Exception as exc:  # noqa: BLE001 - AnalysisException & co
-        raise DataError(f"{text}: Spark cannot read it as {kind}: {first_line(exc)}") from exc
+        error = classify(exc, text)
+        if isinstance(error, StageFailed):
+            error = DataError(f"{text}: Spark cannot read it as {kind}: {first_line(exc)}")
+        raise error from exc
     table.names = [str(c) for c in table.df.columns]
     return table
