@@ -292,3 +292,19 @@ def test_vendored_templates_pass_a_strict_ruff():
                            "concise", *map(str, GITLAB.rglob("*.py"))],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("stage", ["validate", "check-data", "monitor", "predict"])
+def test_spark_stages_expose_the_engine_and_the_master(stage):
+    """Issue 16: the jobs of the stages that run on Spark take ``engine`` (the CLI's
+    choices, "" = mlcd.yaml) and ``spark-master``, as the variables the CLI reads."""
+    from mlcd_actions.cli import cli
+
+    spec, body = split(JOBS / f"{stage}.yml")
+    inputs = spec["spec"]["inputs"]
+    variables = yaml.safe_load(body)["$[[ inputs.job-name ]]"]["variables"]
+    params = {p.name: p for p in cli.get_command(None, stage).params}
+    assert inputs["engine"]["options"] == ["", *params["engine"].type.choices]
+    for name, param in (("engine", "engine"), ("spark-master", "spark_master")):
+        assert inputs[name]["default"] == ""
+        assert variables[params[param].envvar] == f"$[[ inputs.{name} ]]", (stage, name)
