@@ -83,14 +83,18 @@ def _people() -> pd.DataFrame:
 def test_validate_from_ftp_same_failures_rows_and_skew_as_local(ftp_server, tmp_path):
     df = _people()
     url = ftp_server.url
-    _publish(ftp_server, df.iloc[:10], "people.csv/part-0.csv.gz", tmp_path)
-    _publish(ftp_server, df.iloc[10:], "people.csv/part-1.csv.gz", tmp_path)
+    # a directory named as any: its files say the format (Hadoop's listing), the rest of
+    # it is skipped as in a local one
+    _publish(ftp_server, df.iloc[10:], "people/part-1.csv.gz", tmp_path)
+    _publish(ftp_server, df.iloc[:10], "people/part-0.csv.gz", tmp_path)
+    for root in (tmp_path, ftp_server.root):
+        (root / "people" / "_SUCCESS").write_text("")
+        (root / "people" / "notes.md").write_text("not data\n")
     ref = _publish(ftp_server, pd.read_csv(DATA / "validate" / "people.csv"),
                    "reference.csv.gz", tmp_path)
     schema = str(DATA / "validate" / "people.yaml")
-    local = validate.run(tmp_path / "people.csv", schema,
-                         reference=tmp_path / "reference.csv.gz")
-    remote = validate.run(url("people.csv"), schema, reference=ref, engine="spark")
+    local = validate.run(tmp_path / "people", schema, reference=tmp_path / "reference.csv.gz")
+    remote = validate.run(url("people"), schema, reference=ref, engine="spark")
     assert remote.details["engine"] == "spark"
     assert remote.status == local.status == "failed"
     got, want = _table(remote, "schema failures"), _table(local, "schema failures")
@@ -178,6 +182,14 @@ def test_a_missing_remote_path_is_the_local_line_and_exit_code(ftp_server, tmp_p
             assert err.value.exit_code == 2, (stage, where)
             lines[where] = err.value.one_line().replace(path, "PATH")
         assert lines["ftp"] == lines["local"] == "PATH: no such file", stage
+    for root in (tmp_path, ftp_server.root):                  # a directory without data
+        (root / "empty").mkdir()
+        (root / "empty" / "notes.md").write_text("not data\n")
+    for path in (str(tmp_path / "empty"), ftp_server.url("empty")):
+        with pytest.raises(DataError) as err:
+            monitor.run(path, path, engine="spark")
+        assert err.value.one_line() == f"{path}: directory holds no .parquet, .csv or " \
+                                       ".jsonl files"
     assert not (tmp_path / "out.parquet").exists()
 
 

@@ -20,11 +20,12 @@ otherwise one is started from these settings and stopped at the end of the stage
 
 **Tables** (:func:`open_table`): a Parquet, CSV or JSON-lines file or directory on any
 filesystem the session can read (a local path or ``file:`` URI, ``hdfs://``, ``s3a://``,
-``abfss://``, ``gs://``). A local path goes through the same checks as the pandas engine
-(so a missing file is the same line and exit code); another URI is handed to Spark as it
-is, and a remote directory is read as Parquet unless its
-name ends in ``.csv``/``.jsonl``. Rows are numbered as the pandas engine numbers them —
-files in name order, rows in file order — from Spark's ``_metadata`` file path and block
+``abfss://``, ``gs://``, ``ftp://``). A local path goes through the same checks as the
+pandas engine (so a missing file is the same line and exit code); another URI is handed
+to Spark as it is, a remote directory as its table files from Hadoop's listing
+(:func:`_listed`; on Spark Connect as it is: Parquet unless its name ends in
+``.csv``/``.jsonl``). Rows are numbered as the pandas engine numbers them — files in name
+order, rows in file order — from Spark's ``_metadata`` file path and block
 start and a per-block position (:meth:`Table.indexed`), so a failure's "data row N" is the
 same row with both engines.
 """
@@ -38,6 +39,7 @@ import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlcd_actions.core.errors import (
@@ -228,7 +230,8 @@ def classify(exc: BaseException, input: str | None = None) -> MlcdError:
         return ServiceError(f"{where}the filesystem's server cannot be reached or refused "
                             f"the login: {cause}{hint}")
     name = type(exc).__name__
-    if input is not None and "PATH_NOT_FOUND" in text:
+    if input is not None and ("PATH_NOT_FOUND" in text or
+                              "java.io.FileNotFoundException" in text):
         return DataError(f"{input}: no such file")
     if "Seek not supported" in text:
         return DataError(f"{where}Spark cannot read it: its filesystem cannot seek, which "
@@ -356,12 +359,49 @@ def _as_pandas_reads(df: Any) -> Any:  # -> StructType
     return T.StructType(fields)
 
 
+def _listed(spark: Any, uri: str) -> tuple[str, list[str]] | None:
+    """A remote directory as a local one is read: its .parquet, .csv or .jsonl files (one
+    kind; others and ``_``/``.`` names skipped) in name order, from Hadoop's listing on the
+    driver. None for a file, or without a JVM in this process (Spark Connect: the
+    directory goes to Spark as it is, Parquet unless its name ends in .csv/.jsonl)."""
+    from mlcd_actions.data import tables as tabular
+
+    try:
+        jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+    except Exception:  # noqa: BLE001 - Spark Connect has neither
+        return None
+    if jvm is None:
+        return None
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(conf)
+    if not fs.getFileStatus(path).isDirectory():
+        return None
+    files = []
+    for status in fs.listStatus(path):
+        name = status.getPath().getName()
+        if status.isFile() and not name.startswith((".", "_")) and any(
+                s.lower() in tabular.PARQUET + tabular.CSV + tabular.JSONL
+                for s in Path(name).suffixes):
+            files.append((name, status.getPath().toString()))
+    if not files:
+        raise DataError(f"{uri}: directory holds no .parquet, .csv or .jsonl files")
+    kinds = {tabular.kind_of(name) for name, _ in files}
+    if len(kinds) != 1 or not kinds <= {"parquet", "csv", "jsonl"}:
+        raise DataError(f"{uri}: --engine spark reads .parquet, .csv or .jsonl files "
+                        "(a directory of one kind)")
+    return kinds.pop(), [full for _, full in sorted(files)]
+
+
 def open_table(spark: Any, path: str | os.PathLike, *, what: str = "data") -> Table:
     """Open ``path`` for Spark (its schema read, no data yet)."""
     text = os.fspath(path)
     kind, paths = kind_of(text)
     table = Table(spark, text, kind, paths)
     try:
+        if is_remote(text):
+            listed = _listed(spark, text)
+            if listed is not None:
+                table.kind, table.paths = kind, paths = listed
         table.df = table.load()
     except MlcdError:
         raise
