@@ -575,6 +575,14 @@ WARM_MODULES = (
 )
 
 
+# what logging a built-in estimator's model imports (training.logged_model)
+LIGHT_WARM_MODULES = (
+    "cloudpickle", "sklearn.metrics", "sklearn.pipeline", "sklearn.compose", "sklearn.impute",
+    "sklearn.preprocessing", "yaml", "git", "mlflow.entities",
+    "mlflow.tracking.context.registry",
+)
+
+
 # the built-in estimators' pipeline pieces and what pickles them
 BUILTIN_MODULES = ("cloudpickle", "sklearn.pipeline", "sklearn.compose", "sklearn.impute",
                    "sklearn.preprocessing")
@@ -587,12 +595,19 @@ def _warm_imports(estimator: str | None = None) -> None:
 
     from mlcd_actions.training import estimators, requirements
 
-    names = list(WARM_MODULES)
-    if estimator in estimators.BUILTINS:  # the model class's own module
+    builtin = estimator in estimators.BUILTINS
+    # a built-in Pipeline is written by training.sklearn_model: no mlflow.sklearn, no
+    # requirement checks (the rare model it cannot write imports them when logged)
+    names = list(LIGHT_WARM_MODULES if builtin else WARM_MODULES)
+    if builtin:  # the model class's own module
         names.append(estimators.BUILTINS[estimator][1].partition(":")[0])
     for name in names:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
+    if builtin:
+        with contextlib.suppress(Exception):
+            requirements.installed()
+        return
     with contextlib.suppress(Exception):
         from mlflow.models import infer_signature  # noqa: F401
         from mlflow.utils import requirements_utils
@@ -857,8 +872,6 @@ class _Scores:
 
 def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, trainer: _Trainer, *,
                work: Path, out_dir: Path, cwd: Path, train_df, test_df) -> None:
-    from mlflow.models import infer_signature
-
     from mlcd_actions.training.requirements import pip_requirements
 
     label, task = trainer.label, trainer.task
@@ -882,13 +895,18 @@ def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, trainer
             "data_sha256": lineage.data_sha256, "data_version": lineage.data_version,
             "git_sha": lineage.git_sha, "code_version": lineage.code_version,
         }}
-        with _quiet_mlflow():
-            signature = infer_signature(scores.sig_X, scores.sig_pred)
         input_example = X_train.head(5) if test_df is None else test_df[X_train.columns].head(5)
         reqs = pip_requirements(trained.child_info.get("modules", []), trained.extra_reqs)
+        plan = _light_plan(trained, trainer, scores, input_example, reqs)
+        signature = None
+        if plan is None:
+            from mlflow.models import infer_signature
+
+            with _quiet_mlflow():
+                signature = infer_signature(scores.sig_X, scores.sig_pred)
         model_uri, model_id, flavor = _save_model(
             result, tracker, trainer, trained, scores.predictor, signature=signature,
-            input_example=input_example, reqs=reqs, metadata=metadata)
+            input_example=input_example, reqs=reqs, metadata=metadata, plan=plan)
 
     t3 = time.monotonic()
     timings["log_model_s"] = round(t3 - t2, 3)
@@ -1037,9 +1055,24 @@ def _score_with(predictor, what: str, trained: _Trained, trainer: _Trainer, trai
     return _Scores(predictor, sig_X, sig_pred, classes, metrics, gold_pred, gold_proba)
 
 
+def _light_plan(trained: _Trained, trainer: _Trainer, scores: _Scores, input_example,
+                reqs: list[str]):
+    """The model directory :mod:`mlcd_actions.training.sklearn_model` writes exactly as
+    ``mlflow.sklearn`` would, or None (mlflow writes it)."""
+    model = trained.model
+    if model is None or trained.saved_dir is not None or trained.logged is not None \
+            or not _is_sklearn(model):
+        return None
+    from mlcd_actions.training import sklearn_model
+
+    return sklearn_model.plan(model, scores.sig_X, scores.sig_pred, input_example, reqs,
+                              serialization_format=trainer.serialization_format,
+                              code_paths=trained.code_paths)
+
+
 def _save_model(result: StageResult, tracker: _Tracker, trainer: _Trainer, trained: _Trained,
                 predictor, *, signature, input_example, reqs: list[str],
-                metadata: dict) -> tuple[str, str, str]:
+                metadata: dict, plan=None) -> tuple[str, str, str]:
     """Log the model to the run (or keep the one the --command logged, adding a signature
     when it has none); returns (model URI, model id, flavor)."""
     run_id, logged, model = tracker.run_id, trained.logged, trained.model
@@ -1058,6 +1091,13 @@ def _save_model(result: StageResult, tracker: _Tracker, trainer: _Trainer, train
                 result.warnings.append(f"the model {trainer.command!r} logged has no signature "
                                        f"and none could be added: {first_line(exc)}")
         return f"runs:/{run_id}/{logged.name}", model_id, "logged-by-command"
+    if plan is not None:
+        from mlcd_actions.training import logged_model
+
+        info = tracker.call("logging the model", lambda: logged_model.log(
+            tracker.client, model, plan, experiment_id=tracker.experiment_id, run_id=run_id,
+            name=MODEL_NAME, metadata=metadata))
+        return f"runs:/{run_id}/{MODEL_NAME}", info.model_id, "sklearn"
     with _quiet_mlflow(), _env(MLFLOW_EXPERIMENT_ID=tracker.experiment_id):
         info = _log(model, trained.saved_dir, run_id=run_id, signature=signature,
                     input_example=input_example, reqs=reqs, metadata=metadata,
