@@ -164,15 +164,36 @@ def _check_finite_features(features, path: str, estimator: str) -> None:
 class _Tracker:
     """The MLflow run of one ``mlcd train``; every call goes through ``with_retries``."""
 
-    def __init__(self, uri: str, experiment: str) -> None:
-        from mlflow import MlflowClient
+    def __init__(self, explicit: str | None, experiment: str, rest: bool = True) -> None:
+        """``rest``: talk to a tracking server over plain HTTP when that is exact
+        (:func:`mlcd_actions.models.tracking_rest.train_client_for`): no mlflow import."""
+        from mlcd_actions.models import tracking_rest
 
-        self.uri = uri
-        self.client = MlflowClient(uri)
-        self.experiment_id = tracking.with_retries(
-            lambda: tracking.ensure_experiment(experiment), what=f"opening experiment "
-            f"{experiment!r}", uri=uri)
+        self.explicit = explicit
+        uri = tracking.tracking_uri(explicit)
+        self.client = tracking_rest.train_client_for(uri, tracking.registry_uri(
+            explicit)) if rest else None
+        self.rest = self.client is not None
+        what = f"opening experiment {experiment!r}"
+        if self.rest:
+            tracking.env_defaults()
+            self.uri = uri
+            self.experiment_id = tracking.with_retries(
+                lambda: self.client.ensure_experiment(experiment), what=what, uri=uri)
+        else:
+            from mlflow import MlflowClient
+
+            self.uri = tracking.configure(explicit)
+            self.client = MlflowClient(self.uri)
+            self.experiment_id = tracking.with_retries(
+                lambda: tracking.ensure_experiment(experiment), what=what, uri=self.uri)
         self.run_id: str | None = None
+
+    def mlflow_ready(self) -> None:
+        """Point mlflow's fluent API at the store before code that uses it (Model.log,
+        set_signature, a --command's logged model); the REST tracker skipped it."""
+        if self.rest:
+            tracking.configure(self.explicit)
 
     def call(self, what: str, fn):
         return tracking.with_retries(fn, what=what, uri=self.uri)
@@ -184,30 +205,44 @@ class _Tracker:
         return self.run_id
 
     def log_params(self, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, v) for k, v in params.items()]
+        items = list(params.items())
         for i in range(0, len(items), 100):
-            chunk = items[i:i + 100]
+            chunk = dict(items[i:i + 100])
+            if self.rest:
+                self.call("logging params", lambda c=chunk: self.client.log_batch(
+                    self.run_id, params=c))
+                continue
+            from mlflow.entities import Param
+
             self.call("logging params", lambda c=chunk: self.client.log_batch(
-                self.run_id, params=c))
+                self.run_id, params=[Param(k, v) for k, v in c.items()]))
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()
-                 if v is not None and v == v]
-        if items:
-            self.call("logging metrics", lambda: self.client.log_batch(self.run_id,
-                                                                       metrics=items))
+        kept = {k: float(v) for k, v in metrics.items() if v is not None and v == v}
+        if not kept:
+            return
+        if self.rest:
+            from mlcd_actions.models.tracking_rest import metric_json
+
+            items = [metric_json(k, v, now, step) for k, v in kept.items()]
+        else:
+            from mlflow.entities import Metric
+
+            items = [Metric(k, v, now, step) for k, v in kept.items()]
+        self.call("logging metrics", lambda: self.client.log_batch(self.run_id, metrics=items))
 
     def set_tags(self, tags: dict[str, str]) -> None:
+        kept = {k: str(v) for k, v in tags.items() if v is not None}
+        if not kept:
+            return
+        if self.rest:
+            self.call("setting tags", lambda: self.client.log_batch(self.run_id, tags=kept))
+            return
         from mlflow.entities import RunTag
 
-        items = [RunTag(k, str(v)) for k, v in tags.items() if v is not None]
-        if items:
-            self.call("setting tags", lambda: self.client.log_batch(self.run_id, tags=items))
+        items = [RunTag(k, v) for k, v in kept.items()]
+        self.call("setting tags", lambda: self.client.log_batch(self.run_id, tags=items))
 
     def log_artifact(self, local: str | os.PathLike, artifact_dir: str | None) -> None:
         self.call(f"uploading {Path(local).name}", lambda: self.client.log_artifact(
@@ -422,7 +457,7 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
 
         # -- tracking
         try:
-            tracker = _Tracker(tracking.configure(tracking_uri), experiment)
+            tracker = _Tracker(tracking_uri, experiment, rest=mode != "command")
             trainer = str(entrypoint or command or estimator)
             run_id = tracker.start(run_name, _run_tags(lineage, task=task, label=label,
                                                        mode=mode, trainer=trainer))
@@ -588,7 +623,7 @@ BUILTIN_MODULES = ("cloudpickle", "sklearn.pipeline", "sklearn.compose", "sklear
                    "sklearn.preprocessing")
 
 
-def _warm_imports(estimator: str | None = None) -> None:
+def _warm_imports(estimator: str | None = None, rest: bool = False) -> None:
     """Import what logging the model needs while the child trains (2 cores: free time),
     and read the installed distributions once for the pip requirements."""
     import importlib
@@ -598,7 +633,8 @@ def _warm_imports(estimator: str | None = None) -> None:
     builtin = estimator in estimators.BUILTINS
     # a built-in Pipeline is written by training.sklearn_model: no mlflow.sklearn, no
     # requirement checks (the rare model it cannot write imports them when logged)
-    names = list(LIGHT_WARM_MODULES if builtin else WARM_MODULES)
+    names = [n for n in (LIGHT_WARM_MODULES if builtin else WARM_MODULES)
+             if not (rest and builtin and n.startswith("mlflow"))]  # REST: no mlflow at all
     if builtin:  # the model class's own module
         names.append(estimators.BUILTINS[estimator][1].partition(":")[0])
     for name in names:
@@ -748,7 +784,7 @@ def _run(result: StageResult, tracker: _Tracker, lineage: Lineage, job: _Job, *,
         except Exception as exc:  # noqa: BLE001 - never stop training for a heartbeat
             log.warning("heartbeat to %s failed: %s", tracker.uri, first_line(exc))
 
-    warm = threading.Thread(target=_warm_imports, args=(estimator,), daemon=True)
+    warm = threading.Thread(target=_warm_imports, args=(estimator, tracker.rest), daemon=True)
     warm.start()
     # --timeout and the heartbeat count from the moment the training may start (the run
     # exists); our child has been importing and reading data in the meantime
@@ -1076,6 +1112,8 @@ def _save_model(result: StageResult, tracker: _Tracker, trainer: _Trainer, train
     """Log the model to the run (or keep the one the --command logged, adding a signature
     when it has none); returns (model URI, model id, flavor)."""
     run_id, logged, model = tracker.run_id, trained.logged, trained.model
+    if plan is None:
+        tracker.mlflow_ready()
     if logged is not None:
         model_id = logged.model_id
         if predictor.signature is None:

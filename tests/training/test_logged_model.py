@@ -26,7 +26,8 @@ def _state(uri: str, res) -> dict:
     run_id, model_id = res.outputs["run-id"], res.outputs["model-id"]
     run = client.get_run(run_id)
     logged = client.get_logged_model(model_id)
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{model_id}", tracking_uri=uri))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=logged.artifact_location,
+                                                     tracking_uri=uri))
     mlmodel = yaml.safe_load((local / "MLmodel").read_text())
     mlmodel["metadata"]["mlcd"].pop("run_id")  # the run's id, asserted below
     assert mlmodel["model_id"] == model_id and mlmodel["run_id"] == run_id
@@ -57,7 +58,12 @@ def _state(uri: str, res) -> dict:
         "model": {"name": logged.name, "status": str(logged.status),
                   "source_run": logged.source_run_id == run_id, "type": logged.model_type,
                   "tags": logged.tags, "params": logged.params,
-                  "metrics": sorted((m.key, m.step) for m in logged.metrics or [])},
+                  # Model.log copies the run's step-0 metrics: the heartbeat's when the
+                  # fit took under a second (the other metrics come after the model)
+                  "metrics": sorted((m.key, m.step) for m in logged.metrics or []) == (
+                      [("mlcd_heartbeat", 0)] if any(
+                          m.step == 0 for m in client.get_metric_history(
+                              run_id, "mlcd_heartbeat")) else [])},
         "files": files,
         "mlmodel": {k: v for k, v in mlmodel.items() if k not in IDS},
     }
@@ -76,11 +82,14 @@ def test_light_logging_leaves_what_model_log_leaves(backend, isolated, monkeypat
         assert res.status == "passed", res.reason
         return res
 
+    from mlcd_actions.models import tracking_rest
+
     light = train()
     planned = []
     real_plan = stage._light_plan
     monkeypatch.setattr(stage, "_light_plan",
                         lambda *a: planned.append(real_plan(*a)))  # mlflow writes it
+    monkeypatch.setattr(tracking_rest, "train_client_for", lambda *a, **k: None)  # and logs
     heavy = train()
     assert planned and planned[0] is not None  # the same model would have been light
     ours, theirs = _state(uri, light), _state(uri, heavy)
@@ -89,3 +98,74 @@ def test_light_logging_leaves_what_model_log_leaves(backend, isolated, monkeypat
             for name in sorted(set(ours[key]) | set(theirs[key])):
                 assert ours[key].get(name) == theirs[key].get(name), name
         assert ours[key] == theirs[key], key
+
+
+def test_train_on_a_server_imports_no_mlflow(mlflow_server, isolated):
+    """``mlcd train`` with a built-in estimator against a tracking server: the run, the
+    logged model and its artifacts over REST, no ``import mlflow`` in the process."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+from mlcd_actions.stages import train
+res = train.run({str(DATA / "clf_train.parquet")!r}, label="approved",
+                estimator="gradient_boosting_classifier", tracking_uri={mlflow_server!r},
+                echo_log=False, experiment="no-mlflow")
+assert res.status == "passed", res.reason
+print(res.outputs["model-id"])
+print(sorted(n for n in sys.modules if n == "mlflow" or n.startswith("mlflow.")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=isolated)
+    assert out.returncode == 0, out.stderr[-3000:]
+    model_id, modules = out.stdout.strip().splitlines()[-2:]
+    assert modules == "[]"
+    import mlflow.artifacts
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    logged = MlflowClient(mlflow_server).get_logged_model(model_id)
+    assert str(logged.status) == "READY" and logged.source_run_id
+    local = mlflow.artifacts.download_artifacts(artifact_uri=logged.artifact_location,
+                                                tracking_uri=mlflow_server)
+    model = mlflow.pyfunc.load_model(local)
+
+    frame = pd.read_parquet(DATA / "clf_test.parquet").drop(columns=["approved"])
+    assert len(model.predict(frame)) == len(frame)
+
+
+@pytest.mark.parametrize("case", ["plain", "run_context", "outside_git", "no_argv"])
+def test_context_tags_equal_mlflows(case, tmp_path):
+    """The logged model's context tags resolved without mlflow equal mlflow's
+    ``resolve_tags()`` in the same situation (a fresh process each)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "main.py"
+    script.write_text("")
+    env = {**os.environ}
+    env.pop("MLFLOW_RUN_CONTEXT", None)
+    argv0 = str(Path(__file__))  # inside this repository: git commit, branch, remote
+    if case == "run_context":
+        env["MLFLOW_RUN_CONTEXT"] = json.dumps({"team": "risk", "mlflow.source.type": "JOB"})
+    elif case == "outside_git":
+        argv0 = str(script)
+    elif case == "no_argv":
+        argv0 = ""
+    code = f"""
+import json, sys
+sys.argv = [{argv0!r}]
+from mlcd_actions.models import tracking_rest
+ours = tracking_rest.context_tags()
+from mlflow.tracking.context import registry
+print(json.dumps([ours, registry.resolve_tags(None)]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ours, theirs = json.loads(out.stdout.strip().splitlines()[-1])
+    assert ours == theirs
