@@ -169,3 +169,33 @@ print(json.dumps([ours, registry.resolve_tags(None)]))
     assert out.returncode == 0, out.stderr[-2000:]
     ours, theirs = json.loads(out.stdout.strip().splitlines()[-1])
     assert ours == theirs
+
+
+def test_a_model_mlflow_must_write_is_logged_by_mlflow_in_the_rest_run(mlflow_server,
+                                                                       isolated):
+    """An ``--entrypoint`` returning a model that is not scikit-learn, against a server: the
+    run is created over REST, the model is written and logged by mlflow's ``Model.log``
+    (python_function), in that run, and loads in mlflow."""
+    import shutil
+
+    import mlflow.artifacts
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    shutil.copy(DATA / "user_model.py", isolated / "user_model.py")
+    res = stage.run(str(DATA / "reg_train.parquet"), label="price",
+                    entrypoint="user_model:mean_model", tracking_uri=mlflow_server,
+                    echo_log=False, experiment="rest-pyfunc")
+    assert res.status == "passed", res.reason
+    assert res.details["flavor"] == "python_function"
+    client = MlflowClient(mlflow_server)
+    logged = client.get_logged_model(res.outputs["model-id"])
+    assert logged.source_run_id == res.outputs["run-id"] and str(logged.status) == "READY"
+    run = client.get_run(res.outputs["run-id"])
+    assert run.info.status == "FINISHED"
+    assert [o.model_id for o in run.outputs.model_outputs] == [logged.model_id]
+    local = mlflow.artifacts.download_artifacts(artifact_uri=logged.artifact_location,
+                                                tracking_uri=mlflow_server)
+    frame = pd.read_parquet(DATA / "reg_test.parquet").drop(columns=["price"])
+    assert len(mlflow.pyfunc.load_model(local).predict(frame)) == len(frame)
