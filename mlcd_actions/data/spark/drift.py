@@ -1,28 +1,32 @@
 """Drift statistics from Spark aggregations: the same :class:`~mlcd_actions.data.drift.ColumnDrift`
 as :func:`mlcd_actions.data.drift.compare`, computed where the data is.
 
-What is exact and what is approximate:
+Everything is exact: the same numbers as the pandas engine.
 
-* **counts** (rows, nulls and NaN, infinities, PSI bin counts, category counts, new and
-  missing categories) are exact, and so are chi-square, its p-value, Jensen–Shannon and
-  L-infinity, which only need the category counts;
-* **PSI bin edges** are the reference quantiles, from Spark's ``percentile_approx`` with
-  accuracy :data:`ACCURACY` (a relative rank error of at most ``1 / ACCURACY`` = 1e-5:
-  with 10M reference rows an edge is at most 100 rows away from the exact quantile's
-  rank). Up to :data:`ACCURACY` finite reference values the edges are the exact ones the
-  pandas engine picks, so PSI is identical; beyond, PSI differs from the pandas engine's
-  by a few 1e-4 at most (the bins' shares move by at most ``2 / ACCURACY`` each);
-* **KS** (the statistic) is exact, and no column is collected to the driver: one
-  aggregation over both tables (the same job counts the PSI bins) counts each column's
-  values on a grid of :data:`GRID_BINS` equal-width bins with each bin's min and max; the
-  CDF gap is then exact at every bin's end and inside every bin holding one distinct
-  value, and only the bins with several values whose bound beats the best gap are read
-  back (one more job) and resolved on the driver. A column whose undecided bins hold more
-  than :data:`RESOLVE_MAX` values is sorted by Spark instead (range partitioning and
-  per-partition prefix sums). Its p-value is computed from the
-  statistic and the two sample sizes exactly as the pandas engine computes it (exact
-  for ``n·m <= 10,000``, where the two small samples are collected and scipy's exact
-  test is run on them).
+* **counts** (rows, nulls and NaN, infinities, category counts, new and missing
+  categories) come from aggregations, and so do chi-square, its p-value, Jensen–Shannon
+  and L-infinity, which only need the category counts;
+* **numeric columns** need no sort and no ``percentile_approx``: after one aggregation
+  for each side's counts, min and max, one aggregation over both tables counts each
+  column's finite values on a grid of :data:`GRID_BINS` equal-width bins, with each bin's
+  min and max (:func:`_histograms`). From it come, exactly:
+
+  - the **KS statistic**: the CDF gap is exact at every bin's end and inside every bin
+    holding one distinct value; only the bins with several values whose bound beats the
+    best gap are read back (their distinct values counted, one more job) and resolved on
+    the driver. A column whose undecided bins hold more than :data:`RESOLVE_MAX` values is
+    split first (:data:`GRID_SPLIT` sub-bins, up to :data:`GRID_LEVELS` levels) and, if
+    still undecided, sorted by Spark (range partitioning and per-partition prefix sums);
+  - the **PSI bin edges and counts**: the edges are the reference's order statistics the
+    pandas engine takes (its min, its sorted value at ``floor(q·n)``, just above its
+    max). An order statistic in a bin of one distinct value is that value, with the counts
+    below it known from the bins; one in a bin of several values is read back in the same
+    job as the KS bins (split first like them while it holds more than
+    :data:`RESOLVE_MAX` values; after the last level it is read back anyway, as distinct
+    values with their counts);
+  - the KS **p-value**, from the statistic and the two sample sizes exactly as the
+    pandas engine computes it (exact for ``n·m <= 10,000``, where the two small samples
+    are collected and scipy's exact test and the pandas engine's PSI code run on them).
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from typing import Any
 from mlcd_actions.core.errors import DataError
 from mlcd_actions.data.drift import EXACT_KS_MAX, NUMERIC, ColumnDrift, compared_columns
 
-ACCURACY = 100_000
 GRID_BINS = 1 << 15             # bins per column of the KS grid
 GRID_SPLIT = 64                 # sub-bins per undecided bin, at each further level
 GRID_LEVELS = 4                 # levels of bins before the sort fallback
@@ -118,32 +121,54 @@ def _numeric(ref: Any, cur: Any, columns: list[str], bins: int,
     active = [c for c in columns if out[c].ref_count and out[c].cur_count]
     if not active:
         return out
-    index = {c: columns.index(c) for c in active}
-    edges_of = _edges(ref, rvals, active, index, rs, bins, {c: out[c].ref_count for c in active})
-    # tiny samples (n*m <= EXACT_KS_MAX): scipy's exact test on the values
+    qs = np.arange(1, bins) / bins
+    # tiny samples (n*m <= EXACT_KS_MAX): their values, for scipy's exact test
     tiny = [c for c in active if out[c].ref_count * out[c].cur_count <= EXACT_KS_MAX]
     small = [_collect_finite(ref, rvals, tiny), _collect_finite(cur, cvals, tiny)]
-    grids = {c: _Grid(min(float(rs[f"lo{index[c]}"]), float(cs[f"lo{index[c]}"])),
-                      max(float(rs[f"hi{index[c]}"]), float(cs[f"hi{index[c]}"])))
-             for c in active}
-    counts, ks = _histograms(ref, rvals, cur, cvals, active, edges_of, grids,
-                             {c: (out[c].ref_count, out[c].cur_count) for c in active
-                              if c not in tiny})
+    large = [c for c in active if c not in tiny]
+    sizes = {c: (out[c].ref_count, out[c].cur_count) for c in large}
+    # the reference's order statistics PSI needs: its min, quantiles (pandas' sorted
+    # value at floor(q*n)) and max
+    kth = {c: np.minimum((qs * n).astype(np.int64), n - 1) for c, (n, _) in sizes.items()}
+    ranks = {c: np.unique(np.concatenate(([0], kth[c], [sizes[c][0] - 1]))) for c in large}
+    grids = {}
+    for c in large:
+        i = columns.index(c)
+        grids[c] = _Grid(min(float(rs[f"lo{i}"]), float(cs[f"lo{i}"])),
+                         max(float(rs[f"hi{i}"]), float(cs[f"hi{i}"])))
+    ks, facts = _histograms(ref, rvals, cur, cvals, large, grids, sizes, ranks) \
+        if large else ({}, {})
     for c in active:
-        d, edges = out[c], edges_of[c]
-        rc, cc = counts[c]
-        p, q = rc / d.ref_count, cc / d.cur_count
-        d.psi = drift._psi(p, q)
+        d = out[c]
         if c in tiny:
             a, b = small[0][c], small[1][c]
+            k = np.minimum((qs * a.size).astype(np.int64), a.size - 1)
+            highest = a[-1]
+            edges = np.unique(np.concatenate(([a[0]], a[k], [np.nextafter(highest, np.inf)])))
+            edges = edges + 0.0
+            ref_below = np.searchsorted(a, edges, "left")
+            cur_below = np.searchsorted(b, edges, "left")
             d.ks = drift._ks_statistic(a, b)
             d.ks_pvalue = drift._ks_pvalue(d.ks, a, b)
         else:
+            n, m = sizes[c]
+            at = facts[c]                        # rank -> (value, below a, b, upto a, b)
+            highest = at[n - 1][0]
+            top = np.nextafter(highest, np.inf)
+            edges = np.unique(np.concatenate(([at[0][0]], [at[int(r)][0] for r in kth[c]],
+                                              [top]))) + 0.0
+            below = {at[int(r)][0] + 0.0: at[int(r)][1:3] for r in ranks[c]}
+            below[float(top)] = at[n - 1][3:5]   # values <= the reference's max
+            ref_below = np.array([below[float(e)][0] for e in edges], dtype=np.int64)
+            cur_below = np.array([below[float(e)][1] for e in edges], dtype=np.int64)
             d.ks = ks[c]
-            sized = (np.broadcast_to(np.float64(0), (d.ref_count,)),
-                     np.broadcast_to(np.float64(0), (d.cur_count,)))
+            sized = (np.broadcast_to(np.float64(0), (n,)), np.broadcast_to(np.float64(0), (m,)))
             d.ks_pvalue = drift._ks_pvalue(d.ks, *sized)   # past EXACT_KS_MAX: sizes only
-        d.bin_labels = drift.bin_labels(edges, float(rs[f"hi{index[c]}"]))
+        rc = np.diff(np.concatenate(([0], ref_below, [d.ref_count])))
+        cc = np.diff(np.concatenate(([0], cur_below, [d.cur_count])))
+        p, q = rc / d.ref_count, cc / d.cur_count
+        d.psi = drift._psi(p, q)
+        d.bin_labels = drift.bin_labels(edges, float(highest))
         d.ref_hist, d.cur_hist = p.tolist(), q.tolist()
     return out
 
@@ -161,33 +186,6 @@ def _stats(df: Any, values: dict[str, Any], columns: list[str]) -> Any:
                  F.min(F.when(_finite(x), x)).alias(f"lo{i}"),
                  F.max(F.when(_finite(x), x)).alias(f"hi{i}")]
     return df.agg(*aggs).collect()[0]
-
-
-def _edges(ref: Any, values: dict[str, Any], columns: list[str], index: dict[str, int],
-           stats: Any, bins: int, counts: dict[str, int]) -> dict[str, Any]:
-    """PSI bin edges: the reference's finite min, its quantiles (one ``percentile_approx``
-    job for every column), and just above its max."""
-    import numpy as np
-    from pyspark.sql import functions as F
-
-    qs = np.arange(1, bins) / bins
-    aggs = []
-    for c in columns:
-        n = counts[c]
-        # pandas takes the sorted reference's value at index floor(q*n); percentile_approx
-        # returns the value of rank ceil(p*n): ask for p = (floor(q*n) + 1) / n
-        ranks = np.minimum(np.floor(qs * n).astype(np.int64), n - 1) + 1
-        x = values[c]
-        aggs.append(F.percentile_approx(F.when(_finite(x), x), [float(r) / n for r in ranks],
-                                        ACCURACY).alias(f"q{index[c]}"))
-    qrow = ref.agg(*aggs).collect()[0]
-    out = {}
-    for c in columns:
-        i = index[c]
-        lo, hi = float(stats[f"lo{i}"]), float(stats[f"hi{i}"])
-        inner = np.asarray(qrow[f"q{i}"], dtype=np.float64)
-        out[c] = np.unique(np.concatenate(([lo], inner, [np.nextafter(hi, np.inf)]))) + 0.0
-    return out
 
 
 def _collect_finite(df: Any, values: dict[str, Any], columns: list[str]) -> dict[str, Any]:
@@ -209,9 +207,10 @@ def _collect_finite(df: Any, values: dict[str, Any], columns: list[str]) -> dict
 
 
 class _Grid:
-    """:data:`GRID_BINS` equal-width bins over a column's finite range (both sides): the
-    same Spark expression puts a value in its bin in every job, and it is monotone, so
-    the bins are in value order."""
+    """:data:`GRID_BINS` equal-width bins over a column's finite range (both sides), and
+    at each further level :data:`GRID_SPLIT` sub-bins per bin: the same Spark expression
+    puts a value in its bin in every job, and it is monotone, so the bins are in value
+    order and equal values share a bin."""
 
     def __init__(self, lo: float, hi: float) -> None:
         import math
@@ -220,95 +219,113 @@ class _Grid:
         span = hi - lo
         self.scale = GRID_BINS / span if span > 0 and math.isfinite(span) else 0.0
 
+    def key(self, v: Any, level: int) -> Any:
+        """The bin of ``v`` at ``level`` (1: the grid). Scaling by a power of two is exact
+        in floating point, so the bin at ``level - 1`` is this key shifted right by
+        log2(GRID_SPLIT) bits: a bin's sub-bins hold exactly that bin's values."""
+        from pyspark.sql import functions as F
 
-def _histograms(ref: Any, rvals: dict[str, Any], cur: Any, cvals: dict[str, Any],
-                columns: list[str], edges_of: dict[str, Any], grids: dict[str, _Grid],
-                ks_sizes: dict[str, tuple[int, int]]) -> tuple[dict, dict]:
-    """PSI bin counts of both sides and the exact KS statistic of the ``ks_sizes`` columns,
-    from one aggregation over both tables: finite values counted per (column, grid bin,
-    PSI bin), with each grid bin's min and max. The CDF gap is then known exactly at every
-    grid bin's end, and inside a bin holding one distinct value. Bins holding several
-    values whose gap bound beats the best gap so far are undecided: while they hold more
-    than :data:`RESOLVE_MAX` values, they are split in :data:`GRID_SPLIT` (one more
-    aggregation over their rows only, up to :data:`GRID_LEVELS` levels); then their values
-    are read back and the gap resolved exactly on the driver. A column still undecided
-    after the last level is sorted by Spark instead (:func:`_ks`)."""
-    import numpy as np
-    from pyspark.sql import functions as F
-
-    # per column constants, looked up by the column's number k after the explode (small
-    # generated code: one comparison chain, not one per column)
-    width = max(len(edges_of[c]) for c in columns)
-    padded = [[float(e) for e in edges_of[c]] + [float("inf")] * (width - len(edges_of[c]))
-              for c in columns]
-    k = F.col("k")
-    v = F.col("v")
-
-    def per_column(values: list[float]) -> Any:
-        return F.element_at(F.array(*[F.lit(float(x)) for x in values]), k + 1)
-
-    psi = sum((F.when(v >= per_column([e[j] for e in padded]), 1).otherwise(0)
-               for j in range(width)), F.lit(0))
-    lo = per_column([grids[c].lo if c in ks_sizes else 0.0 for c in columns])
-    scale = per_column([grids[c].scale if c in ks_sizes else 0.0 for c in columns])
-
-    def key(level: int) -> Any:
-        """The bin at ``level`` (1: the grid): scaling by a power of two is exact in
-        floating point, so a bin's sub-bins are exactly the values of that bin."""
         bins = GRID_BINS * GRID_SPLIT ** (level - 1)
-        raw = F.floor((v - lo) * scale * F.lit(float(GRID_SPLIT ** (level - 1))))
+        raw = F.floor((v - F.lit(self.lo)) * F.lit(self.scale)
+                      * F.lit(float(GRID_SPLIT ** (level - 1))))
         return F.least(F.greatest(raw, F.lit(0)), F.lit(bins - 1)).cast("long")
 
-    def side(df: Any, values: dict[str, Any], flag: int) -> Any:
-        items = [F.struct(F.lit(i).alias("k"), values[c].alias("v")) for i, c in enumerate(columns)]
-        return (df.select(F.explode(F.array(*items)).alias("e")).select("e.k", "e.v")
-                .where(_finite(v)).select(k, key(1).alias("g"), psi.alias("p"), v,
-                                          F.lit(flag).alias("s")))
 
-    both = side(ref, rvals, 0).unionByName(side(cur, cvals, 1))
-    hist = (both.groupBy("k", "g", "p")
-            .agg(F.sum(1 - F.col("s")).cast("long").alias("a"),
-                 F.sum("s").cast("long").alias("b"),
-                 F.min("v").alias("lo"), F.max("v").alias("hi")).toPandas())
-    counts, ks, chosen = {}, {}, {}
+_SPLIT_BITS = GRID_SPLIT.bit_length() - 1
+
+
+def _histograms(ref: Any, rvals: dict[str, Any], cur: Any, cvals: dict[str, Any],
+                columns: list[str], grids: dict[str, _Grid], sizes: dict[str, tuple[int, int]],
+                ranks: dict[str, Any]) -> tuple[dict[str, float], dict[str, dict]]:
+    """The exact KS statistic of each column and, for each of its reference ``ranks``
+    (0-based, in sorted order), ``(value, reference and current values below it, at or
+    below it)``: PSI's bin edges and bin counts, exact.
+
+    One aggregation over both tables counts each column's finite values per grid bin,
+    with each bin's min and max. The CDF gap is then known exactly at every bin's end and
+    inside a bin holding one distinct value, and so is a rank that falls in such a bin.
+    Bins holding several values that could hold a larger gap, or a rank, are undecided:
+    while they hold more than :data:`RESOLVE_MAX` values, they are split in
+    :data:`GRID_SPLIT` (one more aggregation over their rows only, up to
+    :data:`GRID_LEVELS` levels); then their distinct values are counted (one job) and the
+    gap and ranks resolved on the driver. A column whose gap is still undecided after the
+    last level is sorted by Spark instead (:func:`_ks`)."""
+    from pyspark.sql import functions as F
+
+    def exploded(level: int, wanted: dict[str, Any] | None = None, shift: int = 0) -> Any:
+        """``(k, key, v, s)``: every finite value of both sides with its column number,
+        its bin at ``level`` and its side; with ``wanted``, only the values whose bin
+        shifted right by ``shift`` bits (0: the bin, :data:`_SPLIT_BITS`: its parent) is
+        one of their column's ``wanted`` bins (a cheap filter before the explode)."""
+        def side(df: Any, values: dict[str, Any], flag: int) -> Any:
+            items, keep = [], F.lit(False)
+            for i, c in enumerate(columns):
+                x = values[c]
+                v = F.when(_finite(x), x)
+                key = grids[c].key(v, level)
+                if wanted is not None:
+                    if c not in wanted:
+                        continue
+                    inside = F.shiftright(key, shift).isin([int(g) for g in wanted[c]])
+                    v, key = F.when(inside, v), F.when(inside, key)
+                    keep = keep | inside
+                items.append(F.struct(F.lit(i).alias("k"), key.alias("key"), v.alias("v")))
+            rows = df if wanted is None else df.where(keep)
+            return (rows.select(F.explode(F.array(*items)).alias("e"))
+                    .select("e.k", "e.key", "e.v").where(F.col("v").isNotNull())
+                    .withColumn("s", F.lit(flag)))
+
+        return side(ref, rvals, 0).unionByName(side(cur, cvals, 1))
+
+    def counted(frame: Any, *keys: str) -> Any:
+        return (frame.groupBy(*keys)
+                .agg(F.sum(1 - F.col("s")).cast("long").alias("a"),
+                     F.sum("s").cast("long").alias("b"),
+                     F.min("v").alias("lo"), F.max("v").alias("hi")).toPandas())
+
+    hist = counted(exploded(1), "k", "key")
+    ks: dict[str, int] = {}
+    facts: dict[str, dict] = {c: {} for c in columns}
+    chosen: dict[str, Any] = {}
     for i, c in enumerate(columns):
-        part = hist[hist["k"] == i]
-        psi_counts = part.groupby("p")[["a", "b"]].sum()
-        size = len(edges_of[c]) + 1
-        counts[c] = tuple(psi_counts[x].reindex(range(size), fill_value=0)
-                          .to_numpy(dtype=np.float64) for x in ("a", "b"))
-        if c in ks_sizes:
-            grid = part.groupby("g").agg(a=("a", "sum"), b=("b", "sum"), lo=("lo", "min"),
-                                         hi=("hi", "max")).sort_index()
-            grid["parent"], grid["pa0"], grid["pb0"] = 0, 0, 0
-            ks[c], chosen[c] = _grid_gap(grid, *ks_sizes[c], 0)
-    level_of = dict.fromkeys(chosen, 1)
+        grid = hist[hist["k"] == i].set_index("key").sort_index()
+        grid = grid.assign(parent=0, pa0=0, pb0=0)
+        ks[c], chosen[c] = _grid_gap(grid, *sizes[c], 0, ranks[c], facts[c])
+    level_of = dict.fromkeys(columns, 1)
     for level in range(2, GRID_LEVELS + 1):
         split = {c: g for c, g in chosen.items() if _held(g) > RESOLVE_MAX}
         if not split:
             break
-        chosen.update(_refine(both, columns, split, ks, ks_sizes, key(level - 1), key(level)))
+        rows = exploded(level, {c: g.index for c, g in split.items()}, _SPLIT_BITS)
+        chosen.update(_refine(counted(rows.withColumn("parent", F.shiftright("key", _SPLIT_BITS)),
+                                      "k", "parent", "key"),
+                              columns, split, ks, sizes, ranks, facts))
         level_of.update(dict.fromkeys(split, level))
-    big = [c for c, g in chosen.items() if _held(g) > RESOLVE_MAX]
-    sorted_ks = {c: _ks(ref, rvals[c], cur, cvals[c], *ks_sizes[c])[0] for c in big}
+    big = [c for c, g in chosen.items() if _held(g[g["gap"]]) > RESOLVE_MAX]
+    sorted_ks = {c: _ks(ref, rvals[c], cur, cvals[c], *sizes[c])[0] for c in big}
+    for c in big:                 # only their ranks are left to read back
+        chosen[c] = chosen[c][chosen[c]["rank"]]
     for level in sorted(set(level_of.values())):
-        at = {c: g for c, g in chosen.items()
-              if len(g) and c not in sorted_ks and level_of[c] == level}
+        at = {c: g for c, g in chosen.items() if len(g) and level_of[c] == level}
         if at:
-            _resolve(both, columns, at, ks, ks_sizes, key(level))
-    return counts, {c: sorted_ks[c] if c in sorted_ks else ks[c] / (n * m)
-                    for c, (n, m) in ks_sizes.items()}
+            _resolve(exploded(level, {c: g.index for c, g in at.items()}), columns, at, ks,
+                     sizes, ranks, facts)
+    return ({c: sorted_ks[c] if c in sorted_ks else ks[c] / (n * m)
+             for c, (n, m) in sizes.items()}, facts)
 
 
 def _held(undecided: Any) -> int:
     return int(undecided["a"].sum() + undecided["b"].sum())
 
 
-def _grid_gap(grid: Any, n: int, m: int, best: int) -> tuple[int, Any]:
+def _grid_gap(grid: Any, n: int, m: int, best: int, ranks: Any,
+              facts: dict) -> tuple[int, Any]:
     """``grid``: bins in value order with their counts (``a``, ``b``), min and max, and
     the counts before their ``parent`` bin (``pa0``, ``pb0``). Returns the largest
     |m*#a - n*#b| known at bin ends (and ``best``), and the bins still undecided, with
-    the counts before each (``a0``, ``b0``)."""
+    the counts before each (``a0``, ``b0``) and why: ``gap`` (could hold a larger gap),
+    ``rank`` (holds one of ``ranks`` not yet in ``facts``). A rank in a bin of one distinct
+    value goes into ``facts`` here."""
     import numpy as np
 
     a = grid["a"].to_numpy(dtype=np.int64)
@@ -319,53 +336,72 @@ def _grid_gap(grid: Any, n: int, m: int, best: int) -> tuple[int, Any]:
     if a.size:
         best = max(best, int(np.abs(m * a1 - n * b1).max()))
     bound = np.maximum(np.abs(m * a0 - n * b1), np.abs(m * a1 - n * b0))
-    several = grid["lo"].to_numpy() != grid["hi"].to_numpy()
-    return best, grid.assign(a0=a0, b0=b0)[several & (bound > best)]
+    lo, hi = grid["lo"].to_numpy(), grid["hi"].to_numpy()
+    several = lo != hi
+    # the bin of each pending rank r: a0 <= r < a1 (bins in value order, a1 rising)
+    pending = np.array([r for r in ranks if int(r) not in facts], dtype=np.int64)
+    holds = np.zeros(a.size, dtype=bool)
+    if pending.size and a.size:
+        where = np.searchsorted(a1, pending, "right")
+        ok = where < a.size
+        where, pending = where[ok], pending[ok]
+        inside = a0[where] <= pending
+        where, pending = where[inside], pending[inside]
+        for r, w in zip(pending.tolist(), where.tolist(), strict=True):
+            if not several[w]:
+                facts[r] = (float(lo[w]), int(a0[w]), int(b0[w]), int(a1[w]), int(b1[w]))
+        holds[where[several[where]]] = True
+    gap = several & (bound > best)
+    return best, grid.assign(a0=a0, b0=b0, gap=gap, rank=holds)[gap | holds]
 
 
-def _refine(both: Any, columns: list[str], split: dict[str, Any], ks: dict[str, int],
-            ks_sizes: dict[str, tuple[int, int]], parent: Any, child: Any) -> dict[str, Any]:
-    """Split the undecided bins of ``split`` (one aggregation over their rows only)."""
+def _refine(sub: Any, columns: list[str], split: dict[str, Any], ks: dict[str, int],
+            sizes: dict[str, tuple[int, int]], ranks: dict[str, Any],
+            facts: dict[str, dict]) -> dict[str, Any]:
+    """The undecided bins of the ``split`` columns at the next level, from ``sub`` (their
+    sub-bins' counts, min and max)."""
     import numpy as np
-    from pyspark.sql import functions as F
 
-    keys = [(columns.index(c), int(g)) for c, frame in split.items() for g in frame.index]
-    wanted = both.sparkSession.createDataFrame(keys, "k int, parent long")
-    sub = (both.select("k", parent.alias("parent"), child.alias("key"), "v", "s")
-           .join(F.broadcast(wanted), ["k", "parent"], "left_semi")
-           .groupBy("k", "parent", "key")
-           .agg(F.sum(1 - F.col("s")).cast("long").alias("a"), F.sum("s").cast("long").alias("b"),
-                F.min("v").alias("lo"), F.max("v").alias("hi")).toPandas())
     out = {}
     for c, frame in split.items():
-        part = sub[sub["k"] == columns.index(c)].sort_values("key").set_index("key")
+        part = sub[sub["k"] == columns.index(c)].set_index("key").sort_index()
         before = frame.loc[part["parent"].to_numpy()]
         part = part.assign(pa0=before["a0"].to_numpy(dtype=np.int64),
                            pb0=before["b0"].to_numpy(dtype=np.int64))
-        ks[c], out[c] = _grid_gap(part, *ks_sizes[c], ks[c])
+        ks[c], out[c] = _grid_gap(part, *sizes[c], ks[c], ranks[c], facts[c])
     return out
 
 
 def _resolve(both: Any, columns: list[str], chosen: dict[str, Any], ks: dict[str, int],
-             ks_sizes: dict[str, tuple[int, int]], key: Any) -> None:
-    """Read the values of the undecided bins (one job) and take the exact gap inside each."""
+             sizes: dict[str, tuple[int, int]], ranks: dict[str, Any],
+             facts: dict[str, dict]) -> None:
+    """Count the distinct values of the undecided bins (``both``: their values only; one
+    job) and take the exact gap and the pending ranks inside each."""
     import numpy as np
     from pyspark.sql import functions as F
 
-    keys = [(columns.index(c), int(g)) for c, frame in chosen.items() for g in frame.index]
-    wanted = both.sparkSession.createDataFrame(keys, "k int, key long")
-    values = (both.select("k", key.alias("key"), "v", "s")
-              .join(F.broadcast(wanted), ["k", "key"], "left_semi").toPandas())
+    values = (both.groupBy("k", "key", "v")
+              .agg(F.sum(1 - F.col("s")).cast("long").alias("a"),
+                   F.sum("s").cast("long").alias("b")).toPandas())
     for (k, g), part in values.groupby(["k", "key"]):
         c = columns[int(k)]
-        n, m = ks_sizes[c]
+        n, m = sizes[c]
         row = chosen[c].loc[int(g)]
-        v, s = part["v"].to_numpy(dtype=np.float64), part["s"].to_numpy()
-        a_in, b_in = np.sort(v[s == 0]), np.sort(v[s == 1])
-        points = np.unique(v)
-        ca = int(row["a0"]) + np.searchsorted(a_in, points, "right")
-        cb = int(row["b0"]) + np.searchsorted(b_in, points, "right")
-        ks[c] = max(ks[c], int(np.abs(m * ca - n * cb).max()))
+        part = part.sort_values("v")
+        v = part["v"].to_numpy(dtype=np.float64)
+        ca = int(row["a0"]) + part["a"].to_numpy(dtype=np.int64).cumsum()
+        cb = int(row["b0"]) + part["b"].to_numpy(dtype=np.int64).cumsum()
+        if row["gap"]:
+            ks[c] = max(ks[c], int(np.abs(m * ca - n * cb).max()))
+        if row["rank"]:
+            a_in, b_in = part["a"].to_numpy(dtype=np.int64), part["b"].to_numpy(dtype=np.int64)
+            for r in ranks[c]:
+                r = int(r)
+                if r in facts[c] or not int(row["a0"]) <= r < ca[-1]:
+                    continue
+                j = int(np.searchsorted(ca, r, "right"))
+                facts[c][r] = (float(v[j]), int(ca[j] - a_in[j]), int(cb[j] - b_in[j]),
+                               int(ca[j]), int(cb[j]))
 
 
 def _ks(rdf: Any, rx: Any, cdf: Any, cx: Any, n: int, m: int) -> tuple[float, float]:
