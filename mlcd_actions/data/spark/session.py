@@ -33,6 +33,7 @@ same row with both engines.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -197,7 +198,7 @@ def session(settings: Settings | None, app: str) -> Iterator[Any]:
     """A session for one stage; Spark and Py4J failures leave it as one classified line."""
     spark, started = start(settings, app)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _py4j_to_log():
             warnings.filterwarnings("ignore", message=PANDAS_WARNING)
             yield spark
     except MlcdError:
@@ -206,13 +207,76 @@ def session(settings: Settings | None, app: str) -> Iterator[Any]:
         raise classify(exc) from exc
     finally:
         if started:
+            stop(spark)
+
+
+def stop(spark: Any) -> None:
+    """Stop a session this stage started. A JVM that is already gone (killed, out of
+    memory) has nothing left to stop: that must not replace the stage's own error."""
+    try:
+        with warnings.catch_warnings(), _py4j_to_log():
+            warnings.simplefilter("ignore")   # pyspark: "Unable to cleanly shutdown ..."
             spark.stop()
+    except Exception as exc:  # noqa: BLE001 - the JVM is gone
+        logging.getLogger("mlcd").warning("stopping the Spark session: %s: %s",
+                                          type(exc).__name__, first_line(exc))
+
+
+@contextlib.contextmanager
+def _py4j_to_log() -> Iterator[None]:
+    """Py4J reports a lost JVM with ``logging.exception`` on the root logger, which (no
+    handler on it) sets up a stderr handler and prints a traceback there. While a stage
+    runs, such records go to mlcd's log file; other records reach stderr as Python's
+    last-resort handler would print them."""
+    root = logging.getLogger()
+    if root.handlers:               # the application set up logging: leave it alone
+        yield
+        return
+    handler = _Py4JRecords()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
+class _Py4JRecords(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        if "py4j" in record.pathname or record.name.startswith("py4j"):
+            for h in logging.getLogger("mlcd").handlers:    # the log file, if any
+                if record.levelno >= h.level:
+                    h.handle(record)
+        elif logging.lastResort is not None and record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)
+
+
+_ENGINE_LOST = ("Answer from Java side is empty", "Error while sending or receiving",
+                "SparkContext was shut down", "Cannot call methods on a stopped SparkContext",
+                "Python worker exited unexpectedly", "java.lang.OutOfMemoryError",
+                "Java gateway process exited")
+
+
+def engine_lost(exc: BaseException) -> bool:
+    """The JVM or a Python worker died under the stage (killed, out of memory): Py4J
+    cannot reach the JVM any more, or Spark says its context or a worker went away."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ConnectionError) or any(
+                k.__name__ == "Py4JNetworkError" for k in type(e).__mro__):
+            return True
+        if any(marker in str(e) for marker in _ENGINE_LOST):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def classify(exc: BaseException, input: str | None = None) -> MlcdError:
     """A Spark failure as one line: our own errors raised in a worker keep their class; a
-    filesystem's server out of reach (or refusing the login) is a ServiceError (exit 3); a
-    missing ``input`` is the pandas engine's line (exit 2)."""
+    filesystem's server out of reach (or refusing the login) and a lost engine (its JVM or
+    a Python worker died) are ServiceErrors (exit 3); a missing ``input`` is the pandas
+    engine's line (exit 2)."""
     text = str(exc)
     m = _ERROR_RE.search(text)
     if m:
@@ -230,6 +294,10 @@ def classify(exc: BaseException, input: str | None = None) -> MlcdError:
         return ServiceError(f"{where}the filesystem's server cannot be reached or refused "
                             f"the login: {cause}{hint}")
     name = type(exc).__name__
+    if engine_lost(exc):
+        return ServiceError(f"--engine spark: the Spark engine stopped during the stage (its "
+                            f"JVM or a Python worker died: killed or out of memory?): "
+                            f"{name}: {first_line(exc)}")
     if input is not None and ("PATH_NOT_FOUND" in text or
                               "java.io.FileNotFoundException" in text):
         return DataError(f"{input}: no such file")
