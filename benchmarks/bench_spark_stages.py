@@ -10,6 +10,10 @@ shared), so compare ratios from the same run.
 
     python benchmarks/bench_spark_stages.py                    # 10M rows
     python benchmarks/bench_spark_stages.py --rows 1000000     # a lighter run
+
+Spark runs on ``--master`` (default ``local[2]``), UI off, a 3 GB driver. Existing data
+in ``--workdir`` (``ref.parquet``, ``cur.parquet``, ``schema.yaml`` of the same
+``--rows``) is reused instead of generated again.
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ def write_schema(path: Path) -> None:
 
 # --------------------------------------------------------------------------- children
 
-def child(stage: str, engine: str, work: Path) -> dict:
+def child(stage: str, engine: str, work: Path, master: str) -> dict:
     os.environ["MLCD_PROGRESS"] = "0"
     import warnings
 
@@ -95,7 +99,7 @@ def child(stage: str, engine: str, work: Path) -> dict:
         from mlcd_actions.data.spark import session
 
         t0 = time.perf_counter()
-        session.start(session.Settings("local[*]", {"spark.driver.memory": "3g",
+        session.start(session.Settings(master, {"spark.driver.memory": "3g",
                                                     "spark.ui.showConsoleProgress": "false"}),
                       "mlcd bench")
         out["session_seconds"] = time.perf_counter() - t0
@@ -134,9 +138,11 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def measure(stage: str, engine: str, work: Path, timeout: float) -> dict:
+def measure(stage: str, engine: str, work: Path, timeout: float, master: str) -> dict:
+    err = tempfile.TemporaryFile(mode="w+")     # the child's stderr, shown if it fails
     proc = subprocess.Popen([sys.executable, __file__, "--child", stage, "--engine", engine,
-                             "--workdir", str(work)], stdout=subprocess.PIPE, text=True)
+                             "--workdir", str(work), "--master", master],
+                            stdout=subprocess.PIPE, stderr=err, text=True)
     peak = [0]
     done = threading.Event()
 
@@ -156,11 +162,25 @@ def measure(stage: str, engine: str, work: Path, timeout: float) -> dict:
     finally:
         done.set()
         sampler.join()
+    err.seek(0)
+    tail = [ln for ln in err.read().splitlines() if ln.strip()][-5:]
+    err.close()
     if proc.returncode != 0:
-        raise SystemExit(f"{stage}/{engine} child failed with exit {proc.returncode}")
+        raise SystemExit(f"{stage}/{engine} child failed with exit {proc.returncode}; its "
+                         "stderr ends:\n" + "\n".join(tail))
     result = json.loads(stdout.strip().splitlines()[-1])
     result["peak_mb"] = peak[0] / 1e6
     return result
+
+
+def _generated(work: Path, rows: int) -> bool:
+    """``work`` holds this benchmark's data with ``rows`` rows per side."""
+    paths = [work / "ref.parquet", work / "cur.parquet", work / "schema.yaml"]
+    if not all(p.exists() for p in paths):
+        return False
+    import pyarrow.parquet as pq
+
+    return all(pq.ParquetFile(p).metadata.num_rows == rows for p in paths[:2])
 
 
 def main() -> None:
@@ -169,11 +189,12 @@ def main() -> None:
     ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--workdir", default=None, help="where the data goes (default: a temp dir)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="per child, seconds")
+    ap.add_argument("--master", default="local[2]", help="Spark master (default: local[2])")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--engine", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.engine, Path(args.workdir))))
+        print(json.dumps(child(args.child, args.engine, Path(args.workdir), args.master)))
         return
 
     tmp = None
@@ -185,16 +206,18 @@ def main() -> None:
         work = Path(tmp.name)
     try:
         t0 = time.perf_counter()
-        generate(work / "ref.parquet", args.rows)
-        generate(work / "cur.parquet", args.rows, shift=0.5, seed=8)
-        write_schema(work / "schema.yaml")
+        if not _generated(work, args.rows):
+            generate(work / "ref.parquet", args.rows)
+            generate(work / "cur.parquet", args.rows, shift=0.5, seed=8)
+            write_schema(work / "schema.yaml")
         size = (work / "ref.parquet").stat().st_size / 1e6
-        print(f"generated 2 x {args.rows:,} rows x 9 columns ({size:.0f} MB each) in "
-              f"{time.perf_counter() - t0:.1f}s; load average {os.getloadavg()}")
+        print(f"data: 2 x {args.rows:,} rows x 9 columns ({size:.0f} MB each), ready in "
+              f"{time.perf_counter() - t0:.1f}s; Spark on {args.master}; "
+              f"load average {os.getloadavg()}")
         for stage in args.stages.split(","):
             runs = {}
             for engine in ("pandas", "spark"):
-                r = runs[engine] = measure(stage, engine, work, args.timeout)
+                r = runs[engine] = measure(stage, engine, work, args.timeout, args.master)
                 rows = args.rows * (2 if stage == "monitor" else 1)
                 start = (f", session start {r['session_seconds']:.1f}s"
                          if "session_seconds" in r else "")
