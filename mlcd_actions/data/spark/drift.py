@@ -7,9 +7,10 @@ Everything is exact: the same numbers as the pandas engine.
   categories) come from aggregations, and so do chi-square, its p-value, Jensen–Shannon
   and L-infinity, which only need the category counts;
 * **numeric columns** need no sort and no ``percentile_approx``: after one aggregation
-  for each side's counts, min and max, one aggregation over both tables counts each
-  column's finite values on a grid of :data:`GRID_BINS` equal-width bins, with each bin's
-  min and max (:func:`_histograms`). From it come, exactly:
+  over both tables for each side's counts, min and max (the two scans side by side, as
+  in every job here), one more counts each column's finite values on a grid of
+  :data:`GRID_BINS` equal-width bins, with each bin's min and max (:func:`_histograms`).
+  From it come, exactly:
 
   - the **KS statistic**: the CDF gap is exact at every bin's end and inside every bin
     holding one distinct value; only the bins with several values whose bound beats the
@@ -107,7 +108,7 @@ def _numeric(ref: Any, cur: Any, columns: list[str], bins: int,
 
     rvals = {c: _as_double(ref, c, names[0]) for c in columns}
     cvals = {c: _as_double(cur, c, names[1]) for c in columns}
-    rs, cs = _stats(ref, rvals, columns), _stats(cur, cvals, columns)
+    rs, cs = _stats(ref, rvals, cur, cvals, columns)
     out: dict[str, ColumnDrift] = {}
     for i, c in enumerate(columns):
         d = ColumnDrift(c, NUMERIC, ref_rows=int(rs["__rows"]), cur_rows=int(cs["__rows"]),
@@ -173,19 +174,28 @@ def _numeric(ref: Any, cur: Any, columns: list[str], bins: int,
     return out
 
 
-def _stats(df: Any, values: dict[str, Any], columns: list[str]) -> Any:
-    """Rows, and per column nulls/NaN, infinities, finite values, finite min and max."""
+def _stats(ref: Any, rvals: dict[str, Any], cur: Any, cvals: dict[str, Any],
+           columns: list[str]) -> tuple[dict, dict]:
+    """Per side: rows, and per column nulls/NaN, infinities, finite values, finite min and
+    max (one job over both tables, so their scans run side by side)."""
     from pyspark.sql import functions as F
 
+    def side(df: Any, values: dict[str, Any], flag: int) -> Any:
+        return df.select(F.lit(flag).alias("__s"),
+                         *[values[c].alias(f"x{i}") for i, c in enumerate(columns)])
+
     aggs = [F.count(F.lit(1)).alias("__rows")]
-    for i, c in enumerate(columns):
-        x = values[c]
+    for i in range(len(columns)):
+        x = F.col(f"x{i}")
         aggs += [F.sum(F.when(x.isNull() | F.isnan(x), 1).otherwise(0)).alias(f"n{i}"),
                  F.sum(F.when(F.abs(x) == F.lit(float("inf")), 1).otherwise(0)).alias(f"i{i}"),
                  F.sum(F.when(_finite(x), 1).otherwise(0)).alias(f"f{i}"),
                  F.min(F.when(_finite(x), x)).alias(f"lo{i}"),
                  F.max(F.when(_finite(x), x)).alias(f"hi{i}")]
-    return df.agg(*aggs).collect()[0]
+    got = {r["__s"]: r.asDict() for r in side(ref, rvals, 0).unionByName(side(cur, cvals, 1))
+           .groupBy("__s").agg(*aggs).collect()}
+    empty = {"__rows": 0, **{f"{k}{i}": 0 for i in range(len(columns)) for k in "nif"}}
+    return got.get(0, empty), got.get(1, empty)
 
 
 def _collect_finite(df: Any, values: dict[str, Any], columns: list[str]) -> dict[str, Any]:
@@ -258,19 +268,24 @@ def _histograms(ref: Any, rvals: dict[str, Any], cur: Any, cvals: dict[str, Any]
         shifted right by ``shift`` bits (0: the bin, :data:`_SPLIT_BITS`: its parent) is
         one of their column's ``wanted`` bins (a cheap filter before the explode)."""
         def side(df: Any, values: dict[str, Any], flag: int) -> Any:
-            items, keep = [], F.lit(False)
-            for i, c in enumerate(columns):
+            # each value and its bin in a projection (where Spark computes a shared
+            # subexpression once), then one row per column
+            mine = [i for i, c in enumerate(columns) if wanted is None or c in wanted]
+            proj, keep = [], F.lit(False)
+            for i in mine:
+                c = columns[i]
                 x = values[c]
                 v = F.when(_finite(x), x)
                 key = grids[c].key(v, level)
                 if wanted is not None:
-                    if c not in wanted:
-                        continue
                     inside = F.shiftright(key, shift).isin([int(g) for g in wanted[c]])
                     v, key = F.when(inside, v), F.when(inside, key)
                     keep = keep | inside
-                items.append(F.struct(F.lit(i).alias("k"), key.alias("key"), v.alias("v")))
-            rows = df if wanted is None else df.where(keep)
+                proj += [v.alias(f"v{i}"), key.alias(f"g{i}")]
+            rows = df.select(*proj) if wanted is None else \
+                df.select(*proj, keep.alias("__keep")).where("__keep")
+            items = [F.struct(F.lit(i).alias("k"), F.col(f"g{i}").alias("key"),
+                              F.col(f"v{i}").alias("v")) for i in mine]
             return (rows.select(F.explode(F.array(*items)).alias("e"))
                     .select("e.k", "e.key", "e.v").where(F.col("v").isNotNull())
                     .withColumn("s", F.lit(flag)))
@@ -459,7 +474,7 @@ def _categorical(ref: Any, cur: Any, columns: list[str]) -> dict[str, ColumnDrif
 
     from mlcd_actions.data import drift
 
-    sides = [_category_counts(ref, columns), _category_counts(cur, columns)]
+    sides = _category_counts(ref, cur, columns)
     out = {}
     for c in columns:
         parts = []
@@ -473,34 +488,39 @@ def _categorical(ref: Any, cur: Any, columns: list[str]) -> dict[str, ColumnDrif
     return out
 
 
-def _category_counts(df: Any, columns: list[str]) -> tuple[dict, dict, int]:
-    """``({column: {value as text: count}}, {column: nulls}, rows)`` in one aggregation."""
+def _category_counts(ref: Any, cur: Any, columns: list[str]) -> list[tuple[dict, dict, int]]:
+    """Per side ``({column: {value as text: count}}, {column: nulls}, rows)``, in one
+    aggregation over both tables."""
     from pyspark.sql import functions as F
 
-    items = []
-    for i, c in enumerate(columns):
-        x = _col(c)
-        kind = df.schema[c].dataType.simpleString()
-        if kind in ("float", "double"):
-            x = F.when(~F.isnan(x), x)
-            text = F.when(x == F.floor(x), x.cast("long").cast("string")).otherwise(x.cast("string"))
-        else:
-            text = x.cast("string")
-        items.append(F.struct(F.lit(i).alias("k"), text.alias("v")))
-    exploded = df.select(F.explode(F.array(*items)).alias("e")).select("e.k", "e.v")
-    counts: dict[str, dict[str, int]] = {c: {} for c in columns}
-    nulls: dict[str, int] = {}
-    rows = 0
-    for r in exploded.groupBy("k", "v").count().collect():
+    def side(df: Any, flag: int) -> Any:
+        items = []
+        for i, c in enumerate(columns):
+            x = _col(c)
+            kind = df.schema[c].dataType.simpleString()
+            if kind in ("float", "double"):
+                x = F.when(~F.isnan(x), x)
+                text = F.when(x == F.floor(x), x.cast("long").cast("string")) \
+                        .otherwise(x.cast("string"))
+            else:
+                text = x.cast("string")
+            items.append(F.struct(F.lit(i).alias("k"), text.alias("v")))
+        return (df.select(F.explode(F.array(*items)).alias("e")).select("e.k", "e.v")
+                .withColumn("s", F.lit(flag)))
+
+    out: list[tuple[dict, dict, int]] = [({c: {} for c in columns}, {}, 0) for _ in range(2)]
+    for r in side(ref, 0).unionByName(side(cur, 1)).groupBy("s", "k", "v").count().collect():
+        counts, nulls, _ = out[r["s"]]
         c = columns[r["k"]]
         if r["v"] is None:
             nulls[c] = int(r["count"])
         else:
             counts[c][r["v"]] = int(r["count"])
-    if columns:
-        first = columns[0]
-        rows = sum(counts[first].values()) + nulls.get(first, 0)
-    return counts, nulls, rows
+    if not columns:
+        return out
+    first = columns[0]
+    return [(counts, nulls, sum(counts[first].values()) + nulls.get(first, 0))
+            for counts, nulls, _ in out]
 
 
 def prediction_classes(df: Any, column: str, max_classes: int = 20) -> bool:
