@@ -69,7 +69,9 @@ def predict(spec: ModelSpec, input: str, output: str, out_kind: str, *,
         raise classify(exc, input) from exc
     finally:
         if started:
-            spark.stop()
+            from mlcd_actions.data.spark.session import stop
+
+            stop(spark)     # a dead JVM must not replace the stage's own error
 
 
 def _session(master: str | None, batch_rows: int, settings: Any = None):

@@ -26,18 +26,20 @@ from mlcd_actions.core.errors import EXIT_FAILED, EXIT_SERVICE
 REPO = Path(__file__).resolve().parents[2]
 
 # the CLI, with the JVM killed (and gone) when the grid aggregation is about to run
+# (monitor: at the grid aggregation; predict: when the prediction job is about to run)
 KILLER = """
-import signal, sys
+import importlib, signal, sys
 import psutil
-from mlcd_actions.data.spark import drift
-real = drift._histograms
+module, name = sys.argv.pop(1).split(":")
+module = importlib.import_module(module)
+real = getattr(module, name)
 def killing(*args, **kwargs):
     for p in psutil.Process().children(recursive=True):
         if p.name() == "java":
             p.send_signal(signal.SIGKILL)
             p.wait(60)
     return real(*args, **kwargs)
-drift._histograms = killing
+setattr(module, name, killing)
 from mlcd_actions.cli import main
 sys.argv = ["mlcd", *sys.argv[1:]]
 main()
@@ -53,7 +55,7 @@ def test_monitor_jvm_killed_mid_stage_exits_3_with_one_line():
         pd.DataFrame({"x": rng.normal(shift, 1, 5000)}).to_parquet(f"{name}.parquet")
     env = {**os.environ, "PYTHONPATH": str(REPO), "MLCD_PROGRESS": "0", "CI": "true"}
     proc = subprocess.run(
-        [sys.executable, "-c", KILLER, "monitor", "--reference", "ref.parquet", "--current",
+        [sys.executable, "-c", KILLER, "mlcd_actions.data.spark.drift:_histograms", "monitor", "--reference", "ref.parquet", "--current",
          "cur.parquet", "--engine", "spark", "--spark-master", "local[1]",
          "--spark-conf", "spark.sql.shuffle.partitions=1"],
         cwd=work, capture_output=True, text=True, env=env, timeout=600)
@@ -73,6 +75,32 @@ def test_monitor_jvm_killed_mid_stage_exits_3_with_one_line():
     assert report["status"] == "error" and report["exit_code"] == EXIT_SERVICE
     assert report["outputs"] == {} and report["gates"] == []
     assert "Py4J" in (work / ".mlcd" / "logs" / "mlcd.log").read_text()
+
+
+@pytest.mark.slow
+def test_predict_jvm_killed_mid_stage_exits_3_and_keeps_the_old_output():
+    pytest.importorskip("pyspark")
+    from tests.delivery.serving import fixtures
+
+    work = Path.cwd()
+    model = fixtures.binary_model(work / "model")
+    fixtures.frame(200, seed=3).drop(columns=["y"]).to_parquet("in.parquet")
+    Path("out.csv").write_text("old predictions\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MLCD_PROGRESS": "0", "CI": "true"}
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, "mlcd_actions.delivery.predict_spark:_run", "predict",
+         "--model-uri", str(model), "--input", "in.parquet", "--output", "out.csv",
+         "--engine", "spark", "--spark-master", "local[1]"],
+        cwd=work, capture_output=True, text=True, env=env, timeout=600)
+    out, err = proc.stdout, proc.stderr
+    assert proc.returncode == EXIT_SERVICE, (out, err)
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mlcd predict: failed — "), out
+    assert "stopped" in lines[0] and "internal error" not in lines[0], out
+    assert "Traceback" not in out + err, err
+    assert Path("out.csv").read_text() == "old predictions\n"      # not replaced, not lost
+    assert sorted(p.name for p in work.iterdir()) == [".mlcd", "in.parquet", "model",
+                                                      "out.csv"]
 
 
 def test_a_lost_engine_is_exit_3_other_spark_failures_stay_exit_1():
