@@ -287,7 +287,7 @@ def classify(exc: BaseException, input: str | None = None) -> MlcdError:
     m = _UNREACHABLE.search(text)
     if m:
         cause = m.group(1).strip()
-        scheme = (input or "").split("://", 1)[0] if input and "://" in input else ""
+        scheme = input.split("://", 1)[0] if input and "://" in input else ""
         hint = (f" (credentials: spark.hadoop.fs.{scheme}.user.HOST and "
                 f"spark.hadoop.fs.{scheme}.password.HOST in spark.conf)"
                 if cause.startswith("Login failed") and scheme == "ftp" else "")
