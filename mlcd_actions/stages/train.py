@@ -640,9 +640,9 @@ def _warm_imports(estimator: str | None = None, rest: bool = False) -> None:
     for name in names:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
+    with contextlib.suppress(Exception):
+        requirements.installed()
     if builtin:
-        with contextlib.suppress(Exception):
-            requirements.installed()
         return
     with contextlib.suppress(Exception):
         from mlflow.models import infer_signature  # noqa: F401
@@ -651,8 +651,6 @@ def _warm_imports(estimator: str | None = None, rest: bool = False) -> None:
         # MLflow checks the pinned requirements against the installed packages; the map
         # it builds for that (importlib_metadata.packages_distributions, ~1 s) is cached
         requirements_utils._init_packages_to_modules_map()
-    with contextlib.suppress(Exception):
-        requirements.installed()
     with contextlib.suppress(Exception), _quiet_mlflow():
         from mlcd_actions.training import pyfunc  # noqa: F401
 
