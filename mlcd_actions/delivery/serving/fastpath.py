@@ -483,17 +483,21 @@ def _one_column_block(trans):
     return run
 
 
-def _tfidf_block(vec):
+def _tfidf_block(vec, vector_rows: int = SMALL_BATCH):
     """A fitted ``TfidfVectorizer``'s ``transform`` of one text column, as scikit-learn
     computes it (1.x: ``CountVectorizer._count_vocab`` with the fitted vocabulary, then
     ``TfidfTransformer.transform``: sublinear tf, idf weights, row normalisation with the
-    same kernels), without its input checks; None when not supported."""
+    same kernels), without its input checks; None when not supported. The counts of more
+    than ``vector_rows`` documents are computed by :class:`text.WordCounts` when it
+    supports the vectorizer and the chunk (the same matrix), else document by document."""
     from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.utils.sparsefuncs_fast import (
         inplace_csr_row_normalize_l1,
         inplace_csr_row_normalize_l2,
     )
+
+    from mlcd_actions.delivery.serving.text import WordCounts
 
     tf = getattr(vec, "_tfidf", None)
     if type(vec) is not TfidfVectorizer or vec.input != "content" or tf is None \
@@ -509,12 +513,13 @@ def _tfidf_block(vec):
                  None: None}[tf.norm]
     analyze, vocab, dtype = vec.build_analyzer(), vec.vocabulary_, np.dtype(vec.dtype)
     shape_cols = len(vocab)
+    vectorised = WordCounts.of(vec)
 
-    def run(arrays, cols, n):
+    def count(docs: np.ndarray, n: int):
         indices: list = []
         counts: list[int] = []
         indptr = [0]
-        for doc in arrays[cols[0]].tolist():
+        for doc in docs.tolist():
             if type(doc) is not str:
                 raise TypeError("a document that is not a string")
             counter: dict = {}
@@ -529,6 +534,13 @@ def _tfidf_block(vec):
                                np.asarray(indices, dtype=np.int32),
                                np.asarray(indptr, dtype=np.int32)), shape=(n, shape_cols))
         x.sort_indices()
+        return x
+
+    def run(arrays, cols, n):
+        docs = arrays[cols[0]]
+        x = vectorised.counts(docs) if vectorised is not None and n > vector_rows else None
+        if x is None:
+            x = count(docs, n)
         if vec.binary:
             x.data.fill(1)
         if tf.sublinear_tf:
@@ -550,8 +562,9 @@ def _identity(trans) -> bool:
             and trans.func is None and not trans.validate)
 
 
-def _ct_blocks(ct) -> list | None:
-    """``[(name, [columns], fn), ...]`` for the fitted ``ColumnTransformer``, or None."""
+def _ct_blocks(ct, vector_rows: int = SMALL_BATCH) -> list | None:
+    """``[(name, [columns], fn), ...]`` for the fitted ``ColumnTransformer``, or None
+    (``vector_rows``: see :func:`_tfidf_block`)."""
     names_in = [str(c) for c in getattr(ct, "feature_names_in_", [])]
     if not names_in or getattr(ct, "_sklearn_output_config", {}).get("transform") \
             not in (None, "default"):
@@ -579,7 +592,7 @@ def _ct_blocks(ct) -> list | None:
             continue
         fn = None if one else (_onehot_block(trans) or _scaler_block(trans))
         if fn is None and one:
-            fn = _tfidf_block(trans) or _one_column_block(trans)
+            fn = _tfidf_block(trans, vector_rows) or _one_column_block(trans)
         if fn is None:
             return None
         blocks.append((name, cols, fn))
@@ -632,9 +645,9 @@ def _probe_arrays(path: FramelessPath, column_types: Mapping[str, str | None]
                     pool = [*pool, "__unknown__"]
                 values[col] = np.array([pool[k % len(pool)] for k in range(PROBE_ROWS)],
                                        dtype=object if isinstance(pool[0], str) else None)
-            elif vocab is not None:
-                words = sorted(vocab)[:50] or ["a"]
-                values[col] = np.array([" ".join(rng.choice(words, 6)) + " zzunseen"
+            elif vocab is not None:  # with capitals, punctuation, one-letter words
+                words = [*sorted(vocab)[:50], "Zz", "x", "9"]
+                values[col] = np.array([", ".join(rng.choice(words, 6)) + "! zz_unseen"
                                         for _ in range(PROBE_ROWS)], dtype=object)
     for col in path.columns:
         if col in values:
@@ -659,14 +672,17 @@ def _frameless_agrees(path: FramelessPath, column_types, reference) -> bool:
         if c not in frame:
             frame[c] = np.zeros(PROBE_ROWS)
     want_x = path.ct.transform(frame)
-    got_x = path.transform(arrays, PROBE_ROWS)
-    if sparse.issparse(want_x) != sparse.issparse(got_x) or want_x.shape != got_x.shape:
-        return False
-    if sparse.issparse(want_x):
-        if (want_x != got_x).nnz:
+    # the probe is small: the blocks' large-chunk code (text.WordCounts) is compared too
+    whole = FramelessPath(path.ct, _ct_blocks(path.ct, vector_rows=0) or [], path.rest,
+                          path.final, path.has_proba)
+    for got_x in (path.transform(arrays, PROBE_ROWS), whole.transform(arrays, PROBE_ROWS)):
+        if sparse.issparse(want_x) != sparse.issparse(got_x) or want_x.shape != got_x.shape:
             return False
-    elif not np.array_equal(want_x, got_x):
-        return False
+        if sparse.issparse(want_x):
+            if (want_x != got_x).nnz:
+                return False
+        elif not np.array_equal(want_x, got_x):
+            return False
     want_pred, want_proba = reference(frame, path.has_proba)
     pred, proba = path.predict(arrays, PROBE_ROWS, path.has_proba)
     pred, want_pred = np.asarray(pred), np.asarray(want_pred)
