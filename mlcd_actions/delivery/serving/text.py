@@ -175,28 +175,29 @@ class WordCounts:
         if text.null_count or not pc.all(pc.string_is_ascii(text)).as_py():
             return None
         tables = self.tables()
-        docs, ids = _word_ids(text, self.lowercase, tables.dictionary)
+        other = tables.n_words + tables.n_stop  # the id of any other token, for now
+        docs, ids = _word_ids(text, self.lowercase, tables.dictionary, other)
         if tables.n_stop:  # stop words go before the n-grams are made
             keep = ids < tables.n_words
-            keep |= ids < 0
+            keep |= ids == other
             docs, ids = docs[keep], ids[keep]
-        ids[ids < 0] = tables.n_words
-        rows, cols = _ngrams(docs, ids, tables, self.ngram_range)
-        x = sparse.coo_matrix((np.ones(len(rows), dtype=np.int64), (rows, cols)),
-                              shape=(n, self.n_features)).tocsr()
-        x.sum_duplicates()  # sorts each row's indices too
+            np.minimum(ids, tables.n_words, out=ids)
+        cols, indptr = _ngrams(docs, ids, tables, self.ngram_range, n)
+        x = sparse.csr_matrix((np.ones(len(cols), dtype=np.int64), cols, indptr),
+                              shape=(n, self.n_features))
+        x.sum_duplicates()  # each row's features sorted, repeats added up
         # as _count_vocab builds it: int32 indices unless the entries need int64
         index_dtype = np.int64 if x.nnz > np.iinfo(np.int32).max else np.int32
-        x = sparse.csr_matrix((x.data.astype(np.intc), x.indices.astype(index_dtype),
-                               x.indptr.astype(index_dtype)),
-                              shape=(n, self.n_features), dtype=self.dtype)
+        x = sparse.csr_matrix((x.data.astype(self.dtype), x.indices.astype(index_dtype),
+                               x.indptr.astype(index_dtype)), shape=(n, self.n_features))
         if self.binary:
             x.data.fill(1)
         return x
 
 
-def _word_ids(text, lowercase: bool, dictionary) -> tuple[np.ndarray, np.ndarray]:
-    """(document, index in ``dictionary`` or -1) of each token of ASCII ``text`` (a
+def _word_ids(text, lowercase: bool, dictionary, other: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(document, index in ``dictionary`` or ``other``) of each token of ASCII ``text`` (a
     ``large_string`` array of offset 0): every byte that is not a word character becomes
     a space (lower-casing, A-Z become a-z), the text is split on spaces and the pieces
     shorter than two characters are dropped."""
@@ -212,29 +213,28 @@ def _word_ids(text, lowercase: bool, dictionary) -> tuple[np.ndarray, np.ndarray
     flat = pc.list_flatten(pieces)
     keep = pc.binary_length(flat).to_numpy(zero_copy_only=False) >= 2
     docs = pc.list_parent_indices(pieces).to_numpy(zero_copy_only=False)[keep]
-    ids = pc.index_in(flat, value_set=dictionary).fill_null(-1) \
+    ids = pc.index_in(flat, value_set=dictionary).fill_null(other) \
         .to_numpy(zero_copy_only=False)[keep]
     return docs.astype(np.int64, copy=False), ids.astype(np.int64)
 
 
 def _ngrams(docs: np.ndarray, ids: np.ndarray, tables: _Tables,
-            ngram_range: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(row, feature) of every vocabulary n-gram occurrence, ``docs`` and ``ids`` being
-    the documents and word ids (``n_words``: any other token) of the tokens left after
-    stop words, in order."""
+            ngram_range: tuple[int, int], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(features, row pointers) of the vocabulary n-grams of each document, grouped by
+    document, ``docs`` (ascending) and ``ids`` being the documents and word ids
+    (``n_words``: any other token) of the tokens left after stop words, in order."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     min_n, max_n = ngram_range
-    rows, cols = [], []
+    length = len(ids)
+    # the feature of the n-gram starting at each token, one column per n (-1: none)
+    found = np.full((length, max_n - min_n + 1), -1, dtype=np.int64)
     if min_n == 1:
-        feature = tables.unigram[ids]
-        hit = feature >= 0
-        rows.append(docs[hit])
-        cols.append(feature[hit])
+        found[:, 0] = tables.unigram[ids]
     width = tables.n_words + 1
     prefix = ids  # the 1-token prefixes are the words
-    for k in range(1, min(max_n, len(ids))):
+    for k in range(1, min(max_n, length)):
         dense, keys, none, feature = tables.levels[k - 1]
         key = prefix[:-1] * width + ids[k:]
         if dense is not None:
@@ -244,10 +244,9 @@ def _ngrams(docs: np.ndarray, ids: np.ndarray, tables: _Tables,
                 .to_numpy(zero_copy_only=False).astype(np.int64)
         prefix[docs[:-k] != docs[k:]] = none  # runs across two documents
         if k + 1 >= min_n:
-            f = feature[prefix]
-            hit = f >= 0
-            rows.append(docs[:-k][hit])
-            cols.append(f[hit])
-    if not rows:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(rows), np.concatenate(cols)
+            found[:length - k, k + 1 - min_n] = feature[prefix]
+    hit = (found >= 0).ravel()
+    before = np.zeros(len(hit) + 1, dtype=np.int64)  # features found before each cell
+    np.cumsum(hit, out=before[1:])
+    indptr = before[np.searchsorted(docs, np.arange(n_rows + 1)) * found.shape[1]]
+    return found.ravel()[hit], indptr
