@@ -229,12 +229,16 @@ def _ngrams(docs: np.ndarray, ids: np.ndarray, tables: _Tables,
     min_n, max_n = ngram_range
     length = len(ids)
     # the feature of the n-gram starting at each token, one column per n (-1: none)
-    found = np.full((length, max_n - min_n + 1), -1, dtype=np.int64)
+    found = np.empty((length, max_n - min_n + 1), dtype=np.int64)
     if min_n == 1:
         found[:, 0] = tables.unigram[ids]
+    for n in range(max(min_n, 2), max_n + 1):
+        found[max(length - n + 1, 0):, n - min_n] = -1  # too near the end
     width = tables.n_words + 1
     prefix = ids  # the 1-token prefixes are the words
-    for k in range(1, min(max_n, length)):
+    for k in range(1, max_n):
+        if length <= k:
+            break
         dense, keys, none, feature = tables.levels[k - 1]
         key = prefix[:-1] * width + ids[k:]
         if dense is not None:
@@ -245,8 +249,7 @@ def _ngrams(docs: np.ndarray, ids: np.ndarray, tables: _Tables,
         prefix[docs[:-k] != docs[k:]] = none  # runs across two documents
         if k + 1 >= min_n:
             found[:length - k, k + 1 - min_n] = feature[prefix]
-    hit = (found >= 0).ravel()
-    before = np.zeros(len(hit) + 1, dtype=np.int64)  # features found before each cell
-    np.cumsum(hit, out=before[1:])
-    indptr = before[np.searchsorted(docs, np.arange(n_rows + 1)) * found.shape[1]]
-    return found.ravel()[hit], indptr
+    cells = found.ravel()
+    hits = np.flatnonzero(cells >= 0)
+    first = np.searchsorted(docs, np.arange(n_rows + 1)) * found.shape[1]  # a row's cells
+    return cells[hits], np.searchsorted(hits, first)
