@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
-DENSE_LIMIT = 1 << 22  # cells (int64) of an n-gram level's dense table, else a hash lookup
+DENSE_LIMIT = 1 << 20  # cells (int64, 8 MiB) of an n-gram level's dense table, else hashed
 _ASCII_TOKEN = re.compile(r"[0-9A-Za-z_]{2,}")
 # byte -> itself if a word character (ASCII \w), else a space; the same lower-casing
 _TO_WORD = np.full(256, ord(" "), dtype=np.uint8)

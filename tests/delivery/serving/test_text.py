@@ -93,6 +93,18 @@ def test_a_given_vocabulary_whose_parts_are_unknown_or_never_tokens(ngram_range,
         assert got.nnz > 0
 
 
+@pytest.mark.parametrize("ngram_range", [(1, 1), (1, 3)])
+def test_a_vocabulary_ascii_text_never_produces_counts_nothing(ngram_range):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vec = CountVectorizer(vocabulary=["café", "a b", "x", "Late"], ngram_range=ngram_range,
+                          stop_words=["late"]).fit([])
+    docs = corpus(8, 50)
+    got = WordCounts.of(vec, dense_limit=0).counts(np.array(docs, dtype=object))
+    assert_same_csr(got, vec.transform(docs))
+    assert got.nnz == 0
+
+
 def test_unsupported_configurations_are_none():
     from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
