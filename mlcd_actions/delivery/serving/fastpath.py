@@ -538,7 +538,8 @@ def _tfidf_block(vec, vector_rows: int = SMALL_BATCH):
 
     def run(arrays, cols, n):
         docs = arrays[cols[0]]
-        x = vectorised.counts(docs) if vectorised is not None and n > vector_rows else None
+        x = vectorised.counts(docs) if vectorised is not None and n > run.vector_rows \
+            else None
         if x is None:
             x = count(docs, n)
         if vec.binary:
@@ -552,6 +553,7 @@ def _tfidf_block(vec, vector_rows: int = SMALL_BATCH):
             normalize(x)
         return x
 
+    run.vector_rows = vector_rows
     return run
 
 
@@ -562,9 +564,8 @@ def _identity(trans) -> bool:
             and trans.func is None and not trans.validate)
 
 
-def _ct_blocks(ct, vector_rows: int = SMALL_BATCH) -> list | None:
-    """``[(name, [columns], fn), ...]`` for the fitted ``ColumnTransformer``, or None
-    (``vector_rows``: see :func:`_tfidf_block`)."""
+def _ct_blocks(ct) -> list | None:
+    """``[(name, [columns], fn), ...]`` for the fitted ``ColumnTransformer``, or None."""
     names_in = [str(c) for c in getattr(ct, "feature_names_in_", [])]
     if not names_in or getattr(ct, "_sklearn_output_config", {}).get("transform") \
             not in (None, "default"):
@@ -592,7 +593,7 @@ def _ct_blocks(ct, vector_rows: int = SMALL_BATCH) -> list | None:
             continue
         fn = None if one else (_onehot_block(trans) or _scaler_block(trans))
         if fn is None and one:
-            fn = _tfidf_block(trans, vector_rows) or _one_column_block(trans)
+            fn = _tfidf_block(trans) or _one_column_block(trans)
         if fn is None:
             return None
         blocks.append((name, cols, fn))
@@ -672,10 +673,20 @@ def _frameless_agrees(path: FramelessPath, column_types, reference) -> bool:
         if c not in frame:
             frame[c] = np.zeros(PROBE_ROWS)
     want_x = path.ct.transform(frame)
-    # the probe is small: the blocks' large-chunk code (text.WordCounts) is compared too
-    whole = FramelessPath(path.ct, _ct_blocks(path.ct, vector_rows=0) or [], path.rest,
-                          path.final, path.has_proba)
-    for got_x in (path.transform(arrays, PROBE_ROWS), whole.transform(arrays, PROBE_ROWS)):
+    # the probe is small: the TF-IDF blocks' large-chunk code (text.WordCounts) is
+    # compared too, the path not being shared yet
+    got = [path.transform(arrays, PROBE_ROWS)]
+    text_blocks = [fn for _, _, fn in path.blocks if hasattr(fn, "vector_rows")]
+    if text_blocks:
+        saved = [fn.vector_rows for fn in text_blocks]
+        try:
+            for fn in text_blocks:
+                fn.vector_rows = 0
+            got.append(path.transform(arrays, PROBE_ROWS))
+        finally:
+            for fn, rows in zip(text_blocks, saved, strict=True):
+                fn.vector_rows = rows
+    for got_x in got:
         if sparse.issparse(want_x) != sparse.issparse(got_x) or want_x.shape != got_x.shape:
             return False
         if sparse.issparse(want_x):

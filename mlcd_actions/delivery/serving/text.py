@@ -151,7 +151,7 @@ class WordCounts:
         return cls(vec, dense_limit)
 
     def tables(self) -> _Tables:
-        """Built on the first chunk (a model served one row at a time never needs them)."""
+        """Built on the first chunk counted (serving: by the start-up probe), once."""
         if self._tables is None:
             with self._lock:
                 if self._tables is None:

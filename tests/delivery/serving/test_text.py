@@ -183,11 +183,16 @@ def test_the_probe_compares_the_vectorised_counts(monkeypatch, tmp_path):
     """A wrong vectorised count disables the frameless path although the probe batch is
     smaller than the vectorising threshold."""
     from benchmarks import matrix
+    from mlcd_actions.delivery.serving.fastpath import SMALL_BATCH
     from mlcd_actions.delivery.serving.spec import ModelSpec
     from mlcd_actions.models import loading as models
 
     path = matrix.build("tfidf", tmp_path / "tfidf", rows=300)
-    assert ModelSpec(models.load(str(path))).frameless
+    spec = ModelSpec(models.load(str(path)))
+    assert spec.frameless
+    # the probe's switch to the vectorised counts does not outlive it
+    assert [fn.vector_rows for _, _, fn in spec._frameless.blocks
+            if hasattr(fn, "vector_rows")] == [SMALL_BATCH]
     real = WordCounts.counts
 
     def off_by_one(self, values):
