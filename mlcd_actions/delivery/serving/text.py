@@ -8,22 +8,25 @@ computes the same CSR count matrix for a whole chunk with array operations:
 * The text is laid out as one byte buffer (Arrow's ``large_string``). On ASCII text the
   default token pattern ``(?u)\\b\\w\\w+\\b`` finds exactly the maximal runs of
   ``[0-9A-Za-z_]`` of at least two characters within a document, and ``str.lower`` is
-  ASCII lower-casing; both are byte lookups.
+  ASCII lower-casing: one byte lookup turns every other byte into a space and lower-cases
+  the rest, Arrow splits on spaces, and pieces shorter than two characters are dropped.
 * Each token becomes an integer id by a hash lookup (``pyarrow.compute.index_in``) among
   the words the vocabulary's features are made of (a feature is its n-gram's tokens joined
   by one space); stop words are removed before the n-grams, as ``_word_ngrams`` does.
 * An n-gram is a run of ``n`` adjacent tokens of one document; it is matched against
   the vocabulary through integer keys (the id of its first ``n - 1`` tokens' prefix times
-  the number of words, plus its last token's id), in sorted tables built once.
-* The (document, feature) pairs are summed into a CSR matrix with sorted indices, of the
-  vectorizer's ``dtype``: ``indptr``, ``indices`` and ``data`` are what
-  ``CountVectorizer.transform`` stores, value for value and dtype for dtype.
+  one more than the number of words, plus its last token's id): a dense table, or a hash
+  lookup when that would be large, built on the first chunk.
+* The features found, grouped by document, are sorted and their repeats added up per
+  row (scipy's ``sum_duplicates``), of the vectorizer's ``dtype``: ``indptr``,
+  ``indices`` and ``data`` are what ``CountVectorizer.transform`` stores, value for value
+  and dtype for dtype.
 
 It is used only for the configuration this holds for (:meth:`WordCounts.of`: word
 analyzer, default token pattern, no preprocessor, tokenizer or accent stripping, input
 ``content``), and only on a chunk whose values are all ``str`` and all ASCII
-(:meth:`WordCounts.counts` returns None otherwise: the caller's per-document loop, which
-raises what scikit-learn raises, then decides).
+(:meth:`WordCounts.counts` returns None otherwise and the caller counts document by
+document, raising on a value that is not a string as scikit-learn does).
 """
 
 from __future__ import annotations
