@@ -292,8 +292,9 @@ class FramelessPath:
         from scipy import sparse
 
         parts = [fn(arrays, cols, n_rows) for _, cols, fn in self.blocks]
-        if self.sparse:
-            return csr_hstack(parts, n_rows)
+        if self.sparse:  # what ColumnTransformer does, without the COO round trip for a request
+            return csr_hstack(parts, n_rows) if n_rows <= SMALL_BATCH \
+                else sparse.hstack(parts).tocsr()
         parts = [p.toarray() if sparse.issparse(p) else p for p in parts]
         return np.hstack(parts)
 
@@ -319,7 +320,8 @@ class FramelessPath:
 def csr_hstack(parts: list, n_rows: int):
     """``scipy.sparse.hstack(parts).tocsr()`` for CSR and dense blocks, as it stores it
     (each row's entries block by block, a dense block's zeros left out), without the
-    COO round trip: about 0.8 ms for one row of two blocks."""
+    COO round trip: about 0.8 ms for one row of two blocks. For a large chunk scipy's own
+    conversion is the faster (100,000 rows of 35 entries: 0.055 against 0.12 CPU s)."""
     from scipy import sparse
 
     rows, cols, data = [], [], []
