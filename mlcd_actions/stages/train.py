@@ -376,19 +376,46 @@ def _metrics(task: str, y_true, y_pred, proba, classes) -> dict[str, float]:
         y_pred = y_pred.astype(y_true.dtype)
     except (TypeError, ValueError):
         pass
-    out = {"accuracy": float(m.accuracy_score(y_true, y_pred))}
     labels = list(classes) if classes is not None else sorted(set(y_true.tolist()))
     binary = len(labels) == 2
-    kwargs = ({"average": "binary", "pos_label": labels[1]} if binary
-              else {"average": "macro", "labels": labels})
+    # text labels as integer codes: the same counts, so the same scores, without
+    # scikit-learn sorting the strings again in every metric (0.3 CPU s per 20,000 rows)
+    coded = _label_codes(y_true, y_pred, labels)
+    yt, yp, lab = coded if coded is not None else (y_true, y_pred, labels)
+    out = {"accuracy": float(m.accuracy_score(yt, yp))}
+    kwargs = ({"average": "binary", "pos_label": lab[1]} if binary
+              else {"average": "macro", "labels": lab})
     with np.errstate(all="ignore"):
-        out["f1"] = float(m.f1_score(y_true, y_pred, zero_division=0, **kwargs))
-        out["precision"] = float(m.precision_score(y_true, y_pred, zero_division=0, **kwargs))
-        out["recall"] = float(m.recall_score(y_true, y_pred, zero_division=0, **kwargs))
+        # what f1_score, precision_score and recall_score each compute and keep one of
+        precision, recall, f1, _ = m.precision_recall_fscore_support(
+            yt, yp, beta=1.0, zero_division=0, **kwargs)
+        out["f1"] = float(f1)
+        out["precision"] = float(precision)
+        out["recall"] = float(recall)
     if proba is not None and binary and len(set(y_true.tolist())) == 2:
         with contextlib.suppress(ValueError):
             out["roc_auc"] = float(m.roc_auc_score(y_true == labels[1], proba[:, 1]))
     return out
+
+
+def _label_codes(y_true, y_pred, labels: list):
+    """``(y_true, y_pred, labels)`` as integer codes, ``labels`` first in their order, when
+    every value is a ``str`` and the labels are distinct; else None. Codes map one-to-one
+    to the values, so every count (and score) is the same; only the sorting is cheaper."""
+    import numpy as np
+    import pandas as pd
+
+    if y_true.dtype.kind not in "OU" or y_pred.dtype.kind not in "OU" \
+            or not all(isinstance(v, str) for v in labels) or len(set(labels)) != len(labels):
+        return None
+    values = np.concatenate([y_true.astype(object), y_pred.astype(object)])
+    if pd.api.types.infer_dtype(values, skipna=False) != "string":
+        return None
+    seen = dict.fromkeys(labels)
+    seen.update(dict.fromkeys(pd.unique(values).tolist()))
+    index = pd.Index(list(seen), dtype=object)
+    codes = index.get_indexer(values).astype(np.int64)
+    return codes[:len(y_true)], codes[len(y_true):], list(range(len(labels)))
 
 
 def _plain_records(df) -> list[dict[str, Any]]:

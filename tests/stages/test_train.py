@@ -272,3 +272,68 @@ def test_pip_requirements_are_pinned_and_pruned():
     assert not any(r.lower().startswith(("scipy", "joblib")) for r in reqs)  # via sklearn
     assert not any("not_a_module" in r or r.startswith("json") for r in reqs)
     assert reqs[-1] == "lightgbm>=4"
+
+
+def _sklearn_metrics(y_true, y_pred, proba, classes):
+    """The classification metrics as scikit-learn's own functions give them, one call each
+    on the original values (what train logged before coding text labels)."""
+    import numpy as np
+    from sklearn import metrics as m
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labels = list(classes) if classes is not None else sorted(set(y_true.tolist()))
+    binary = len(labels) == 2
+    kw = ({"average": "binary", "pos_label": labels[1]} if binary
+          else {"average": "macro", "labels": labels})
+    out = {"accuracy": m.accuracy_score(y_true, y_pred),
+           "f1": m.f1_score(y_true, y_pred, zero_division=0, **kw),
+           "precision": m.precision_score(y_true, y_pred, zero_division=0, **kw),
+           "recall": m.recall_score(y_true, y_pred, zero_division=0, **kw)}
+    if proba is not None and binary and len(set(y_true.tolist())) == 2:
+        out["roc_auc"] = m.roc_auc_score(y_true == labels[1], proba[:, 1])
+    return {k: float(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("case", ["binary", "multiclass", "unseen", "one-class", "ints",
+                                  "unicode", "no-classes", "mixed"])
+def test_classification_metrics_equal_scikit_learns_own_calls(case):
+    """Text labels are scored as integer codes, precision/recall/F1 in one call: every
+    value is exactly what the separate scikit-learn calls give on the original labels."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    names = {"binary": ["no", "yes"], "multiclass": ["b", "a", "c", "d"]}
+    classes = names.get(case, ["no", "yes"])
+    y_true = rng.choice(classes, 500).astype(object)
+    y_pred = np.where(rng.random(500) < 0.7, y_true, rng.choice(classes, 500)).astype(object)
+    proba = None
+    if len(classes) == 2:
+        p1 = rng.random(500)
+        proba = np.column_stack([1 - p1, p1])
+    if case == "unseen":  # a test label the model never saw, predicted never
+        y_true[:7] = "zzz"
+        classes, proba = ["a", "b", "c", "d", "no", "yes"], None
+        y_true[7:20] = "a"
+    elif case == "one-class":
+        y_true[:] = "yes"
+    elif case == "ints":
+        y_true, y_pred = (y_true == "yes").astype(int), (y_pred == "yes").astype(int)
+        classes = [0, 1]
+    elif case == "unicode":
+        y_true, y_pred = y_true.astype(str), y_pred.astype(str)
+    elif case == "no-classes":
+        classes = None
+    elif case == "mixed":  # not all text: scikit-learn's own path, unchanged
+        y_true[0] = 5
+    if case == "mixed":  # the same error as scikit-learn's own calls
+        with pytest.raises(Exception) as theirs:
+            _sklearn_metrics(y_true, y_pred, proba, classes)
+        with pytest.raises(theirs.type):
+            stage._metrics("classification", y_true, y_pred, proba, classes)
+        return
+    labels = list(classes or sorted(set(y_true.tolist())))
+    coded = stage._label_codes(np.asarray(y_true), np.asarray(y_pred), labels)
+    assert (coded is None) == (case == "ints")
+    got = stage._metrics("classification", y_true, y_pred, proba, classes)
+    assert got == _sklearn_metrics(y_true, y_pred, proba, classes)
+    assert set(got) >= {"accuracy", "f1", "precision", "recall"}
