@@ -333,11 +333,52 @@ def _native_threads_for(rows: int):
         yield
 
 
+def _final_step(model, X):
+    """``(estimator, X)`` to call ``predict`` and ``predict_proba`` on: for a scikit-learn
+    ``Pipeline`` (without metadata routing), its final step and ``X`` through the other
+    steps once, which is what ``Pipeline.predict`` and ``Pipeline.predict_proba`` each do
+    before calling the final step; for any other model, ``(model, X)``."""
+    module = sys.modules.get("sklearn.pipeline")
+    if module is None or type(model) is not module.Pipeline:
+        return model, X
+    import sklearn
+    from sklearn.utils.validation import check_is_fitted
+
+    if sklearn.get_config().get("enable_metadata_routing", False):
+        return model, X
+    check_is_fitted(model)
+    for _, step in model.steps[:-1]:
+        if step is not None and step != "passthrough":
+            X = step.transform(X)
+    return model.steps[-1][1], X
+
+
+def _forest_votes(estimator, X):
+    """``(predict_proba, predict)`` of a single-output scikit-learn forest classifier whose
+    ``predict`` is the forest's own (the class of the highest mean probability, computed
+    from ``predict_proba`` exactly so), from one pass over the trees; else ``(None, None)``."""
+    module = sys.modules.get("sklearn.ensemble")
+    if module is None or type(estimator).predict is not module.RandomForestClassifier.predict \
+            or getattr(estimator, "n_outputs_", None) != 1:
+        return None, None
+    import numpy as np
+
+    proba = estimator.predict_proba(X)
+    return proba, estimator.classes_.take(np.argmax(proba, axis=1), axis=0)
+
+
 def _predict(model, X, what: str):
+    """(predictions, probabilities or None), checked. A scikit-learn Pipeline transforms
+    ``X`` once for both; a forest's predictions come from its probabilities, as its own
+    ``predict`` computes them."""
     from mlcd_actions.models.loading import check_predictions, check_probabilities
 
     try:
-        preds = check_predictions(model.predict(X), len(X), what=what)
+        final, Xt = _final_step(model, X)
+        votes, raw = _forest_votes(final, Xt)
+        if raw is None:
+            raw = final.predict(Xt)
+        preds = check_predictions(raw, len(X), what=what)
     except MlcdError:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's model
@@ -347,7 +388,8 @@ def _predict(model, X, what: str):
     if callable(getattr(model, "predict_proba", None)):
         try:
             classes = getattr(model, "classes_", None)
-            raw = model.predict_proba(X)  # mlcd_actions.models.loading.LoadedModel may say None
+            # mlcd_actions.models.loading.LoadedModel may say None
+            raw = votes if votes is not None else final.predict_proba(Xt)
             proba = None if raw is None else check_probabilities(
                 raw, len(X), None if classes is None else len(classes), what=what)
         except MlcdError:

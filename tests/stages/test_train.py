@@ -337,3 +337,49 @@ def test_classification_metrics_equal_scikit_learns_own_calls(case):
     got = stage._metrics("classification", y_true, y_pred, proba, classes)
     assert got == _sklearn_metrics(y_true, y_pred, proba, classes)
     assert set(got) >= {"accuracy", "f1", "precision", "recall"}
+
+
+
+@pytest.mark.parametrize("estimator", ["logistic_regression", "random_forest_classifier",
+                                       "gradient_boosting_classifier", "ridge",
+                                       "random_forest_regressor", "overridden-forest",
+                                       "bare-forest", "multiclass-forest"])
+def test_predictions_equal_the_models_own_predict_and_predict_proba(estimator):
+    """The Pipeline's steps run once for both calls and a forest's predictions come from its
+    probabilities: bit for bit what ``model.predict`` and ``model.predict_proba`` give."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.ensemble import RandomForestClassifier
+
+    from mlcd_actions.training import estimators
+
+    rng = np.random.default_rng(5)
+    n = 600
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                      "c": rng.choice(["x", "y", "z", None], n)})
+    X.loc[::17, "a"] = np.nan
+    y = np.where(X["b"].to_numpy() + rng.normal(0, 1, n) > 0, "yes", "no")
+    if estimator == "overridden-forest":
+        class Flipped(RandomForestClassifier):
+            def predict(self, X):  # noqa: D102 - the opposite class
+                return self.classes_.take(np.argmin(self.predict_proba(X), axis=1))
+
+        model = Flipped(n_estimators=10, random_state=0).fit(X[["a", "b"]].fillna(0), y)
+        X = X[["a", "b"]].fillna(0)
+    elif estimator in ("bare-forest", "multiclass-forest"):
+        if estimator == "multiclass-forest":
+            y = rng.choice(["p", "q", "r"], n)
+        X = X[["a", "b"]].fillna(0)
+        model = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y)
+    else:
+        if estimators.BUILTINS[estimator][0] == "regression":
+            y = X["b"].to_numpy() * 2 + rng.normal(size=n)
+        model = estimators.build(estimator, X).fit(X, y)
+    preds, proba = stage._predict(model, X, "the model")
+    assert np.array_equal(preds, model.predict(X))
+    assert preds.dtype == model.predict(X).dtype
+    if hasattr(model, "predict_proba") and estimator not in ("ridge",
+                                                             "random_forest_regressor"):
+        assert np.array_equal(proba, model.predict_proba(X))
+    else:
+        assert proba is None
