@@ -511,10 +511,9 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
 
     t_read = time.monotonic()
     cwd = Path.cwd().resolve()
-    lineage = _lineage(train, cwd, report_dir, code_version=code_version,
-                       data_version=data_version)
 
-    # -- start training now: the child imports and reads while we set up the MLflow run
+    # -- start training now: the child imports and reads while we compute the lineage and
+    # set up the MLflow run
     work = Path(tempfile.mkdtemp(prefix="mlcd-train-"))
     try:
         job = _Job(work, cwd=cwd, mode=mode, train=train, test=test, label=label, task=task,
@@ -524,8 +523,10 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
             job.start(echo=echo_log)
         t_child = time.monotonic()
 
-        # -- tracking
+        # -- lineage and tracking
         try:
+            lineage = _lineage(train, cwd, report_dir, code_version=code_version,
+                               data_version=data_version)
             tracker = _Tracker(tracking_uri, experiment, rest=mode != "command")
             trainer = str(entrypoint or command or estimator)
             run_id = tracker.start(run_name, _run_tags(lineage, task=task, label=label,
@@ -539,7 +540,7 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
         lineage = lineage.replace(run_id=run_id, experiment_id=tracker.experiment_id)
         result = StageResult(STAGE, lineage=lineage.to_dict())
         t_setup = time.monotonic()
-        # phases: reading and checking the data; lineage and starting the training;
+        # phases: reading and checking the data; starting the training; the lineage,
         # opening the tracking store and creating the run (all three: setup_s)
         result.details["timings"] = {
             "setup_s": round(t_setup - t_start, 3), "read_s": round(t_read - t_start, 3),
@@ -988,9 +989,8 @@ def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, trainer
     with _UserPath(cwd):
         trained = _load_trained(tracker, out_dir, cwd, trainer)
         t1 = time.monotonic()
-        scores = _score(trained, tracker, trainer, train_df, test_df, X_train, X_golden)
-        t2 = time.monotonic()
-        timings.update(load_model_s=round(t1 - t0, 3), score_s=round(t2 - t1, 3))
+        scorer = _Scorer(trained, tracker, trainer, train_df, test_df, X_train, X_golden)
+        scores = scorer.signature()
         metadata = {"mlcd": {
             "task": task, "label": label, "features": features, "feature_columns": features,
             "classes": scores.classes, "lineage_id": lineage.id, "run_id": tracker.run_id,
@@ -999,6 +999,7 @@ def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, trainer
             "git_sha": lineage.git_sha, "code_version": lineage.code_version,
         }}
         input_example = X_train.head(5) if test_df is None else test_df[X_train.columns].head(5)
+
         reqs = pip_requirements(trained.child_info.get("modules", []), trained.extra_reqs)
         plan = _light_plan(trained, trainer, scores, input_example, reqs)
         signature = None
@@ -1007,12 +1008,36 @@ def _log_model(result: StageResult, tracker: _Tracker, lineage: Lineage, trainer
 
             with _quiet_mlflow():
                 signature = infer_signature(scores.sig_X, scores.sig_pred)
-        model_uri, model_id, flavor = _save_model(
-            result, tracker, trainer, trained, scores.predictor, signature=signature,
-            input_example=input_example, reqs=reqs, metadata=metadata, plan=plan)
+
+        def save() -> tuple[tuple[str, str, str], float]:
+            start = time.monotonic()
+            saved = _save_model(result, tracker, trainer, trained, scores.predictor,
+                                signature=signature, input_example=input_example, reqs=reqs,
+                                metadata=metadata, plan=plan)
+            return saved, time.monotonic() - start
+
+        if plan is not None and trainer.mode == "builtin":
+            # a built-in Pipeline written by training.sklearn_model: scored while its
+            # directory is written and uploaded (both only read the model: scikit-learn's
+            # predict and predict_proba change no attribute of a fitted estimator)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(1, thread_name_prefix="mlcd-log-model") as pool:
+                saving = pool.submit(save)
+                try:
+                    scorer.rest(scores)
+                except Exception:
+                    with contextlib.suppress(Exception):  # the scoring error is the one told
+                        saving.result()
+                    raise
+                (model_uri, model_id, flavor), log_s = saving.result()
+        else:
+            scorer.rest(scores)
+            (model_uri, model_id, flavor), log_s = save()
+        timings.update(load_model_s=round(t1 - t0, 3), score_s=round(scorer.seconds, 3),
+                       log_model_s=round(log_s, 3))
 
     t3 = time.monotonic()
-    timings["log_model_s"] = round(t3 - t2, 3)
     _write_golden(tracker, work, trainer, model_uri=model_uri, lineage=lineage,
                   features=features, scores=scores, golden_df=golden_df, X_golden=X_golden)
     child_info = trained.child_info
@@ -1112,50 +1137,70 @@ def _unpickle(fh) -> tuple[Any, set[str]]:
     return obj, referenced - set(sys.stdlib_module_names) - {"__main__", "mlcd_actions"}
 
 
-def _score(trained: _Trained, tracker: _Tracker, trainer: _Trainer, train_df, test_df,
-           X_train, X_golden) -> _Scores:
-    """Predict for the signature, the train/test metrics and the golden samples."""
-    model = trained.model
-    if model is not None:
-        predictor = model
-        what = f"the model from {trainer.entrypoint or trainer.estimator or trainer.command}"
-    else:
-        from mlcd_actions.models import loading as mlcd_models
+class _Scorer:
+    """The model's predictions: first for the signature (and its classes), then the
+    train/test metrics and the golden samples; ``seconds`` is the time spent in both."""
 
-        uri = (str(trained.saved_dir) if trained.saved_dir is not None
-               else f"models:/{trained.logged.model_id}")
-        predictor = mlcd_models.load(uri, tracking_uri=tracker.uri)
-        what = f"the model saved by {trainer.command!r}"
-    rows = max(len(X_train), 0 if test_df is None else len(test_df))
-    with _native_threads_for(rows):
-        return _score_with(predictor, what, trained, trainer, train_df, test_df, X_train,
-                           X_golden)
+    def __init__(self, trained: _Trained, tracker: _Tracker, trainer: _Trainer, train_df,
+                 test_df, X_train, X_golden) -> None:
+        self.trained, self.trainer = trained, trainer
+        self.train_df, self.test_df, self.X_train, self.X_golden = (train_df, test_df,
+                                                                    X_train, X_golden)
+        self.seconds = 0.0
+        start = time.monotonic()
+        if trained.model is not None:
+            self.predictor = trained.model
+            self.what = (f"the model from "
+                         f"{trainer.entrypoint or trainer.estimator or trainer.command}")
+        else:
+            from mlcd_actions.models import loading as mlcd_models
 
+            uri = (str(trained.saved_dir) if trained.saved_dir is not None
+                   else f"models:/{trained.logged.model_id}")
+            self.predictor = mlcd_models.load(uri, tracking_uri=tracker.uri)
+            self.what = f"the model saved by {trainer.command!r}"
+        self.rows = max(len(X_train), 0 if test_df is None else len(test_df))
+        self.seconds += time.monotonic() - start
 
-def _score_with(predictor, what: str, trained: _Trained, trainer: _Trainer, train_df, test_df,
-                X_train, X_golden) -> _Scores:
-    label, task, model = trainer.label, trainer.task, trained.model
-    sig_X = X_train.head(SIGNATURE_ROWS)
-    sig_pred, _ = _predict(predictor, sig_X, what)
-    classes = None
-    if task == "classification":
-        raw = getattr(model, "classes_", None) if model is not None else None
-        if raw is None and model is None:
-            raw = predictor.classes
-        if raw is None:
-            raw = sorted(train_df[label].dropna().unique().tolist(), key=str)
-        classes = _plain_list(raw)
-    train_pred, train_proba = _predict(predictor, X_train, what)
-    metrics = {f"train_{k}": v for k, v in
-               _metrics(task, train_df[label], train_pred, train_proba, classes).items()}
-    if test_df is not None:
-        X_test = test_df[X_train.columns]
-        test_pred, test_proba = _predict(predictor, X_test, what)
-        metrics.update({f"test_{k}": v for k, v in
-                        _metrics(task, test_df[label], test_pred, test_proba,
-                                 classes).items()})
-    gold_pred, gold_proba = _predict(predictor, X_golden, what)
-    return _Scores(predictor, sig_X, sig_pred, classes, metrics, gold_pred, gold_proba)
+    def signature(self) -> _Scores:
+        """Predictions on the first SIGNATURE_ROWS training rows, and the classes."""
+        start = time.monotonic()
+        label, task, model = self.trainer.label, self.trainer.task, self.trained.model
+        predictor = self.predictor
+        sig_X = self.X_train.head(SIGNATURE_ROWS)
+        with _native_threads_for(self.rows):
+            sig_pred, _ = _predict(predictor, sig_X, self.what)
+        classes = None
+        if task == "classification":
+            raw = getattr(model, "classes_", None) if model is not None else None
+            if raw is None and model is None:
+                raw = predictor.classes
+            if raw is None:
+                raw = sorted(self.train_df[label].dropna().unique().tolist(), key=str)
+            classes = _plain_list(raw)
+        self.seconds += time.monotonic() - start
+        return _Scores(predictor, sig_X, sig_pred, classes, {}, None, None)
+
+    def rest(self, scores: _Scores) -> None:
+        """The train (and test) metrics and the golden predictions, into ``scores``."""
+        start = time.monotonic()
+        label, task, what = self.trainer.label, self.trainer.task, self.what
+        predictor, classes, X_train = scores.predictor, scores.classes, self.X_train
+        train_df, test_df = self.train_df, self.test_df
+        with _native_threads_for(self.rows):
+            train_pred, train_proba = _predict(predictor, X_train, what)
+            metrics = {f"train_{k}": v for k, v in
+                       _metrics(task, train_df[label], train_pred, train_proba,
+                                classes).items()}
+            if test_df is not None:
+                X_test = test_df[X_train.columns]
+                test_pred, test_proba = _predict(predictor, X_test, what)
+                metrics.update({f"test_{k}": v for k, v in
+                                _metrics(task, test_df[label], test_pred, test_proba,
+                                         classes).items()})
+            scores.gold_pred, scores.gold_proba = _predict(predictor, self.X_golden, what)
+        scores.metrics.update(metrics)
+        self.seconds += time.monotonic() - start
 
 
 def _light_plan(trained: _Trained, trainer: _Trainer, scores: _Scores, input_example,

@@ -14,6 +14,7 @@ import pytest
 from mlcd_actions.ci.lineage import lineage_id
 from mlcd_actions.core.errors import ConfigError, DataError
 from mlcd_actions.stages import train as stage
+from mlcd_actions.training.estimators import BUILTINS
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "train"
 
@@ -383,3 +384,37 @@ def test_predictions_equal_the_models_own_predict_and_predict_proba(estimator):
         assert np.array_equal(proba, model.predict_proba(X))
     else:
         assert proba is None
+
+
+@pytest.mark.parametrize("estimator", sorted(BUILTINS))
+def test_scoring_a_built_in_model_leaves_its_pickle_unchanged(estimator):
+    """A built-in model is scored while its directory is pickled and uploaded: predicting
+    must change nothing in it (same pickle bytes before and after)."""
+    import pickle
+
+    import cloudpickle
+    import numpy as np
+    import pandas as pd
+
+    from mlcd_actions.training import estimators
+
+    rng = np.random.default_rng(9)
+    n = 300
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                      "c": rng.choice(["x", "y", None], n)})
+    X.loc[::11, "b"] = np.nan
+    regression = estimators.BUILTINS[estimator][0] == "regression"
+    y = X["a"] * 3 + rng.normal(size=n) if regression else np.where(X["a"] > 0, "p", "q")
+    model = estimators.build(estimator, X).fit(X, y)
+    before = cloudpickle.dumps(model, protocol=pickle.DEFAULT_PROTOCOL)
+    trainer = stage._Trainer(mode="builtin", label="y", task="regression" if regression
+                             else "classification", estimator=estimator, entrypoint=None,
+                             command=None, user_params={}, golden_rows=5,
+                             serialization_format="cloudpickle", extra_pip_requirements=[])
+    frame = X.assign(y=y)
+    scorer = stage._Scorer(stage._Trained(model=model), None, trainer, frame, frame, X,
+                           X.head(5))
+    scores = scorer.signature()
+    scorer.rest(scores)
+    assert scores.metrics and scores.gold_pred is not None
+    assert cloudpickle.dumps(model, protocol=pickle.DEFAULT_PROTOCOL) == before
