@@ -1,7 +1,7 @@
 """Train-log-register overhead: ``mlcd train`` + ``mlcd register`` vs MLflow's defaults.
 
     .venv/bin/python benchmarks/bench_train_register.py [--rows 20000] [--repeat 2]
-        [--model logreg rf hgb] [--backend server sqlite]
+        [--model logreg rf hgb] [--backend server sqlite] [--baseline DIR]
 
 A matrix of models users ship, each fitted by both sides on the same Parquet file
 (8 numeric columns, 2 text columns one-hot encoded by the built-in preprocessing):
@@ -28,10 +28,15 @@ What is timed:
   format, because MLflow's default skops format refuses these Pipelines: "untrusted types
   numpy.dtype"), then ``mlflow.register_model``. Overhead = wall time minus its fit.
 
+``--baseline DIR`` also runs mlcd from another checkout of the code (``PYTHONPATH=DIR``,
+e.g. the ``main`` branch) in the same minutes, alternating, to compare a change under the
+same load; its overhead gets its own column.
+
 Target: mlcd overhead <= 3 s. Prints every run with mlcd's per-phase breakdown (the train
-process's start-up and exit, reading the data, starting the fit, opening the tracking
-store and creating the run, waiting for the fit, loading the model back, scoring, logging
-the model, golden samples + metadata + metrics, then ``mlcd register``), then one row per
+process's start-up and exit, reading the data, starting the fit, the lineage with opening
+the tracking store and creating the run, waiting for the fit, loading the model back,
+scoring, logging the model -- these two overlap for a built-in estimator --, golden
+samples + metadata + metrics, then ``mlcd register``), then one row per
 backend and model with the medians, the ratio (peer / mlcd), the CPU seconds of each
 side's processes (fit included; less sensitive to other jobs than wall time), the phase
 medians and the load average.
@@ -227,6 +232,8 @@ def main() -> None:
     ap.add_argument("--model", nargs="+", choices=sorted(MODELS), default=list(MODELS))
     ap.add_argument("--backend", nargs="+", choices=("server", "sqlite"),
                     default=["server", "sqlite"])
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also run mlcd from this checkout (PYTHONPATH=DIR), same minutes")
     args = ap.parse_args()
     env = {**os.environ, "MLCD_PROGRESS": "0", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "GITHUB_ACTIONS", "CI",
@@ -253,9 +260,18 @@ def main() -> None:
                         init_store(uri)
                 for key in args.model:
                     estimator = MODELS[key]
-                    ours, peers = [], []
+                    ours, peers, bases = [], [], []
                     for i in range(args.repeat):
                         work = tmp / "work" / backend / key / str(i)
+                        if args.baseline:
+                            r = run_mlcd(work / "baseline", data, uris["mlcd"],
+                                         {**env, "PYTHONPATH": args.baseline}, estimator,
+                                         f"bench-{key}")
+                            bases.append(r)
+                            print(f"  {backend:6s} {key:6s} base #{i + 1}: train "
+                                  f"{r['train']:.2f}s + register {r['register']:.2f}s, fit "
+                                  f"{r['fit']:.2f}s -> overhead {r['overhead']:.2f}s, CPU "
+                                  f"{r['cpu']:.2f}s\n      phases (s): {phase_line(r['phases'])}")
                         r = run_mlcd(work / "mlcd", data, uris["mlcd"], env, estimator,
                                      f"bench-{key}")
                         ours.append(r)
@@ -287,6 +303,11 @@ def main() -> None:
                                                                      for r in ours), 2)
                                           for k in ours[0]["phases"]},
                         "load": round(os.getloadavg()[0], 1)})
+                    if bases:
+                        table[-1]["baseline_overhead_s"] = round(statistics.median(
+                            r["overhead"] for r in bases), 2)
+                        table[-1]["baseline_cpu_s"] = round(statistics.median(
+                            r["cpu"] for r in bases), 2)
     print()
     print("| backend | model | mlcd overhead | (train + register wall) | MLflow defaults "
           "overhead | ratio peer/mlcd | target <= 3 s | CPU mlcd / peer (fit included) | load |")
@@ -298,6 +319,13 @@ def main() -> None:
               f"{'met' if row['mlcd_overhead_s'] <= TARGET_S else 'MISSED'} | "
               f"{row['mlcd_cpu_s']:.2f} / {row['peer_cpu_s']:.2f} s | {row['load']:.1f} |")
     print()
+    if any("baseline_overhead_s" in row for row in table):
+        print(f"baseline ({args.baseline}), same runs: overhead and CPU, medians")
+        for row in table:
+            print(f"  {row['backend']:6s} {row['model']:6s} baseline "
+                  f"{row['baseline_overhead_s']:.2f} s (CPU {row['baseline_cpu_s']:.2f} s) "
+                  f"vs this {row['mlcd_overhead_s']:.2f} s (CPU {row['mlcd_cpu_s']:.2f} s)")
+        print()
     print("mlcd phases, medians in seconds (train process, then register):")
     for row in table:
         print(f"  {row['backend']:6s} {row['model']:6s} {phase_line(row['mlcd_phases_s'])}")
