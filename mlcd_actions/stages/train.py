@@ -512,8 +512,7 @@ def run(train: str, *, label: str | None = None, entrypoint: str | None = None,
     t_read = time.monotonic()
     cwd = Path.cwd().resolve()
 
-    # -- start training now: the child imports and reads while we compute the lineage and
-    # set up the MLflow run
+    # -- start training now: it fits while we take the lineage and set up the MLflow run
     work = Path(tempfile.mkdtemp(prefix="mlcd-train-"))
     try:
         job = _Job(work, cwd=cwd, mode=mode, train=train, test=test, label=label, task=task,
