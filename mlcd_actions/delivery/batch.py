@@ -109,13 +109,14 @@ class ChunkRunner:
     """
 
     def __init__(self, fn, state, *, workers: int, rows_of, min_rows: int | None = None,
-                 threads: int = 1) -> None:
+                 threads: int = 1, fork_lock=None) -> None:
         self.fn = fn
         self.state = state
         self.workers = max(1, workers)
         self.rows_of = rows_of
         self.min_rows = POOL_MIN_ROWS if min_rows is None else min_rows
         self.threads = threads
+        self.fork_lock = fork_lock
         self.used = 0
 
     def map(self, items):
@@ -134,6 +135,7 @@ class ChunkRunner:
         yield from self._pooled([*head], items)
 
     def _pooled(self, head: list, items):
+        import contextlib
         import itertools
         import multiprocessing
         from collections import deque
@@ -146,7 +148,11 @@ class ChunkRunner:
         self.used = self.workers
         pending: deque = deque()
         try:
-            for item in itertools.chain(head, items):
+            # a fork context starts every worker at the first submit: with fork_lock held,
+            # a thread reading the input (ReadAhead) is not inside pyarrow as they fork
+            with self.fork_lock or contextlib.nullcontext():
+                pending.append(pool.submit(_worker_call, head[0]))
+            for item in itertools.chain(head[1:], items):
                 pending.append(pool.submit(_worker_call, item))
                 if len(pending) >= 2 * self.workers:
                     yield pending.popleft().result()
@@ -157,6 +163,79 @@ class ChunkRunner:
                 fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             _TASK = None
+
+
+class ReadAhead:
+    """The items of ``make_items()``, read by a thread ahead of their consumer: at most
+    ``limit`` items wait, so memory stays bounded. Started before the model loads, it
+    lets the input be read (pyarrow releases the GIL) while the imports and the unpickling
+    hold the other core. Iterating yields the items in order; an error the reading raised
+    is raised here at its place, after the items before it. :meth:`close` stops the
+    thread and closes the reading generator (its open file). ``lock`` is held around each
+    step of the reading: :class:`ChunkRunner` (``fork_lock``) holds it while it forks its
+    workers."""
+
+    _END = object()
+
+    def __init__(self, make_items, limit: int) -> None:
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, limit))
+        self._stop = threading.Event()
+        self.lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(make_items,), daemon=True,
+                                        name="mlcd-read-ahead")
+        self._thread.start()
+
+    def _read(self, make_items) -> None:
+        items = None
+        try:
+            with self.lock:
+                items = iter(make_items())
+            while not self._stop.is_set():
+                with self.lock:
+                    item = next(items, self._END)
+                if not self._put((item, None)) or item is self._END:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            self._put((None, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                with self.lock:
+                    close()
+
+    def _put(self, entry) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self):
+        while True:
+            item, exc = self._queue.get()
+            if exc is not None:
+                raise exc
+            if item is self._END:
+                return
+            yield item
+
+    def close(self) -> None:
+        import queue
+
+        self._stop.set()
+        while True:  # free a reader waiting to put
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join()
 
 
 class Chunk:

@@ -209,6 +209,12 @@ def load(uri: str, tracking_uri: str | None = None) -> LoadedModel:
     return model
 
 
+def local_model_dir(uri: str) -> Path | None:
+    """The local model directory :func:`load` reads for a path or ``file:`` URI (None for
+    ``runs:/``, ``models:/`` and other remote URIs; ConfigError when it is no model)."""
+    return _local_dir_of(str(uri).strip())
+
+
 def _local_dir_of(uri: str) -> Path | None:
     """A local model directory for a path or ``file:`` URI; None for remote URIs."""
     if uri.startswith("file:"):

@@ -38,6 +38,7 @@ from mlcd_actions.delivery.batch import (
     RESERVED,
     Chunk,
     ChunkRunner,
+    ReadAhead,
     default_workers,
     result_columns,
 )
@@ -49,12 +50,13 @@ from mlcd_actions.delivery.batch import show_cols as _show_cols
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-    from mlcd_actions.delivery.serving.spec import ModelSpec
+    from mlcd_actions.delivery.serving.spec import Column, ModelSpec
 
 ENGINES = ("pandas", "spark")
 DEFAULT_CHUNK_ROWS = 100_000
 OUTPUT_KINDS = ("parquet", "csv")
 _CSV_BLOCK = 16 << 20
+_READ_AHEAD_PER_WORKER = 2   # chunks read ahead of the workers (and of the model load)
 # MLflow column type -> Arrow type used to read CSV columns (so every block agrees)
 _ARROW_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32",
                 "boolean": "bool_", "string": "string"}
@@ -83,26 +85,38 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
     from mlcd_actions.models import loading as models
 
     t_load = time.monotonic()
-    spec = ModelSpec(models.load(model_uri, tracking_uri=tracking_uri))
-    t0 = time.monotonic()
-    if engine == "spark":
-        from mlcd_actions.delivery import predict_spark
+    # local files: read the input (pyarrow, GIL released) while the model loads, when
+    # the MLmodel file already tells which columns to read and how
+    early = None if remote else _early_plan(model_uri, files, id_columns)
+    ahead = None if early is None else ReadAhead(
+        lambda: _file_items(early, chunk_rows), _READ_AHEAD_PER_WORKER * workers)
+    try:
+        spec = ModelSpec(models.load(model_uri, tracking_uri=tracking_uri))
+        t0 = time.monotonic()
+        if engine == "spark":
+            from mlcd_actions.delivery import predict_spark
 
-        counts, rows, ids, out_names = predict_spark.predict(
-            spec, input, output, out_kind, id_columns=id_columns, batch_rows=chunk_rows,
-            master=spark_master, settings=spark)
-        used = None
-    elif remote:
-        counts, rows, out_schema, used = _predict_source(
-            spec, input, output, out_kind, chunk_rows, id_columns, progress, workers)
-        ids = [n for n in out_schema.names if n not in _result_names(out_schema)]
-        out_names = out_schema.names
-    else:
-        plan = _plan(spec, files, id_columns)
-        counts, rows, out_schema, used = _predict_files(spec, plan, output, out_kind,
-                                                         chunk_rows, progress, workers)
-        ids = plan.ids
-        out_names = out_schema.names
+            counts, rows, ids, out_names = predict_spark.predict(
+                spec, input, output, out_kind, id_columns=id_columns, batch_rows=chunk_rows,
+                master=spark_master, settings=spark)
+            used = None
+        elif remote:
+            counts, rows, out_schema, used = _predict_source(
+                spec, input, output, out_kind, chunk_rows, id_columns, progress, workers)
+            ids = [n for n in out_schema.names if n not in _result_names(out_schema)]
+            out_names = out_schema.names
+        else:
+            plan = _plan(spec, files, id_columns)
+            if ahead is not None and not _same_plan(early, plan):
+                ahead.close()  # the loaded model reads other columns: read them afresh
+                ahead = None
+            counts, rows, out_schema, used = _predict_files(
+                spec, plan, output, out_kind, chunk_rows, progress, workers, ahead)
+            ids = plan.ids
+            out_names = out_schema.names
+    finally:
+        if ahead is not None:
+            ahead.close()
     seconds = time.monotonic() - t0
     result = StageResult("predict")
     result.reason = (f"{rows:,} predictions from {spec.model.display} written to {output} "
@@ -172,8 +186,13 @@ def _input_files(input: str, output: str) -> list[Path]:
 
 def _plan(spec: ModelSpec, files: list[Path], id_columns: list[str] | None) -> _Plan:
     """Check every file's columns before anything is written."""
-    features = spec.input_names
-    required = [c.name for c in spec.columns if c.required] if spec.columns else []
+    return _plan_of(spec.columns, spec.model.label, spec.model.display, files, id_columns)
+
+
+def _plan_of(columns: list[Column] | None, label: str | None, display: str,
+             files: list[Path], id_columns: list[str] | None) -> _Plan:
+    features = [c.name for c in columns] if columns is not None else None
+    required = [c.name for c in columns if c.required] if columns else []
     first_cols: list[str] | None = None
     for f in files:
         cols = _columns_of(f)
@@ -182,7 +201,7 @@ def _plan(spec: ModelSpec, files: list[Path], id_columns: list[str] | None) -> _
         missing = [c for c in required if c not in cols]
         if missing:
             raise DataError(f"{f}: feature column {missing[0]!r} that model "
-                            f"{spec.model.display} needs is missing"
+                            f"{display} needs is missing"
                             + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")
                             + f" (columns: {_show_cols(cols)})")
         for c in id_columns or ():
@@ -196,10 +215,41 @@ def _plan(spec: ModelSpec, files: list[Path], id_columns: list[str] | None) -> _
         ids = [c for c in ids if all(c in _columns_of(f) for f in files[1:])]
     _check_clash(ids)
     csv_types = {}
-    for col in spec.columns or ():
+    for col in columns or ():
         if col.type in _ARROW_TYPES:
             csv_types[col.name] = _ARROW_TYPES[col.type]
-    return _Plan(files, features, ids, spec.model.label, csv_types)
+    return _Plan(files, features, ids, label, csv_types)
+
+
+def _early_plan(model_uri: str, files: list[Path], id_columns: list[str] | None
+                ) -> _Plan | None:
+    """The plan a local model's ``MLmodel`` file gives before the model itself is loaded
+    (its signature names the columns and their types, the ``mlcd`` metadata the label),
+    so the input can be read while the model loads; None when the file does not tell
+    (no named signature, a remote URI) or the plan would fail (the error is then raised
+    by the plan made after the load, as without this)."""
+    try:
+        from types import SimpleNamespace
+
+        from mlcd_actions.delivery.serving.spec import signature_columns
+        from mlcd_actions.models import loading, mlmodel
+
+        path = loading.local_model_dir(model_uri)
+        light = mlmodel.read(path) if path is not None else None
+        if light is None or light.signature is None:
+            return None
+        columns = signature_columns(SimpleNamespace(signature=light.signature,
+                                                    input_columns=None))
+        meta = light.metadata.get("mlcd")
+        label = meta.get("label") if isinstance(meta, dict) else None
+        return _plan_of(columns, label, model_uri, files, id_columns) if columns else None
+    except Exception:  # noqa: BLE001 - any doubt: no read-ahead, the plan after the load decides
+        return None
+
+
+def _same_plan(a: _Plan, b: _Plan) -> bool:
+    return (a.files, a.features, a.ids, a.label, a.csv_types) == \
+        (b.files, b.features, b.ids, b.label, b.csv_types)
 
 
 def _columns_of(path: Path) -> list[str]:
@@ -327,9 +377,13 @@ def _predict_chunk(spec: ModelSpec, item: tuple) -> tuple[pa.Table, dict]:
 
     chunk, features, ids, label, where, first_row = item
     batch = chunk.batch
-    frame = batch.select(features).to_pandas()
-    frame = models.prepare_features(frame, label, spec.model, path=where, first_row=first_row)
-    pred, proba = spec.predict(frame)
+    answer = _predict_columns(spec, batch, features, label)
+    if answer is None:
+        frame = batch.select(features).to_pandas()
+        frame = models.prepare_features(frame, label, spec.model, path=where,
+                                        first_row=first_row)
+        answer = spec.predict(frame)
+    pred, proba = answer
     arrays = [batch.column(c) for c in ids]
     names = list(ids)
     for name, values in result_columns(spec, pred, proba).items():
@@ -344,13 +398,52 @@ def _predict_chunk(spec: ModelSpec, item: tuple) -> tuple[pa.Table, dict]:
     return pa.Table.from_arrays(arrays, names=names), counts
 
 
-def _write_all(spec: ModelSpec, items, writer: _Writer, bar, workers: int):
+def _predict_columns(spec: ModelSpec, batch: pa.RecordBatch, features: list[str],
+                     label: str | None):
+    """``spec.predict`` of the chunk's feature columns through the numeric fast path or
+    the frameless one (:meth:`ModelSpec.predict_fast`), fed numpy arrays taken from Arrow
+    without the pandas frame; None when that cannot give the frame path's answer, which
+    then runs: a column with nulls (pandas would turn them into NaN), of another type than
+    a number, a boolean or text, text where the signature wants a number (the frame path
+    names the bad row), the label among the features, or a model without such a path.
+
+    The arrays are those the frame path hands the same call: the same dtype and values
+    (a numeric column zero-copy; a text column as an object array of ``str``, built from
+    Arrow's dictionary encoding, so repeated values are the same object and hash once)."""
+    if not (spec.fast or spec.frameless) or label in features:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from mlcd_actions.models.loading import NUMERIC_TYPES
+
+    types = {c.name: c.type for c in spec.columns or ()}
+    arrays = {}
+    for name in features:
+        col = batch.column(name)
+        kind = col.type
+        if col.null_count:
+            return None
+        if pa.types.is_integer(kind) or pa.types.is_boolean(kind) or \
+                (pa.types.is_floating(kind) and kind.bit_width >= 32):
+            arrays[name] = col.to_numpy(zero_copy_only=False)
+        elif (pa.types.is_string(kind) or pa.types.is_large_string(kind)) and \
+                types.get(name) not in NUMERIC_TYPES:
+            codes = pc.dictionary_encode(col)
+            arrays[name] = codes.dictionary.to_numpy(zero_copy_only=False)[
+                codes.indices.to_numpy(zero_copy_only=False)]
+        else:
+            return None
+    return spec.predict_fast(arrays, batch.num_rows)
+
+
+def _write_all(spec: ModelSpec, items, writer: _Writer, bar, workers: int, fork_lock=None):
     """Predict ``items`` (chunks in input order) over ``workers`` processes, write the
     answers in input order; ``(class counts, rows, workers started)``."""
     counts: Counter = Counter()
     rows = 0
     runner = ChunkRunner(_predict_chunk, spec, workers=workers,
-                         rows_of=lambda item: item[0].batch.num_rows)
+                         rows_of=lambda item: item[0].batch.num_rows, fork_lock=fork_lock)
     for table, chunk_counts in runner.map(items):
         writer.write(table)
         counts.update(chunk_counts)
@@ -372,28 +465,33 @@ def _result_names(schema) -> list[str]:
     return [n for n in schema.names if n in RESERVED or n.startswith("probability_")]
 
 
+def _file_items(plan: _Plan, chunk_rows: int):
+    """The chunks of every input file in order, as :func:`_predict_chunk` takes them."""
+    for f in plan.files:
+        available = _columns_of(f)
+        columns = plan.columns_for(available)
+        features = plan.features_for(available)
+        first_row = 0
+        for batch in _file_batches(f, columns, plan, chunk_rows):
+            if batch.num_rows:
+                yield Chunk(batch), features, plan.ids, plan.label, str(f), first_row
+            first_row += batch.num_rows
+
+
 def _predict_files(spec: ModelSpec, plan: _Plan, output: str, out_kind: str,
-                   chunk_rows: int, progress: bool | None, workers: int):
+                   chunk_rows: int, progress: bool | None, workers: int,
+                   ahead: ReadAhead | None = None):
     from mlcd_actions.core.files import atomic_path
     from mlcd_actions.core.progress import Progress
 
-    def items():
-        for f in plan.files:
-            available = _columns_of(f)
-            columns = plan.columns_for(available)
-            features = plan.features_for(available)
-            first_row = 0
-            for batch in _file_batches(f, columns, plan, chunk_rows):
-                if batch.num_rows:
-                    yield Chunk(batch), features, plan.ids, plan.label, str(f), first_row
-                first_row += batch.num_rows
-
+    items = ahead if ahead is not None else _file_items(plan, chunk_rows)
     total = _parquet_rows(plan.files)
     with atomic_path(output) as tmp, \
             Progress("predict", total=total, enabled=progress) as bar:
         writer = _Writer(tmp, out_kind)
         try:
-            counts, rows, used = _write_all(spec, items(), writer, bar, workers)
+            counts, rows, used = _write_all(spec, items, writer, bar, workers,
+                                            fork_lock=ahead.lock if ahead is not None else None)
         finally:
             writer.close()
         if rows == 0:

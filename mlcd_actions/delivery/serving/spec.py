@@ -136,6 +136,22 @@ class ModelSpec:
 
         return self._predict_frame(pd.DataFrame(arrays, copy=False), proba)
 
+    def predict_fast(self, arrays: dict[str, np.ndarray], n_rows: int, *,
+                     proba: bool = True) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """What :meth:`predict` answers for a frame of these columns through the numeric
+        fast path or the frameless one, without building the frame; None when neither
+        applies or it declines (the caller then uses :meth:`predict` on a DataFrame,
+        which classifies any error)."""
+        if self._fast is not None:
+            if not all(f in arrays for f in self._fast.features):
+                return None
+            x = self._fast.matrix({f: arrays[f] for f in self._fast.features}, n_rows)
+            return None if x is None else self._try_fast(x, n_rows, proba)
+        if self._frameless is not None and all(c in arrays for c in self._frameless.columns):
+            return self._try_frameless({c: arrays[c] for c in self._frameless.columns},
+                                       n_rows, proba)
+        return None
+
     def predict(self, df: pd.DataFrame, *, proba: bool = True
                 ) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions (1-D) and probabilities ``(rows, classes)`` or None."""
