@@ -21,8 +21,10 @@ from mlcd_actions.cli.common import engine_options, spark_settings, split_multi,
               help="Rows per chunk (spark: per Arrow batch): memory stays flat however "
                    "large the input.")
 @click.option("--workers", default=None, type=click.IntRange(min=1), metavar="N",
-              help="Processes predicting chunks in parallel (default: one per usable CPU; "
-                   "inputs under 50,000 rows run in one process). pandas engine.")
+              help="Processes predicting chunks in parallel (default: one per usable CPU "
+                   "when the model costs at least 1 us of CPU a row on the first chunk, "
+                   "else one process; inputs under 50,000 rows run in one process). pandas "
+                   "engine.")
 @click.option("--id-column", "id_column", multiple=True, metavar="COL",
               help="Input column copied to the output, repeatable (default: columns named "
                    "id or ending in _id).")

@@ -99,17 +99,24 @@ class ChunkRunner:
 
     The workers are forked after the model is loaded, so they share it (copy on write)
     and pay no import or load (a platform without fork runs everything here); each caps
-    its native thread pools (OpenMP, BLAS) at ``threads`` with threadpoolctl, so N workers keep N busy threads on N cores, and
-    ignores SIGINT (the parent stops the run). At most ``2 * workers`` items are in
+    its native thread pools (OpenMP, BLAS) at ``threads`` with threadpoolctl, so N workers
+    keep N busy threads on N cores, and ignores SIGINT (the parent stops the run). At most ``2 * workers`` items are in
     flight, so memory stays bounded however long the input. Items are read ahead until
     ``min_rows`` rows (``rows_of(item)``) are seen: a smaller input runs in this process
     and starts no pool. An error in a worker is raised here, for the item it belongs to,
     after the items before it were yielded. ``used`` is the number of worker processes
     started (0: ran in this process).
+
+    With ``cost_of(state, item)`` (CPU seconds per row of ``fn`` on a sample of the item,
+    as a worker would run it) and ``min_cost``: when the first item's cost is below
+    ``min_cost``, everything runs here and no pool starts, since forking, shipping items
+    and answers and the workers' start would cost more than the cores save (the
+    answers are the same either way). ``cost`` keeps what was measured.
     """
 
     def __init__(self, fn, state, *, workers: int, rows_of, min_rows: int | None = None,
-                 threads: int = 1, fork_lock=None) -> None:
+                 threads: int = 1, fork_lock=None, cost_of=None,
+                 min_cost: float | None = None) -> None:
         self.fn = fn
         self.state = state
         self.workers = max(1, workers)
@@ -117,6 +124,9 @@ class ChunkRunner:
         self.min_rows = POOL_MIN_ROWS if min_rows is None else min_rows
         self.threads = threads
         self.fork_lock = fork_lock
+        self.cost_of = cost_of
+        self.min_cost = min_cost
+        self.cost: float | None = None
         self.used = 0
 
     def map(self, items):
@@ -132,7 +142,13 @@ class ChunkRunner:
             for item in [*head, *items]:
                 yield self.fn(self.state, item)
             return
-        yield from self._pooled([*head], items)
+        if self.cost_of is not None and self.min_cost is not None:
+            self.cost = self.cost_of(self.state, head[0])
+            if self.cost < self.min_cost:  # the workers would cost more than they save
+                for item in [*head, *items]:
+                    yield self.fn(self.state, item)
+                return
+        yield from self._pooled(head, items)
 
     def _pooled(self, head: list, items):
         import contextlib

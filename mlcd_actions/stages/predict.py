@@ -57,6 +57,12 @@ DEFAULT_CHUNK_ROWS = 100_000
 OUTPUT_KINDS = ("parquet", "csv")
 _CSV_BLOCK = 16 << 20
 _READ_AHEAD_PER_WORKER = 2   # chunks read ahead of the workers (and of the model load)
+# CPU seconds per row under which the default --workers runs in this process: a
+# scaler + logistic regression or a numpy python_function model costs 0.15-0.3 us a row
+# and ran 1-1.5 s slower over 2 workers at 1M rows (fork, chunks and answers shipped);
+# one-hot + HistGradientBoosting costs about 5 us, a random forest 8 us, TF-IDF 30 us
+POOL_MIN_CPU_PER_ROW = 1e-6
+_COST_ROWS = 5_000           # rows of the first chunk timed for that choice
 # MLflow column type -> Arrow type used to read CSV columns (so every block agrees)
 _ARROW_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32",
                 "boolean": "bool_", "string": "string"}
@@ -76,6 +82,7 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
         raise ConfigError(f"--chunk-rows must be at least 1, got {chunk_rows}")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
+    chosen = workers is not None   # else: the pool only for a model costly enough
     workers = workers or default_workers()
     out_kind = _output_kind(output)
     remote = engine == "spark" or _is_remote(input)
@@ -102,7 +109,8 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
             used = None
         elif remote:
             counts, rows, out_schema, used = _predict_source(
-                spec, input, output, out_kind, chunk_rows, id_columns, progress, workers)
+                spec, input, output, out_kind, chunk_rows, id_columns, progress, workers,
+                chosen)
             ids = [n for n in out_schema.names if n not in _result_names(out_schema)]
             out_names = out_schema.names
         else:
@@ -111,7 +119,7 @@ def run(model_uri: str, input: str, output: str, *, engine: str = "pandas",
                 ahead.close()  # the loaded model reads other columns: read them afresh
                 ahead = None
             counts, rows, out_schema, used = _predict_files(
-                spec, plan, output, out_kind, chunk_rows, progress, workers, ahead)
+                spec, plan, output, out_kind, chunk_rows, progress, workers, ahead, chosen)
             ids = plan.ids
             out_names = out_schema.names
     finally:
@@ -437,13 +445,39 @@ def _predict_columns(spec: ModelSpec, batch: pa.RecordBatch, features: list[str]
     return spec.predict_fast(arrays, batch.num_rows)
 
 
-def _write_all(spec: ModelSpec, items, writer: _Writer, bar, workers: int, fork_lock=None):
+def _chunk_cost(spec: ModelSpec, item: tuple) -> float:
+    """CPU seconds per row :func:`_predict_chunk` spends on the chunk's first
+    :data:`_COST_ROWS` rows, run as a worker runs it (native thread pools at one thread)
+    and timed on this thread's clock (other processes barely move it), after a call on
+    a few rows (one-time work a first call may do). An error gives infinity: the chunk
+    is predicted as if nothing was measured, and raises there as it would have."""
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    chunk, *rest = item
+    try:
+        with threadpool_limits(limits=1):
+            _predict_chunk(spec, (Chunk(chunk.batch.slice(0, 100)), *rest))
+            sample = Chunk(chunk.batch.slice(0, _COST_ROWS))
+            start = time.thread_time()
+            _predict_chunk(spec, (sample, *rest))
+            return (time.thread_time() - start) / sample.batch.num_rows
+    except Exception:  # noqa: BLE001 - the chunk's own prediction reports it
+        return float("inf")
+
+
+def _write_all(spec: ModelSpec, items, writer: _Writer, bar, workers: int, fork_lock=None,
+               chosen: bool = True):
     """Predict ``items`` (chunks in input order) over ``workers`` processes, write the
-    answers in input order; ``(class counts, rows, workers started)``."""
+    answers in input order; ``(class counts, rows, workers started)``. Unless the user
+    chose ``workers`` (``chosen``), a model cheaper than :data:`POOL_MIN_CPU_PER_ROW` on
+    its first chunks runs in this process (:class:`ChunkRunner`'s ``min_cost``)."""
     counts: Counter = Counter()
     rows = 0
     runner = ChunkRunner(_predict_chunk, spec, workers=workers,
-                         rows_of=lambda item: item[0].batch.num_rows, fork_lock=fork_lock)
+                         rows_of=lambda item: item[0].batch.num_rows, fork_lock=fork_lock,
+                         cost_of=None if chosen else _chunk_cost, min_cost=POOL_MIN_CPU_PER_ROW)
     for table, chunk_counts in runner.map(items):
         writer.write(table)
         counts.update(chunk_counts)
@@ -480,7 +514,7 @@ def _file_items(plan: _Plan, chunk_rows: int):
 
 def _predict_files(spec: ModelSpec, plan: _Plan, output: str, out_kind: str,
                    chunk_rows: int, progress: bool | None, workers: int,
-                   ahead: ReadAhead | None = None):
+                   ahead: ReadAhead | None = None, chosen: bool = True):
     from mlcd_actions.core.files import atomic_path
     from mlcd_actions.core.progress import Progress
 
@@ -491,7 +525,8 @@ def _predict_files(spec: ModelSpec, plan: _Plan, output: str, out_kind: str,
         writer = _Writer(tmp, out_kind)
         try:
             counts, rows, used = _write_all(spec, items, writer, bar, workers,
-                                            fork_lock=ahead.lock if ahead is not None else None)
+                                            fork_lock=ahead.lock if ahead is not None else None,
+                                            chosen=chosen)
         finally:
             writer.close()
         if rows == 0:
@@ -509,7 +544,8 @@ def _parquet_rows(files: list[Path]) -> int | None:
 
 
 def _predict_source(spec: ModelSpec, uri: str, output: str, out_kind: str, chunk_rows: int,
-                    id_columns: list[str] | None, progress: bool | None, workers: int):
+                    id_columns: list[str] | None, progress: bool | None, workers: int,
+                    chosen: bool = True):
     """Remote input through the source adapter registry (``mlcd_actions.sources``)."""
     from mlcd_actions.core.files import atomic_path
     from mlcd_actions.core.progress import Progress
@@ -539,7 +575,8 @@ def _predict_source(spec: ModelSpec, uri: str, output: str, out_kind: str, chunk
             Progress("predict", enabled=progress) as bar:
         writer = _Writer(tmp, out_kind)
         try:
-            counts, rows, used = _write_all(spec, items(data), writer, bar, workers)
+            counts, rows, used = _write_all(spec, items(data), writer, bar, workers,
+                                            chosen=chosen)
         finally:
             writer.close()
         if rows == 0:

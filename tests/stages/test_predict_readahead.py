@@ -180,3 +180,48 @@ def test_a_plan_the_loaded_model_changes_is_read_afresh(models, tmp_path, monkey
     monkeypatch.setattr(predict, "_early_plan", other)
     predict.run(str(model), str(data), str(tmp_path / "o.parquet"), chunk_rows=500, workers=1)
     assert pq.read_table(tmp_path / "o.parquet").equals(pq.read_table(tmp_path / "plain.parquet"))
+
+
+def _double(state, item):
+    return item * 2
+
+
+@pytest.mark.parametrize(("cost", "used"), [(1e-7, 0), (1e-5, 2), (float("inf"), 2)])
+def test_a_model_cheaper_than_the_bound_starts_no_pool(cost, used):
+    measured = []
+
+    def cost_of(state, item):
+        measured.append(item)
+        return cost
+
+    runner = batch.ChunkRunner(_double, None, workers=2, rows_of=lambda item: 600,
+                               min_rows=1000, cost_of=cost_of, min_cost=1e-6)
+    assert list(runner.map(range(10))) == [i * 2 for i in range(10)]
+    assert (runner.used, runner.cost, measured) == (used, cost, [0])
+
+
+def test_the_cost_of_a_chunk_and_of_a_failing_one(models):
+    model, data = models["hgb"]
+    spec = ModelSpec(loading.load(str(model)))
+    table = pq.read_table(data)
+    item = (batch.Chunk(table.to_batches()[0]), spec.input_names, ["row_id"],
+            spec.model.label, str(data), 0)
+    assert 0 < predict._chunk_cost(spec, item) < float("inf")
+    bad = table.set_column(table.schema.get_field_index("income"), "income",
+                           pa.array(["lots"] * table.num_rows))
+    item = (batch.Chunk(bad.to_batches()[0]), *item[1:])
+    assert predict._chunk_cost(spec, item) == float("inf")
+
+
+@pytest.mark.parametrize(("bound", "used"), [(0.0, 2), (float("inf"), 0)])
+def test_default_workers_follow_the_measured_cost(models, tmp_path, monkeypatch, bound, used):
+    model, data = models["logreg"]
+    monkeypatch.setattr(batch, "POOL_MIN_ROWS", 1000)
+    monkeypatch.setattr(predict, "default_workers", lambda: 2)
+    monkeypatch.setattr(predict, "POOL_MIN_CPU_PER_ROW", bound)
+    res = predict.run(str(model), str(data), str(tmp_path / "o.parquet"), chunk_rows=500)
+    assert res.details["workers"] == used
+    chosen = predict.run(str(model), str(data), str(tmp_path / "w.parquet"), chunk_rows=500,
+                         workers=2)  # chosen by the user: the pool, whatever the cost
+    assert chosen.details["workers"] == 2
+    assert pq.read_table(tmp_path / "o.parquet").equals(pq.read_table(tmp_path / "w.parquet"))
