@@ -100,12 +100,13 @@ class ChunkRunner:
     The workers are forked after the model is loaded, so they share it (copy on write)
     and pay no import or load (a platform without fork runs everything here); each caps
     its native thread pools (OpenMP, BLAS) at ``threads`` with threadpoolctl, so N workers
-    keep N busy threads on N cores, and ignores SIGINT (the parent stops the run). At most ``2 * workers`` items are in
-    flight, so memory stays bounded however long the input. Items are read ahead until
-    ``min_rows`` rows (``rows_of(item)``) are seen: a smaller input runs in this process
-    and starts no pool. An error in a worker is raised here, for the item it belongs to,
-    after the items before it were yielded. ``used`` is the number of worker processes
-    started (0: ran in this process).
+    keep N busy threads on N cores, and ignores SIGINT (the parent stops the run). At
+    most ``2 * workers`` items are in flight, so memory stays bounded however long the
+    input. Items are read ahead until ``min_rows`` rows (``rows_of(item)``) are seen: a
+    smaller input runs in this process and starts no pool. An error in a worker is raised
+    here, for the item it belongs to, after the items before it were yielded. ``used`` is
+    the number of worker processes started (0: ran in this process). ``fork_lock`` (a
+    lock, optional) is held while the workers fork (:class:`ReadAhead`).
 
     With ``cost_of(state, item)`` (CPU seconds per row of ``fn`` on a sample of the item,
     as a worker would run it) and ``min_cost``: when the first item's cost is below

@@ -58,9 +58,9 @@ OUTPUT_KINDS = ("parquet", "csv")
 _CSV_BLOCK = 16 << 20
 _READ_AHEAD_PER_WORKER = 2   # chunks read ahead of the workers (and of the model load)
 # CPU seconds per row under which the default --workers runs in this process: a
-# scaler + logistic regression or a numpy python_function model costs 0.15-0.3 us a row
-# and ran 1-1.5 s slower over 2 workers at 1M rows (fork, chunks and answers shipped);
-# one-hot + HistGradientBoosting costs about 5 us, a random forest 8 us, TF-IDF 30 us
+# scaler + logistic regression or a numpy python_function model costs under 0.1 us a row
+# (_chunk_cost) and ran 1-1.5 s slower over 2 workers at 1M rows (fork, chunks and
+# answers shipped); one-hot + HistGradientBoosting costs about 5 us, a forest 8-10 us
 POOL_MIN_CPU_PER_ROW = 1e-6
 _COST_ROWS = 5_000           # rows of the first chunk timed for that choice
 # MLflow column type -> Arrow type used to read CSV columns (so every block agrees)
@@ -461,25 +461,34 @@ def _predict_columns(spec: ModelSpec, batch: pa.RecordBatch, features: list[str]
 
 
 def _chunk_cost(spec: ModelSpec, item: tuple) -> float:
-    """CPU seconds per row :func:`_predict_chunk` spends on the chunk's first
-    :data:`_COST_ROWS` rows, run as a worker runs it (native thread pools at one thread)
-    and timed on this thread's clock (other processes barely move it), after a call on
-    a few rows (one-time work a first call may do). An error gives infinity: the chunk
-    is predicted as if nothing was measured, and raises there as it would have."""
+    """CPU seconds per row :func:`_predict_chunk` spends on the chunk, as a worker runs it
+    (native thread pools at one thread), on this thread's clock (other processes barely
+    move it): the difference between the chunk's first :data:`_COST_ROWS` rows and its
+    first fifth of them, per row of difference, so a call's fixed cost (a
+    ``python_function`` model's schema checks: milliseconds), which a 100,000-row chunk
+    pays once, does not count; after a call on a few rows (one-time work a first call may
+    do). An error gives infinity: the chunk is predicted as if nothing was measured, and
+    raises there as it would have."""
     import time
 
     from threadpoolctl import threadpool_limits
 
     chunk, *rest = item
+    big = min(_COST_ROWS, chunk.batch.num_rows)
+    small = big // 5
     try:
         with threadpool_limits(limits=1):
             _predict_chunk(spec, (Chunk(chunk.batch.slice(0, 100)), *rest))
-            sample = Chunk(chunk.batch.slice(0, _COST_ROWS))
-            start = time.thread_time()
-            _predict_chunk(spec, (sample, *rest))
-            return (time.thread_time() - start) / sample.batch.num_rows
+            spent = []
+            for rows in (small, big):
+                start = time.thread_time()
+                _predict_chunk(spec, (Chunk(chunk.batch.slice(0, rows)), *rest))
+                spent.append(time.thread_time() - start)
     except Exception:  # noqa: BLE001 - the chunk's own prediction reports it
         return float("inf")
+    if big - small < 100:  # too few rows to tell the fixed cost apart: count it all
+        return spent[1] / big
+    return max(0.0, spent[1] - spent[0]) / (big - small)
 
 
 def _write_all(spec: ModelSpec, items, writer: _Writer, bar, workers: int, fork_lock=None,
