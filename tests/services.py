@@ -175,24 +175,61 @@ def s3(s3_endpoint, monkeypatch):
 
 # ------------------------------------------------------------------ MLflow
 
+def _empty_store() -> Path:
+    """An empty MLflow SQLite store, its tables created and migrated the way ``mlflow
+    server`` does it (``initialize_backend_stores``, served artifacts), made once per machine
+    and MLflow version. A new server starts on a copy and skips the migrations (seconds)."""
+    from importlib.metadata import version
+
+    path = Path(tempfile.gettempdir()) / f"mlcd-tests-mlflow-{version('mlflow')}-empty.db"
+    with machine_lock("mlflow-empty-store"):  # pytest-xdist workers make it once
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.unlink(missing_ok=True)
+            subprocess.run(
+                [sys.executable, "-c",
+                 "import sys; from mlflow.server.handlers import initialize_backend_stores; "
+                 "initialize_backend_stores(sys.argv[1], sys.argv[1], 'mlflow-artifacts:/')",
+                 f"sqlite:///{tmp}"], check=True, capture_output=True, timeout=300)
+            os.replace(tmp, path)
+    return path
+
+
 def start_mlflow(root: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """``mlflow server`` on ``root/mlflow.db`` (an empty store when there is none yet), in its
+    own process group (:func:`kill_mlflow` ends the server and its uvicorn worker)."""
     port = port or free_port()
     root.mkdir(parents=True, exist_ok=True)
+    db = root / "mlflow.db"
+    if not db.exists():
+        shutil.copyfile(_empty_store(), db)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = open(root / "server.log", "ab")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{db}",
          "--artifacts-destination", str(root / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
     proc._mlcd_log = log  # type: ignore[attr-defined]
     try:
         wait_for_port(port, 90, proc)
     except Exception:
-        stop(proc)
+        kill_mlflow(proc)
         raise
     return proc, f"http://127.0.0.1:{port}"
+
+
+def kill_mlflow(proc: subprocess.Popen) -> None:
+    """End a :func:`start_mlflow` server at once, its uvicorn worker too (SIGKILL to its
+    process group: SQLite keeps what was committed). At a fixture's teardown nothing waits
+    for it; :func:`stop` is the graceful stop (seconds) that a restart test wants."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    proc._mlcd_log.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
@@ -202,8 +239,7 @@ def mlflow_server(tmp_path_factory):
     try:
         yield uri
     finally:
-        stop(proc)
-        proc._mlcd_log.close()  # type: ignore[attr-defined]
+        kill_mlflow(proc)
 
 
 # ------------------------------------------------------------------ Docker

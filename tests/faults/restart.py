@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.services import free_port, start_mlflow, stop
+from tests.services import free_port, kill_mlflow, start_mlflow, stop
 
 
 class Restartable:
@@ -43,8 +43,7 @@ class Restartable:
             self.restarted.set()
 
     def close(self) -> None:
-        stop(self.proc)
-        self.proc._mlcd_log.close()  # type: ignore[attr-defined]
+        kill_mlflow(self.proc)
 
 
 class RestartingProxy:

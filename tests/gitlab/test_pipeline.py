@@ -137,14 +137,13 @@ def _alive(pid: int) -> bool:
 def mlflow_server(tmp_path_factory):
     """This module's own `mlflow server`: the registry versions these tests assert on must
     not be shifted by other modules registering the same model name."""
-    from tests.services import start_mlflow, stop
+    from tests.services import kill_mlflow, start_mlflow
 
     proc, uri = start_mlflow(tmp_path_factory.mktemp("gitlab-mlflow"))
     try:
         yield uri
     finally:
-        stop(proc)
-        proc._mlcd_log.close()  # type: ignore[attr-defined]
+        kill_mlflow(proc)
 
 @pytest.fixture(scope="module")
 def forge():
