@@ -106,14 +106,28 @@ def data_dir() -> Path:
 
 # ------------------------------------------------------------------ pytest-xdist
 
+# a test that uses one of these talks to a real mlflow server, deploys a registered model as
+# a served process or drives a Docker engine: seconds per test, even when not marked slow
+SERVER_FIXTURES = frozenset({"mlflow_server", "registered", "docker_host"})
+
+
+def schedule_rank(item) -> int:
+    """0 for a test marked slow, 1 for one that uses a :data:`SERVER_FIXTURES` fixture, else
+    2: the order in which pytest-xdist hands out the files (see below)."""
+    if item.get_closest_marker("slow") is not None:
+        return 0
+    return 1 if SERVER_FIXTURES.intersection(item.fixturenames) else 2
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``./run test``: ``--dist loadfile --no-loadscope-reorder``) the
-    slow tests come first, so the long files start at once instead of ending the run on one
-    worker while the other idles. ``loadfile`` keeps each file on one worker, in order: a
-    module-scoped fixture is set up once, the GitLab pipeline tests run in sequence on their
-    project, the act tests reuse the setup action's virtualenvs one after the other instead
-    of waiting on its lock, and only one worker starts a dockerd (tests/deploy/test_docker_
-    flow.py; a second engine would fight over the docker0 bridge)."""
+    slow tests come first, then the tests on a server, so the long files start early instead
+    of ending the run on one worker while the other idles; the quick files fill the end.
+    A file is handed out where its first test is. ``loadfile`` keeps each file on one worker,
+    in order: a module-scoped fixture is set up once, the GitLab pipeline tests run in
+    sequence on their project, the act tests reuse the setup action's virtualenvs one after
+    the other instead of waiting on its lock, and only one worker starts a dockerd
+    (tests/deploy/test_docker_flow.py; a second engine would fight over the docker0 bridge)."""
     if hasattr(config, "workerinput"):  # an xdist worker
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+        items.sort(key=schedule_rank)  # stable: collection order within a rank
