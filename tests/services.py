@@ -121,7 +121,9 @@ def ftp_server(tmp_path_factory):
     server = FtpServer("localhost", 0, "mlcd", "ftp-test-secret", root)
     authorizer = DummyAuthorizer()
     authorizer.add_user(server.user, server.password, str(root), perm="elr")
-    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
+    # a refused login is answered at once (pyftpdlib waits 3 s, against password guessing)
+    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer,
+                                              "auth_failed_timeout": 0.1})
     ftpd = ThreadedFTPServer(("127.0.0.1", 0), handler)
     server.port = ftpd.address[1]
     stopping = threading.Event()
