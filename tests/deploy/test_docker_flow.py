@@ -38,9 +38,18 @@ def _wheelhouse(reqs, no_deps, tmp_path_factory) -> str:
     for whl in cache.glob("*.whl"):
         if not whl.name.startswith("mlcd_actions-"):
             shutil.copy2(whl, session / whl.name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--wheel-dir", str(session), str(root)], check=True)
+    built = _PROJECT_WHEELS.get(str(tmp_path_factory.getbasetemp()))
+    if built is None:  # once per session: every image of the session installs this tree
+        out = tmp_path_factory.mktemp("project-wheel")
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                        "--no-build-isolation", "--wheel-dir", str(out), str(root)],
+                       check=True)
+        built = _PROJECT_WHEELS[str(tmp_path_factory.getbasetemp())] = next(out.glob("*.whl"))
+    shutil.copy2(built, session / built.name)
     return str(session)
+
+
+_PROJECT_WHEELS: dict[str, Path] = {}  # the session's base temp folder -> its wheel
 
 
 @pytest.fixture(scope="session")
