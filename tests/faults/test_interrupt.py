@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tests.faults import slow_model
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # a predict process on a deliberately slow model
 
 
 def test_predict_interrupted_prints_its_verdict_and_keeps_the_old_output(mlcd, tmp_path):
