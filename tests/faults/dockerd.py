@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
-from tests.services import _docker_ping, stop
+from tests.services import _docker_ping, engine_folder, remove_engine_folder, stop
 
 
 class PrivateDockerd:
@@ -28,15 +26,8 @@ class PrivateDockerd:
             raise RuntimeError("dockerd or unshare missing (./run test installs docker.io; "
                                "unshare is util-linux)")
         self.cmd = [unshare, "--net", "--", exe]  # exec'd: the pid is dockerd's
-        # a short path: the socket path must fit in 108 bytes
-        self.root = Path(tempfile.mkdtemp(prefix="mlcd-fdk-", dir="/tmp"))
+        self.root, self.tmpfs = engine_folder("mlcd-fdk-")
         self.url = f"unix://{self.root / 'docker.sock'}"
-        # the engine's layers in memory: a build writes ~1 GB of small files, which a disk
-        # under load takes tens of seconds to write and as long again to delete
-        (self.root / "data").mkdir()
-        self.tmpfs = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=6g,mode=0711", "mlcd-fault-dockerd",
-             str(self.root / "data")], capture_output=True).returncode == 0
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -73,13 +64,4 @@ class PrivateDockerd:
 
     def remove(self) -> None:
         self.stop()
-        # a container stopped with the engine may leave its overlay mounted: every mount
-        # under the folder goes (deepest first), the tmpfs last
-        with open("/proc/self/mounts") as fh:
-            points = [line.split()[1] for line in fh]
-        inside = [m for m in points if m == str(self.root) or m.startswith(f"{self.root}/")]
-        for point in sorted(set(inside), key=len, reverse=True):
-            subprocess.run(["umount", "-l", point], capture_output=True, timeout=60)
-        # rm is several times faster than shutil.rmtree on an engine's layer folders
-        subprocess.run(["rm", "-rf", "--one-file-system", str(self.root)], capture_output=True,
-                       timeout=300)
+        remove_engine_folder(self.root)
