@@ -27,6 +27,7 @@ def _report(path: Path) -> dict:
     return json.loads((path / ".mlcd" / "reports" / "train.json").read_text())
 
 
+@pytest.mark.slow  # two trainings and two mlflow stores: 74 s at load 10, so it starts early
 def test_forked_and_started_training_log_the_same_model(isolated, monkeypatch):
     import mlflow
 
