@@ -63,6 +63,7 @@ _READ_AHEAD_PER_WORKER = 2   # chunks read ahead of the workers (and of the mode
 # answers shipped); one-hot + HistGradientBoosting costs about 5 us, a forest 8-10 us
 POOL_MIN_CPU_PER_ROW = 1e-6
 _COST_ROWS = 5_000           # rows of the first chunk timed for that choice
+_COST_CLEAR = 0.05           # s on the fifth of them: costly beyond doubt, stop timing
 # MLflow column type -> Arrow type used to read CSV columns (so every block agrees)
 _ARROW_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32",
                 "boolean": "bool_", "string": "string"}
@@ -467,8 +468,10 @@ def _chunk_cost(spec: ModelSpec, item: tuple) -> float:
     first fifth of them, per row of difference, so a call's fixed cost (a
     ``python_function`` model's schema checks: milliseconds), which a 100,000-row chunk
     pays once, does not count; after a call on a few rows (one-time work a first call may
-    do). An error gives infinity: the chunk is predicted as if nothing was measured, and
-    raises there as it would have."""
+    do). When the fifth alone takes :data:`_COST_CLEAR` (50 µs a row at 1,000 rows, far
+    over any call's fixed cost) that is the answer, so a costly model is not predicted on
+    the larger sample as well. An error gives infinity: the chunk is predicted as if
+    nothing was measured, and raises there as it would have."""
     import time
 
     from threadpoolctl import threadpool_limits
@@ -484,6 +487,8 @@ def _chunk_cost(spec: ModelSpec, item: tuple) -> float:
                 start = time.thread_time()
                 _predict_chunk(spec, (Chunk(chunk.batch.slice(0, rows)), *rest))
                 spent.append(time.thread_time() - start)
+                if spent[0] >= _COST_CLEAR:
+                    return spent[0] / max(small, 1)
     except Exception:  # noqa: BLE001 - the chunk's own prediction reports it
         return float("inf")
     if big - small < 100:  # too few rows to tell the fixed cost apart: count it all

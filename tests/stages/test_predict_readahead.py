@@ -225,3 +225,23 @@ def test_default_workers_follow_the_measured_cost(models, tmp_path, monkeypatch,
                          workers=2)  # chosen by the user: the pool, whatever the cost
     assert chosen.details["workers"] == 2
     assert pq.read_table(tmp_path / "o.parquet").equals(pq.read_table(tmp_path / "w.parquet"))
+
+
+def test_a_costly_model_is_timed_on_the_small_sample_only(models, monkeypatch):
+    model, data = models["hgb"]
+    spec = ModelSpec(loading.load(str(model)))
+    table = pq.read_table(data)
+    item = (batch.Chunk(table.to_batches()[0]), spec.input_names, ["row_id"],
+            spec.model.label, str(data), 0)
+    sizes = []
+    real = predict._predict_chunk
+
+    def counting(spec, item):
+        sizes.append(item[0].batch.num_rows)
+        return real(spec, item)
+
+    monkeypatch.setattr(predict, "_predict_chunk", counting)
+    monkeypatch.setattr(predict, "_COST_CLEAR", 0.0)  # every model counts as costly
+    big = min(predict._COST_ROWS, table.to_batches()[0].num_rows)
+    assert predict._chunk_cost(spec, item) > 0
+    assert sizes == [min(100, big), big // 5]  # the warm-up and the fifth, not the sample
