@@ -15,6 +15,7 @@ classifier, ``probability_<class>`` per class otherwise.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,23 @@ class Column:
     name: str
     type: str | None      # an MLflow DataType name from KNOWN_TYPES, or None (any value)
     required: bool = True
+
+
+class _FrameArrays(Mapping):
+    """A DataFrame's columns as the 1-D arrays :meth:`ModelSpec.predict_fast` takes, each
+    taken out only when asked for."""
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self.df = df
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.df[name].to_numpy()
+
+    def __iter__(self):
+        return iter(self.df.columns)
+
+    def __len__(self) -> int:
+        return len(self.df.columns)
 
 
 class ModelSpec:
@@ -136,7 +154,7 @@ class ModelSpec:
 
         return self._predict_frame(pd.DataFrame(arrays, copy=False), proba)
 
-    def predict_fast(self, arrays: dict[str, np.ndarray], n_rows: int, *,
+    def predict_fast(self, arrays: Mapping[str, np.ndarray], n_rows: int, *,
                      proba: bool = True) -> tuple[np.ndarray, np.ndarray | None] | None:
         """What :meth:`predict` answers for a frame of these columns through the numeric
         fast path or the frameless one, without building the frame; None when neither
@@ -155,19 +173,8 @@ class ModelSpec:
     def predict(self, df: pd.DataFrame, *, proba: bool = True
                 ) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions (1-D) and probabilities ``(rows, classes)`` or None."""
-        if self._fast is not None and all(f in df.columns for f in self._fast.features):
-            x = self._fast.matrix({f: df[f].to_numpy() for f in self._fast.features}, len(df))
-            if x is not None:
-                out = self._try_fast(x, len(df), proba)
-                if out is not None:
-                    return out
-        elif self._frameless is not None and \
-                all(c in df.columns for c in self._frameless.columns):
-            out = self._try_frameless({c: df[c].to_numpy() for c in self._frameless.columns},
-                                      len(df), proba)
-            if out is not None:
-                return out
-        return self._predict_frame(df, proba)
+        out = self.predict_fast(_FrameArrays(df), len(df), proba=proba)
+        return out if out is not None else self._predict_frame(df, proba)
 
     def _try_frameless(self, arrays, n_rows: int, proba: bool):
         try:
