@@ -335,22 +335,21 @@ def _native_threads_for(rows: int):
 
 def _final_step(model, X):
     """``(estimator, X)`` to call ``predict`` and ``predict_proba`` on: for a scikit-learn
-    ``Pipeline`` (without metadata routing), its final step and ``X`` through the other
-    steps once, which is what ``Pipeline.predict`` and ``Pipeline.predict_proba`` each do
-    before calling the final step; for any other model, ``(model, X)``."""
+    ``Pipeline`` whose steps can run one by one (:func:`fastpath.active_steps`), its final
+    step and ``X`` through the other steps once, which is what ``Pipeline.predict`` and
+    ``Pipeline.predict_proba`` each do before calling the final step; for any other
+    model, ``(model, X)``."""
     module = sys.modules.get("sklearn.pipeline")
     if module is None or type(model) is not module.Pipeline:
         return model, X
-    import sklearn
-    from sklearn.utils.validation import check_is_fitted
+    from mlcd_actions.delivery.serving.fastpath import active_steps
 
-    if sklearn.get_config().get("enable_metadata_routing", False):
+    steps = active_steps(model)
+    if steps is None:
         return model, X
-    check_is_fitted(model)
-    for _, step in model.steps[:-1]:
-        if step is not None and step != "passthrough":
-            X = step.transform(X)
-    return model.steps[-1][1], X
+    for step in steps[:-1]:
+        X = step.transform(X)
+    return steps[-1], X
 
 
 def _forest_votes(estimator, X):
